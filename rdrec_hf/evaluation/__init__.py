@@ -1,0 +1,1 @@
+"""Evaluation: pure metric functions, baselines and the evaluation loop. Never imports the trainer."""
