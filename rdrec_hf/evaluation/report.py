@@ -1,0 +1,220 @@
+"""Evaluation reports: ``metrics.json``, a markdown table, seed aggregation and training curves.
+
+Results are the nested dictionaries `rdrec_hf.evaluation.evaluate_model` returns::
+
+    {task: {"model": {metric: value}, "leak_rule": {...}, "popularity": {...}, "num_examples": n, "protocol": str}}
+
+(baselines only for the ranking tasks). `aggregate_seeds` turns several of them into the same shape with
+every number replaced by ``{"mean", "std", "values"}``; every function here accepts both shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+SYSTEM_LABELS = {"model": "RDRec student", "leak_rule": "leak rule (max history id + 1, ...)", "popularity": "popularity"}
+METRIC_LABELS = {
+    "bleu-1": "BLEU-1",
+    "bleu-4": "BLEU-4",
+    "rouge-1": "ROUGE-1",
+    "rouge-2": "ROUGE-2",
+    "rouge-l": "ROUGE-L",
+    "distinct_share": "distinct share",
+}
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+SAMPLES_FILE = "samples.json"
+
+
+def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
+    """Mean and spread of every number across runs with different seeds.
+
+    Each number becomes ``{"mean": m, "std": s, "values": [...]}`` with ``s`` the sample standard deviation
+    (``None`` for a single run: one run shows no spread). Strings and lists (protocols, samples) are taken
+    from the first run. All runs must have the same keys; a difference raises ``ValueError`` naming the key.
+    """
+    if not results_per_seed:
+        raise ValueError("no results to aggregate")
+    return _aggregate(list(results_per_seed), path="results")
+
+
+def _aggregate(nodes: list, path: str):
+    first = nodes[0]
+    if isinstance(first, Mapping):
+        for index, node in enumerate(nodes[1:], start=1):
+            if not isinstance(node, Mapping) or set(node) != set(first):
+                raise ValueError(f"run {index} differs from run 0 at {path}: keys {sorted(node)} vs {sorted(first)}")
+        return {key: _aggregate([node[key] for node in nodes], f"{path}.{key}") for key in first}
+    if _is_number(first):
+        if not all(_is_number(node) for node in nodes):
+            raise ValueError(f"{path} is a number in run 0 but not in every run")
+        values = [float(node) for node in nodes]
+        spread = statistics.stdev(values) if len(values) > 1 else None
+        return {"mean": statistics.fmean(values), "std": spread, "values": values}
+    return first
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def format_value(value) -> str:
+    """``0.1234`` for a number, ``0.1234 ± 0.0056`` for an aggregated one, ``-`` when absent."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        if value["std"] is None:
+            return f"{value['mean']:.4f}"
+        return f"{value['mean']:.4f} ± {value['std']:.4f}"
+    return f"{value:.4f}"
+
+
+def _metric_sort_key(name: str):
+    """hr@k columns first, then ndcg@k, each by k; other metrics in `METRIC_LABELS` order."""
+    if "@" in name:
+        prefix, k = name.split("@")
+        return (0 if prefix == "hr" else 1, int(k), name)
+    order = list(METRIC_LABELS)
+    return (2, order.index(name) if name in order else len(order), name)
+
+
+def _metric_label(name: str) -> str:
+    if "@" in name:
+        prefix, k = name.split("@")
+        return f"{prefix.upper()}@{k}"
+    return METRIC_LABELS.get(name, name)
+
+
+def _num_examples(task_results: Mapping) -> str:
+    count = task_results.get("num_examples")
+    if isinstance(count, Mapping):  # aggregated: the count is the same for every seed of a seeded sample
+        count = count["mean"]
+    return "?" if count is None else f"{int(count):,}"
+
+
+def markdown_tables(results: Mapping) -> str:
+    """One markdown table per task: a row per system (model, leak rule, popularity) and a column per metric."""
+    sections = []
+    for task, task_results in results.items():
+        systems = [system for system in SYSTEM_LABELS if system in task_results]
+        metric_names = sorted({name for system in systems for name in task_results[system]}, key=_metric_sort_key)
+        lines = [f"### {task} ({_num_examples(task_results)} examples)", ""]
+        if task_results.get("protocol"):
+            lines += [task_results["protocol"], ""]
+        lines.append("| system | " + " | ".join(_metric_label(name) for name in metric_names) + " |")
+        lines.append("|---|" + "---:|" * len(metric_names))
+        for system in systems:
+            cells = [format_value(task_results[system].get(name)) for name in metric_names]
+            lines.append(f"| {SYSTEM_LABELS[system]} | " + " | ".join(cells) + " |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def _markdown_samples(samples: Sequence[Mapping]) -> str:
+    lines = []
+    for sample in samples:
+        lines += [f"### user {sample['user_id']}" if "user_id" in sample else "### sample", ""]
+        lines += [f"- **{key}**: {_inline(value)}" for key, value in sample.items() if key != "user_id"]
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _inline(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_inline(entry) for entry in value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("\n", " ")
+
+
+def write_report(
+    results: Mapping,
+    out_dir: str | Path,
+    *,
+    title: str = "RDRec evaluation",
+    notes: Sequence[str] = (),
+    samples: Sequence[Mapping] | None = None,
+    curves_png: str | None = None,
+) -> dict[str, Path]:
+    """Write ``metrics.json`` (``results`` as given) and ``report.md``; ``samples.json`` when samples are given.
+
+    Args:
+        results: per-seed results or `aggregate_seeds` output.
+        out_dir: created if missing.
+        notes: sentences shown as bullets under the title (e.g. how top-N candidates were chosen).
+        samples: example recommendations, one mapping per user (``user_id`` first), shown in the report.
+        curves_png: file name, relative to ``out_dir``, of a training-curve PNG to embed.
+    Returns:
+        ``{"metrics": path, "report": path[, "samples": path]}``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out_dir / METRICS_FILE, "report": out_dir / REPORT_FILE}
+    paths["metrics"].write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    parts = [f"# {title}"]
+    if notes:
+        parts.append("\n".join(f"- {note}" for note in notes))
+    parts.append("## Metrics\n\nHR and NDCG in [0, 1]; BLEU and ROUGE x100; distinct share = distinct texts / texts.")
+    parts.append(markdown_tables(results))
+    if curves_png:
+        parts.append(f"## Training curves\n\n![training and validation loss]({curves_png})")
+    if samples:
+        paths["samples"] = out_dir / SAMPLES_FILE
+        paths["samples"].write_text(json.dumps(list(samples), indent=2) + "\n", encoding="utf-8")
+        parts.append("## Sample recommendations\n\n" + _markdown_samples(samples))
+    paths["report"].write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return paths
+
+
+def _loss_series(log_history: Sequence[Mapping], prefix: str) -> dict[str, tuple[list[float], list[float]]]:
+    """``{key: (steps, values)}`` for ``prefix`` and every ``prefix_<task>`` key; entries without a step
+    or with a non-finite value are left out of that series."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for entry in log_history:
+        step = entry.get("step")
+        if step is None:
+            continue
+        for key, value in entry.items():
+            if (key == prefix or key.startswith(prefix + "_")) and _is_number(value) and math.isfinite(value):
+                steps, values = series.setdefault(key, ([], []))
+                steps.append(step)
+                values.append(value)
+    return series
+
+
+def plot_training_curves(log_history: Sequence[Mapping], path: str | Path) -> dict[str, int]:
+    """PNG of the training loss (left) and validation loss (right), overall and per task, against the step.
+
+    ``log_history`` is a transformers ``TrainerState.log_history``: entries with ``"step"`` and some of
+    ``"loss"``, ``"loss_<task>"``, ``"eval_loss"``, ``"eval_loss_<task>"`` (the final ``"train_loss"``
+    summary is not a curve point). A panel with nothing logged says so instead of failing.
+    Returns the number of points plotted per key.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    plotted: dict[str, int] = {}
+    for axis, prefix, title in ((axes[0], "loss", "training loss"), (axes[1], "eval_loss", "validation loss")):
+        series = _loss_series(log_history, prefix)
+        for key, (steps, values) in sorted(series.items()):
+            label = "all tasks" if key == prefix else key[len(prefix) + 1 :]
+            axis.plot(steps, values, marker="o" if len(steps) < 20 else None, label=label)
+            plotted[key] = len(steps)
+        if series:
+            axis.legend()
+        else:
+            axis.text(0.5, 0.5, "nothing logged", ha="center", va="center", transform=axis.transAxes)
+        axis.set(title=title, xlabel="step", ylabel="loss")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return plotted
