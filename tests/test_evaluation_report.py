@@ -92,7 +92,9 @@ def test_plot_training_curves_from_a_trainer_log_history(tmp_path):
     ]
     png = tmp_path / "curves" / "training_curves.png"
     plotted = plot_training_curves(log_history, png)
-    assert plotted == {"loss": 2, "loss_sequential": 2, "loss_explanation": 1, "eval_loss": 1, "eval_loss_sequential": 1}
+    assert plotted == {
+        "loss": 2, "loss_sequential": 2, "loss_explanation": 1, "eval_loss": 1, "eval_loss_sequential": 1
+    }
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -16,7 +16,11 @@ import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-SYSTEM_LABELS = {"model": "RDRec student", "leak_rule": "leak rule (max history id + 1, ...)", "popularity": "popularity"}
+SYSTEM_LABELS = {
+    "model": "RDRec student",
+    "leak_rule": "leak rule (max history id + 1, ...)",
+    "popularity": "popularity",
+}
 METRIC_LABELS = {
     "bleu-1": "BLEU-1",
     "bleu-4": "BLEU-4",
@@ -199,13 +203,25 @@ def plot_training_curves(log_history: Sequence[Mapping], path: str | Path) -> di
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
+    panels = [("loss", "training loss"), ("eval_loss", "validation loss")]
+    series_per_panel = [_loss_series(log_history, prefix) for prefix, _ in panels]
+    labels_per_panel = [
+        {key: "all tasks" if key == prefix else key[len(prefix) + 1 :] for key in series}
+        for (prefix, _), series in zip(panels, series_per_panel)
+    ]
+    # One colour per task in both panels, even when a task is missing from one of them.
+    all_labels = sorted(
+        {label for labels in labels_per_panel for label in labels.values()},
+        key=lambda label: (label != "all tasks", label),
+    )
+    colour = {label: f"C{position % 10}" for position, label in enumerate(all_labels)}
+
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     plotted: dict[str, int] = {}
-    for axis, prefix, title in ((axes[0], "loss", "training loss"), (axes[1], "eval_loss", "validation loss")):
-        series = _loss_series(log_history, prefix)
-        for key, (steps, values) in sorted(series.items()):
-            label = "all tasks" if key == prefix else key[len(prefix) + 1 :]
-            axis.plot(steps, values, marker="o" if len(steps) < 20 else None, label=label)
+    for axis, (_, title), series, labels in zip(axes, panels, series_per_panel, labels_per_panel):
+        for key, (steps, values) in sorted(series.items(), key=lambda entry: all_labels.index(labels[entry[0]])):
+            marker = "o" if len(steps) < 20 else None
+            axis.plot(steps, values, marker=marker, label=labels[key], color=colour[labels[key]])
             plotted[key] = len(steps)
         if series:
             axis.legend()
