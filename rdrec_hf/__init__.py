@@ -11,6 +11,27 @@ from .tasks import Task
 __all__ = ["Task", "shared_dir", "__version__"]
 
 # --- models ---
+from .models import (
+    ITEM_INDEX_FILE,
+    SIZE_PRESETS,
+    ItemGenerationOutput,
+    ItemIndex,
+    ItemIndexing,
+    RDRecConfig,
+    RDRecForConditionalGeneration,
+    rdrec_lora_config,
+)
+
+__all__ += [
+    "ITEM_INDEX_FILE",
+    "SIZE_PRESETS",
+    "ItemGenerationOutput",
+    "ItemIndex",
+    "ItemIndexing",
+    "RDRecConfig",
+    "RDRecForConditionalGeneration",
+    "rdrec_lora_config",
+]
 
 # --- data ---
 

@@ -1,0 +1,321 @@
+"""Item catalog of the student: a prefix trie over each item id's target tokens, for constrained decoding.
+
+Hub custom code: this file imports only ``torch`` and ``transformers`` (it is copied beside saved checkpoints).
+
+The decoder target of item ``"1234"`` is its bare id string tokenised with the model's tokenizer, EOS
+included (``["▁12", "34", "</s>"]`` with the T5 vocabulary). Because every sequence ends with EOS, the trie's
+leaves are exactly the catalog items. The trie is stored as tensors so a whole batch of beams is masked
+with a few vectorised gathers per decoding step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor
+
+ITEM_INDEX_FILE = "item_index.json"
+ITEM_INDEX_FORMAT_VERSION = 1
+
+
+class ItemIndexing(str, Enum):
+    """How the catalog's item ids were assigned (recorded with the catalog, shown in model cards)."""
+
+    SEQUENTIAL = "sequential"  # in order of first appearance (the P5/RDRec data; leaks the test item, see README)
+    RANDOM = "random"  # a seeded random permutation
+
+
+class ItemIndex:
+    """A catalog of item ids with their target token sequences and the prefix trie over them.
+
+    Build with [`ItemIndex.from_catalog`]; persist with [`save`]/[`load`] (one JSON file, `ITEM_INDEX_FILE`).
+
+    Trie tensors (N nodes, node 0 the root, E edges sorted by `parent * vocab_size + token`):
+        edge_keys `[E]`: `parent * vocab_size + token`; edge_child `[E]`: the child node;
+        edge_token `[E]`: the token; node_edge_start `[N + 1]`: CSR offsets of each node's edges;
+        item_paths `[num_items, max_length + 1]`: nodes from the root to each item's leaf, padded with the
+        sink column N; item_leaf `[num_items]`: the leaf node of each item; leaf_item `[N]`: catalog
+        position of a leaf, -1 elsewhere; subtree_counts `[N + 1]`: items below each node.
+    """
+
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        token_ids: Sequence[Sequence[int]],
+        vocab_size: int,
+        eos_token_id: int,
+        original_ids: Sequence[str] | None = None,
+        indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+    ):
+        item_ids = [str(item_id) for item_id in item_ids]
+        if not item_ids:
+            raise ValueError("ItemIndex: the catalog is empty; at least one item id is needed")
+        if len(token_ids) != len(item_ids):
+            raise ValueError(f"ItemIndex: {len(item_ids)} item ids but {len(token_ids)} token sequences")
+        if original_ids is not None and len(original_ids) != len(item_ids):
+            raise ValueError(f"ItemIndex: {len(item_ids)} item ids but {len(original_ids)} original ids")
+        self.item_ids = item_ids
+        self.token_ids = [list(map(int, tokens)) for tokens in token_ids]
+        self.original_ids = [str(o) for o in original_ids] if original_ids is not None else list(item_ids)
+        self.vocab_size = int(vocab_size)
+        self.eos_token_id = int(eos_token_id)
+        self.indexing = ItemIndexing(indexing)
+        self.position = {item_id: position for position, item_id in enumerate(item_ids)}
+        if len(self.position) != len(item_ids):
+            duplicate = next(i for n, i in enumerate(item_ids) if i in item_ids[:n])
+            raise ValueError(f"ItemIndex: item id {duplicate!r} appears more than once in the catalog")
+        self._build_trie()
+
+    @classmethod
+    def from_catalog(
+        cls,
+        item_ids: Sequence[str],
+        tokenizer,
+        original_ids: Sequence[str] | None = None,
+        indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+    ) -> "ItemIndex":
+        """Tokenise each item id (its bare string, EOS appended by the tokenizer) and build the trie.
+
+        `original_ids[i]` is the source id (e.g. the asin) of `item_ids[i]`; it defaults to the id itself.
+        """
+        item_ids = [str(item_id) for item_id in item_ids]
+        if not item_ids:
+            raise ValueError("ItemIndex.from_catalog: the catalog is empty; at least one item id is needed")
+        if tokenizer.eos_token_id is None:
+            raise ValueError("ItemIndex.from_catalog: the tokenizer has no EOS token; item targets must end with one")
+        token_ids = tokenizer(item_ids, add_special_tokens=True)["input_ids"]
+        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, indexing)
+
+    def _build_trie(self) -> None:
+        children: dict[tuple[int, int], int] = {}
+        item_of_leaf: dict[int, str] = {}
+        leaf_of_item = []
+        paths = []
+        for item_id, tokens in zip(self.item_ids, self.token_ids):
+            if not tokens or tokens[-1] != self.eos_token_id or self.eos_token_id in tokens[:-1]:
+                raise ValueError(
+                    f"ItemIndex: target tokens of item {item_id!r} must end with EOS ({self.eos_token_id}) "
+                    f"exactly once, got {tokens}"
+                )
+            if not all(0 <= token < self.vocab_size for token in tokens):
+                raise ValueError(f"ItemIndex: target tokens of item {item_id!r} exceed the vocabulary: {tokens}")
+            node, path = 0, [0]
+            for token in tokens:
+                node = children.setdefault((node, token), len(children) + 1)
+                path.append(node)
+            if node in item_of_leaf:
+                raise ValueError(
+                    f"ItemIndex: items {item_of_leaf[node]!r} and {item_id!r} have the same target tokens {tokens}"
+                )
+            item_of_leaf[node] = item_id
+            leaf_of_item.append(node)
+            paths.append(path)
+        num_nodes = len(children) + 1
+        self.num_nodes = num_nodes
+        self.max_length = max(len(tokens) for tokens in self.token_ids)
+
+        edges = sorted((parent * self.vocab_size + token, child) for (parent, token), child in children.items())
+        self.edge_keys = torch.tensor([key for key, _ in edges], dtype=torch.long)
+        self.edge_child = torch.tensor([child for _, child in edges], dtype=torch.long)
+        self.edge_token = self.edge_keys % self.vocab_size
+        self.node_edge_start = torch.searchsorted(
+            self.edge_keys, torch.arange(num_nodes + 1, dtype=torch.long) * self.vocab_size
+        )
+        self.item_paths = torch.full((len(self.item_ids), self.max_length + 1), num_nodes, dtype=torch.long)
+        for position, path in enumerate(paths):
+            self.item_paths[position, : len(path)] = torch.tensor(path)
+        self.item_leaf = torch.tensor(leaf_of_item, dtype=torch.long)
+        self.leaf_item = torch.full((num_nodes,), -1, dtype=torch.long)
+        self.leaf_item[self.item_leaf] = torch.arange(len(self.item_ids))
+        # Items below each node (+1 sink column that absorbs path padding).
+        self.subtree_counts = torch.bincount(self.item_paths.flatten(), minlength=num_nodes + 1)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.position
+
+    def __repr__(self) -> str:
+        return (
+            f"ItemIndex({len(self)} items, indexing={self.indexing.value!r}, {self.num_nodes} trie nodes, "
+            f"max_length={self.max_length}, vocab_size={self.vocab_size})"
+        )
+
+    def positions(self, item_ids: Sequence[str], what: str = "item") -> list[int]:
+        """Catalog positions of `item_ids`; raises `KeyError` naming the first unknown id."""
+        try:
+            return [self.position[str(item_id)] for item_id in item_ids]
+        except KeyError as error:
+            raise KeyError(f"{what} id {error.args[0]!r} is not in the model's item catalog ({len(self)} items)") from None
+
+    def original_id(self, item_id: str) -> str:
+        """The source id (e.g. the asin) of a catalog item id."""
+        return self.original_ids[self.positions([item_id])[0]]
+
+    def walk(self, prefixes: torch.LongTensor) -> torch.LongTensor:
+        """Trie nodes visited by each token prefix.
+
+        Args:
+            prefixes: `[R, t]` token ids (without the decoder start token).
+        Returns:
+            `[R, t + 1]` node ids after 0..t tokens (column 0 is the root); -1 once a prefix leaves the trie.
+        """
+        device = prefixes.device
+        keys, child = self.edge_keys.to(device), self.edge_child.to(device)
+        nodes = torch.zeros(prefixes.shape[0], dtype=torch.long, device=device)
+        visited = [nodes]
+        for step in range(prefixes.shape[1]):
+            query = nodes.clamp(min=0) * self.vocab_size + prefixes[:, step]
+            found = torch.searchsorted(keys, query).clamp(max=keys.numel() - 1)
+            hit = (keys[found] == query) & (nodes >= 0)
+            nodes = torch.where(hit, child[found], torch.full_like(nodes, -1))
+            visited.append(nodes)
+        return torch.stack(visited, dim=1)
+
+    def items_of_sequences(self, sequences: torch.LongTensor) -> torch.LongTensor:
+        """Catalog position of each decoded sequence, -1 when it is not a complete catalog item.
+
+        Args:
+            sequences: `[R, T]` generated tokens without the decoder start token; everything after the
+                first EOS is ignored (beam search pads finished rows with EOS or pad).
+        Returns:
+            `[R]` catalog positions or -1.
+        """
+        is_eos = sequences == self.eos_token_id
+        eos_length = is_eos.int().argmax(dim=1) + 1  # tokens up to and including the first EOS
+        complete = is_eos.any(dim=1) & (eos_length <= self.max_length)
+        nodes = self.walk(sequences[:, : self.max_length])
+        node_at_eos = nodes.gather(1, eos_length.clamp(max=nodes.shape[1] - 1)[:, None]).squeeze(1)
+        leaf = self.leaf_item.to(sequences.device)[node_at_eos.clamp(min=0)]
+        return torch.where(complete & (node_at_eos >= 0), leaf, torch.full_like(leaf, -1))
+
+    def allowed_counts(
+        self,
+        batch_size: int,
+        exclude_items: Sequence[Sequence[str]] | None = None,
+        candidate_items: Sequence[Sequence[str] | None] | None = None,
+    ) -> torch.LongTensor:
+        """Per-example number of allowed items below each trie node.
+
+        Example b may generate the items of `candidate_items[b]` (the whole catalog when that list or entry is
+        None) except those in `exclude_items[b]`. A node with count 0 is pruned from decoding.
+
+        Returns:
+            `[batch_size, num_nodes + 1]` counts (the last column is the padding sink).
+        """
+        for name, per_example in (("exclude_items", exclude_items), ("candidate_items", candidate_items)):
+            if per_example is not None and len(per_example) != batch_size:
+                raise ValueError(f"{name} has {len(per_example)} entries but the batch has {batch_size} examples")
+        counts = self.subtree_counts.repeat(batch_size, 1)
+        rows, items, signs = [], [], []
+        for example in range(batch_size):
+            excluded = set(self.positions(exclude_items[example], "excluded item")) if exclude_items else set()
+            candidates = candidate_items[example] if candidate_items is not None else None
+            if candidates is None:
+                chosen, sign = sorted(excluded), -1
+            else:
+                counts[example] = 0
+                chosen, sign = sorted(set(self.positions(candidates, "candidate item")) - excluded), 1
+            rows += [example] * len(chosen)
+            items += chosen
+            signs += [sign] * len(chosen)
+        if items:
+            paths = self.item_paths[torch.tensor(items)]  # [M, max_length + 1]
+            flat = torch.tensor(rows)[:, None] * (self.num_nodes + 1) + paths
+            updates = torch.tensor(signs)[:, None].expand_as(paths)
+            counts.view(-1).index_add_(0, flat.flatten(), updates.flatten())
+        return counts
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the catalog (ids, original ids, indexing, target tokens) to `directory/ITEM_INDEX_FILE`."""
+        path = Path(directory) / ITEM_INDEX_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format_version": ITEM_INDEX_FORMAT_VERSION,
+            "indexing": self.indexing.value,
+            "vocab_size": self.vocab_size,
+            "eos_token_id": self.eos_token_id,
+            "items": [
+                {"item_id": i, "original_id": o, "token_ids": t}
+                for i, o, t in zip(self.item_ids, self.original_ids, self.token_ids)
+            ],
+        }
+        path.write_text(json.dumps(payload, ensure_ascii=False, indent=0), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ItemIndex":
+        """Read a catalog written by [`save`]; `path` is the file or the folder holding `ITEM_INDEX_FILE`."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / ITEM_INDEX_FILE
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
+        if payload.get("format_version") != ITEM_INDEX_FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: item index format_version {payload.get('format_version')!r}, "
+                f"expected {ITEM_INDEX_FORMAT_VERSION}"
+            )
+        items = payload["items"]
+        return cls(
+            [entry["item_id"] for entry in items],
+            [entry["token_ids"] for entry in items],
+            payload["vocab_size"],
+            payload["eos_token_id"],
+            [entry["original_id"] for entry in items],
+            payload["indexing"],
+        )
+
+
+class ItemTrieLogitsProcessor(LogitsProcessor):
+    """Masks every token that does not continue a beam towards an allowed catalog item.
+
+    Allowed means: a trie child whose per-example count (see [`ItemIndex.allowed_counts`]) is positive, so
+    excluded items and items outside a candidate subset can never be completed. Rows with no allowed
+    continuation (dummy beams, or an example whose allowed set is empty) get -inf everywhere; beam search
+    then keeps them below every real hypothesis and the caller drops them.
+
+    Args:
+        item_index: the catalog trie.
+        allowed_counts: `[batch_size, num_nodes + 1]` from `item_index.allowed_counts`.
+        num_beams: beams per example (rows of the generation batch are example-major).
+        prompt_length: decoder tokens before the first generated one (1: the decoder start token).
+    """
+
+    def __init__(self, item_index: ItemIndex, allowed_counts: torch.LongTensor, num_beams: int, prompt_length: int = 1):
+        self.item_index = item_index
+        self.allowed_counts = allowed_counts
+        self.num_beams = num_beams
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """`input_ids` `[R, t]` (R = batch * beams), `scores` `[R, V]` -> scores with disallowed tokens at -inf."""
+        index, device = self.item_index, scores.device
+        nodes = index.walk(input_ids[:, self.prompt_length :])[:, -1]
+        live = nodes >= 0
+        node_edge_start = index.node_edge_start.to(device)
+        safe_nodes = nodes.clamp(min=0)
+        start = node_edge_start[safe_nodes]
+        edge_counts = torch.where(live, node_edge_start[safe_nodes + 1] - start, torch.zeros_like(start))
+        # Enumerate all (row, edge) pairs of the rows' current nodes at once (CSR gather).
+        row_of_edge = torch.repeat_interleave(torch.arange(nodes.shape[0], device=device), edge_counts)
+        first_pair_of_row = torch.cumsum(edge_counts, 0) - edge_counts
+        edge = start[row_of_edge] + torch.arange(row_of_edge.numel(), device=device) - first_pair_of_row[row_of_edge]
+        child = index.edge_child.to(device)[edge]
+        example = torch.div(row_of_edge, self.num_beams, rounding_mode="floor")
+        allowed = self.allowed_counts.to(device)[example, child] > 0
+        masked = torch.full_like(scores, float("-inf"))
+        rows, tokens = row_of_edge[allowed], index.edge_token.to(device)[edge[allowed]]
+        masked[rows, tokens] = scores[rows, tokens]
+        return masked
+
+
+__all__ = ["ITEM_INDEX_FILE", "ItemIndex", "ItemIndexing", "ItemTrieLogitsProcessor"]

@@ -1,0 +1,404 @@
+"""The RDRec student: T5 with whole-word embeddings, per-task soft prompts and item-id constrained decoding.
+
+Hub custom code: this file imports only ``torch``, ``transformers`` and its sibling files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import LogitsProcessorList, T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.utils import ModelOutput, cached_file, logging
+
+from .configuration_rdrec import RDRecConfig
+from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemTrieLogitsProcessor
+
+logger = logging.get_logger(__name__)
+
+# Beam search fills unused hypothesis slots with scores of about -1e9; real items score far above this.
+DUMMY_BEAM_SCORE = -1e8
+
+
+@dataclass
+class ItemGenerationOutput(ModelOutput):
+    """Result of `generate(..., item_index=...)`.
+
+    Args:
+        item_ids: per example, up to `num_return_sequences` distinct allowed catalog ids, best first.
+        scores: per example, the sequence log-likelihood of each returned id (sum over its target tokens,
+            EOS included; the same quantity as [`RDRecForConditionalGeneration.score_candidates`]).
+        num_missing: per example, how many ids fewer than asked were returned (0 unless fewer allowed items
+            exist than `num_return_sequences`, or the beams found fewer).
+    """
+
+    item_ids: list[list[str]] | None = None
+    scores: list[list[float]] | None = None
+    num_missing: list[int] | None = None
+
+
+class RDRecForConditionalGeneration(T5ForConditionalGeneration):
+    """T5 for RDRec/POD: every sub-token of the k-th user/item mention gets whole-word embedding k added to
+    its token embedding, and `prompts_per_task` trainable vectors of each example's task are prepended to
+    the encoder input (the attention mask grows accordingly).
+
+    `item_index` (an [`ItemIndex`], or None) is the catalog used for recommendation; `save_pretrained`
+    writes it beside the weights and `from_pretrained` restores it.
+    """
+
+    config_class = RDRecConfig
+    # Modules that plain T5 checkpoints lack; PEFT keeps them trainable and saved (`modules_to_save`).
+    rdrec_embedding_modules = ("whole_word_embeddings", "task_prompt_embeddings")
+
+    def __init__(self, config: RDRecConfig):
+        super().__init__(config)
+        # padding_idx 0: tokens outside mentions get a zero vector that never trains.
+        self.whole_word_embeddings = nn.Embedding(config.max_whole_words, config.d_model, padding_idx=0)
+        self.task_prompt_embeddings = nn.Embedding(config.num_tasks * config.prompts_per_task, config.d_model)
+        self.item_index: ItemIndex | None = None
+        # T5's __init__ ran post_init before these modules existed; this initialises only the new ones.
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _check_inputs(self, input_shape: torch.Size, whole_word_ids, task_id) -> torch.LongTensor | None:
+        """Validate `whole_word_ids` `[B, L]` and `task_id` `[B]` (or an int); return `task_id` as `[B]`."""
+        config = self.config
+        if whole_word_ids is not None:
+            if tuple(whole_word_ids.shape) != tuple(input_shape):
+                raise ValueError(
+                    f"whole_word_ids has shape {tuple(whole_word_ids.shape)} but the input ids have shape "
+                    f"{tuple(input_shape)}; they must match token for token"
+                )
+            if whole_word_ids.numel() and (whole_word_ids.min() < 0 or whole_word_ids.max() >= config.max_whole_words):
+                raise ValueError(
+                    f"whole_word_ids must lie in [0, {config.max_whole_words}) (config.max_whole_words), got values "
+                    f"in [{int(whole_word_ids.min())}, {int(whole_word_ids.max())}]; raise max_whole_words or "
+                    "shorten the prompt"
+                )
+        if config.prompts_per_task == 0:
+            return None
+        if task_id is None:
+            raise ValueError(
+                "task_id is required: this model prepends per-task soft prompts "
+                f"(prompts_per_task={config.prompts_per_task}); pass a LongTensor [batch] of task ids"
+            )
+        batch_size = input_shape[0]
+        task_id = torch.as_tensor(task_id, dtype=torch.long)
+        if task_id.dim() == 0:
+            task_id = task_id.expand(batch_size)
+        if tuple(task_id.shape) != (batch_size,):
+            raise ValueError(f"task_id must have shape [{batch_size}] (one per example), got {tuple(task_id.shape)}")
+        if task_id.min() < 0 or task_id.max() >= config.num_tasks:
+            raise ValueError(
+                f"unknown task id {int(task_id.max() if task_id.max() >= config.num_tasks else task_id.min())}: "
+                f"this model has {config.num_tasks} tasks (config.num_tasks), ids 0..{config.num_tasks - 1}"
+            )
+        return task_id
+
+    def embed_encoder_inputs(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        whole_word_ids: torch.LongTensor | None = None,
+        task_id: torch.LongTensor | int | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+    ) -> tuple[torch.FloatTensor, torch.Tensor]:
+        """Encoder input embeddings with whole-word embeddings added and task soft prompts prepended.
+
+        Args:
+            input_ids: `[B, L]` token ids (or give `inputs_embeds` `[B, L, D]` token embeddings instead).
+            attention_mask: `[B, L]`, 1 for real tokens; all ones when None.
+            whole_word_ids: `[B, L]`, 0 outside mentions, k for the k-th mention; None means no mentions.
+            task_id: `[B]` task of each example (or one int for the whole batch).
+        Returns:
+            `(inputs_embeds [B, P + L, D], attention_mask [B, P + L])` with P = `config.prompts_per_task`.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.shared(input_ids)
+        batch_size, length = inputs_embeds.shape[:2]
+        task_id = self._check_inputs(inputs_embeds.shape[:2], whole_word_ids, task_id)
+        if attention_mask is None:
+            attention_mask = torch.ones(batch_size, length, dtype=torch.long, device=inputs_embeds.device)
+        elif tuple(attention_mask.shape) != (batch_size, length):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but the inputs have shape {(batch_size, length)}"
+            )
+        if whole_word_ids is not None:
+            inputs_embeds = inputs_embeds + self.whole_word_embeddings(whole_word_ids.to(inputs_embeds.device)).to(
+                inputs_embeds.dtype
+            )
+        if task_id is None:
+            return inputs_embeds, attention_mask
+        prompts = self.config.prompts_per_task
+        prompt_ids = task_id.to(inputs_embeds.device)[:, None] * prompts + torch.arange(prompts, device=inputs_embeds.device)
+        prompt_embeds = self.task_prompt_embeddings(prompt_ids).to(inputs_embeds.dtype)  # [B, P, D]
+        prompt_mask = attention_mask.new_ones(batch_size, prompts)
+        return torch.cat([prompt_embeds, inputs_embeds], dim=1), torch.cat([prompt_mask, attention_mask], dim=1)
+
+    def _encoder_attention_mask(self, attention_mask: torch.Tensor | None, encoded_length: int) -> torch.Tensor | None:
+        """Extend a caller's `[B, L]` mask by the prompt columns when `encoder_outputs` cover `P + L` positions."""
+        if attention_mask is None or attention_mask.shape[1] == encoded_length:
+            return attention_mask
+        if attention_mask.shape[1] + self.config.prompts_per_task == encoded_length:
+            prompt_mask = attention_mask.new_ones(attention_mask.shape[0], self.config.prompts_per_task)
+            return torch.cat([prompt_mask, attention_mask], dim=1)
+        raise ValueError(
+            f"attention_mask has {attention_mask.shape[1]} columns but encoder_outputs have {encoded_length} positions "
+            f"({self.config.prompts_per_task} of them soft prompts)"
+        )
+
+    # ---------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        whole_word_ids: torch.LongTensor | None = None,
+        task_id: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.BoolTensor | None = None,
+        encoder_outputs: tuple | BaseModelOutput | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        r"""
+        Args:
+            input_ids: `[B, L]` prompt tokens. attention_mask: `[B, L]`.
+            whole_word_ids: `[B, L]` mention numbers (0 = not in a mention).
+            task_id: `[B]` task of each example (`rdrec_hf.Task` values); may differ within a batch.
+            labels: `[B, T]` target tokens, -100 on padding; decoder inputs are shifted from them when absent.
+            encoder_outputs: precomputed encoder states `[B, P + L, D]` (then `input_ids`, `whole_word_ids`
+                and `task_id` are not needed; `attention_mask` may be `[B, L]` or `[B, P + L]`).
+        Returns:
+            `Seq2SeqLMOutput` with `logits` `[B, T, vocab_size]` and the mean token cross-entropy `loss` when
+            `labels` are given; `encoder_last_hidden_state` is `[B, P + L, D]`.
+        """
+        if encoder_outputs is None:
+            inputs_embeds, attention_mask = self.embed_encoder_inputs(
+                input_ids, attention_mask, whole_word_ids, task_id, inputs_embeds
+            )
+        else:
+            encoded_length = encoder_outputs[0].shape[1]
+            attention_mask = self._encoder_attention_mask(attention_mask, encoded_length)
+        return super().forward(
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds if encoder_outputs is None else None,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            labels=labels,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        whole_word_ids: torch.LongTensor | None = None,
+        task_id: torch.LongTensor | int | None = None,
+        item_index: ItemIndex | None = None,
+        exclude_items: Sequence[Sequence[str]] | None = None,
+        candidate_items: Sequence[Sequence[str] | None] | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        **kwargs,
+    ):
+        """Generate with whole-word embeddings and task prompts; with `item_index`, recommend catalog items.
+
+        Without `item_index` this is `T5ForConditionalGeneration.generate` (text: explanations, rationales)
+        and returns what it returns. With `item_index` (e.g. `model.item_index`) it runs beam search
+        constrained to the catalog trie and returns an [`ItemGenerationOutput`].
+
+        Args:
+            input_ids, attention_mask, whole_word_ids: `[B, L]`. task_id: `[B]` or one int.
+            item_index: the catalog to decode into; None for free text.
+            exclude_items: per example, item ids that must not be returned (e.g. the user's history).
+            candidate_items: per example, the only ids that may be returned (e.g. the 100 top-N candidates),
+                or None for the whole catalog.
+            kwargs: generation arguments. Item mode defaults: `num_beams=20`, `num_return_sequences=num_beams`,
+                `max_new_tokens=item_index.max_length`, `length_penalty=0.0` (scores are plain sums of token
+                log-probabilities), `early_stopping=False` (exact stop rule when lengths are not penalised).
+        """
+        if item_index is None and (exclude_items is not None or candidate_items is not None):
+            raise ValueError("exclude_items and candidate_items need item_index (e.g. item_index=model.item_index)")
+        inputs_embeds, attention_mask = self.embed_encoder_inputs(
+            input_ids, attention_mask, whole_word_ids, task_id, inputs_embeds
+        )
+        if item_index is None:
+            return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+        return self._generate_items(inputs_embeds, attention_mask, item_index, exclude_items, candidate_items, **kwargs)
+
+    def _check_item_index(self, item_index: ItemIndex) -> None:
+        if item_index.vocab_size != self.config.vocab_size:
+            raise ValueError(
+                f"the item index was built with a tokenizer of {item_index.vocab_size} tokens but the model's "
+                f"vocabulary has {self.config.vocab_size}; build it with the model's tokenizer"
+            )
+        if item_index.eos_token_id != self.config.eos_token_id:
+            raise ValueError(
+                f"the item index ends targets with token {item_index.eos_token_id} but the model's EOS is "
+                f"{self.config.eos_token_id}"
+            )
+
+    def _generate_items(
+        self,
+        inputs_embeds: torch.FloatTensor,
+        attention_mask: torch.Tensor,
+        item_index: ItemIndex,
+        exclude_items,
+        candidate_items,
+        num_beams: int = 20,
+        num_return_sequences: int | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        **kwargs,
+    ) -> ItemGenerationOutput:
+        self._check_item_index(item_index)
+        batch_size = inputs_embeds.shape[0]
+        num_return_sequences = num_beams if num_return_sequences is None else num_return_sequences
+        if num_return_sequences > num_beams:
+            raise ValueError(f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams})")
+        allowed_counts = item_index.allowed_counts(batch_size, exclude_items, candidate_items)
+        processors = LogitsProcessorList(logits_processor or [])
+        processors.append(ItemTrieLogitsProcessor(item_index, allowed_counts, num_beams))
+        kwargs.setdefault("max_new_tokens", item_index.max_length)
+        kwargs.setdefault("length_penalty", 0.0)
+        kwargs.setdefault("early_stopping", False)
+        output = super().generate(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            num_beams=num_beams,
+            num_return_sequences=num_return_sequences,
+            logits_processor=processors,
+            return_dict_in_generate=True,
+            output_scores=True,  # needed for sequences_scores; the per-step scores are dropped right away
+            **kwargs,
+        )
+        del output.scores
+        positions = item_index.items_of_sequences(output.sequences[:, 1:]).view(batch_size, num_return_sequences)
+        scores = output.sequences_scores.view(batch_size, num_return_sequences)
+        # Keep complete items allowed for their example; drop dummy/truncated hypotheses and repeats.
+        leaf_counts = allowed_counts.gather(1, item_index.item_leaf[positions.clamp(min=0)])
+        keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE) & (leaf_counts > 0)
+        item_ids, item_scores, num_missing = [], [], []
+        for example_positions, example_scores, example_keep in zip(positions.tolist(), scores.tolist(), keep.tolist()):
+            seen: dict[int, float] = {}
+            for position, score, kept in zip(example_positions, example_scores, example_keep):
+                if kept and position not in seen:
+                    seen[position] = score
+            item_ids.append([item_index.item_ids[position] for position in seen])
+            item_scores.append(list(seen.values()))
+            num_missing.append(num_return_sequences - len(seen))
+        if any(num_missing):
+            logger.warning(
+                f"constrained generation returned fewer than {num_return_sequences} items for "
+                f"{sum(1 for missing in num_missing if missing)} of {batch_size} examples ({sum(num_missing)} ids "
+                "missing in all): fewer allowed items exist or the beams found fewer; no ids were filled in"
+            )
+        return ItemGenerationOutput(item_ids=item_ids, scores=item_scores, num_missing=num_missing)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        whole_word_ids: torch.LongTensor | None,
+        task_id: torch.LongTensor | int | None,
+        candidate_items: Sequence[Sequence[str]],
+        item_index: ItemIndex | None = None,
+        rows_per_pass: int = 512,
+    ) -> torch.FloatTensor:
+        """Exact sequence log-likelihood of each candidate item (teacher forcing, no beams).
+
+        The prompt is encoded once per example; the decoder scores all candidates in passes of at most
+        `rows_per_pass` (example, candidate) rows, which bounds the `[rows, T, vocab]` logits in memory.
+
+        Args:
+            input_ids, attention_mask, whole_word_ids: `[B, L]`. task_id: `[B]` or one int.
+            candidate_items: per example, the catalog ids to score (lists may differ in length).
+            item_index: the catalog giving each id's target tokens; `self.item_index` when None.
+        Returns:
+            `[B, C]` float32 sums of the log-probabilities of each candidate's target tokens (EOS included),
+            C the longest candidate list; -inf where a shorter list has no candidate.
+        """
+        item_index = item_index if item_index is not None else self.item_index
+        if item_index is None:
+            raise ValueError("score_candidates needs an item_index (none given and model.item_index is not set)")
+        self._check_item_index(item_index)
+        batch_size = input_ids.shape[0]
+        if len(candidate_items) != batch_size:
+            raise ValueError(f"candidate_items has {len(candidate_items)} entries but the batch has {batch_size}")
+        inputs_embeds, attention_mask = self.embed_encoder_inputs(input_ids, attention_mask, whole_word_ids, task_id)
+        encoded = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+
+        num_candidates = max(len(candidates) for candidates in candidate_items)
+        result = torch.full((batch_size, num_candidates), float("-inf"), device=encoded.device)
+        rows = [(example, slot) for example, candidates in enumerate(candidate_items) for slot in range(len(candidates))]
+        positions = item_index.positions([item for candidates in candidate_items for item in candidates], "candidate item")
+        for start in range(0, len(rows), rows_per_pass):
+            chunk_rows = torch.tensor(rows[start : start + rows_per_pass], device=encoded.device)
+            targets = [item_index.token_ids[position] for position in positions[start : start + rows_per_pass]]
+            labels = torch.full((len(targets), max(map(len, targets))), -100, dtype=torch.long, device=encoded.device)
+            for row, tokens in enumerate(targets):
+                labels[row, : len(tokens)] = torch.tensor(tokens)
+            examples = chunk_rows[:, 0]
+            logits = self(
+                encoder_outputs=BaseModelOutput(last_hidden_state=encoded[examples]),
+                attention_mask=attention_mask[examples],
+                decoder_input_ids=self._shift_right(labels),
+                use_cache=False,
+            ).logits
+            token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, labels.clamp(min=0)[..., None])
+            result[examples, chunk_rows[:, 1]] = token_log_probs.squeeze(2).masked_fill(labels == -100, 0).sum(1)
+        return result
+
+    # ------------------------------------------------------------------------------------ save / load
+    def set_item_index(self, item_index: ItemIndex | None) -> None:
+        """Attach the catalog used for recommendation (saved by `save_pretrained`); None detaches it."""
+        if item_index is not None:
+            self._check_item_index(item_index)
+        self.item_index = item_index
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the item catalog (`item_index.json`) when one is set."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.item_index is not None and kwargs.get("is_main_process", True):
+            self.item_index.save(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, restoring `model.item_index` when the checkpoint has a catalog.
+
+        A plain T5 checkpoint loads too: the T5 weights are kept and only the whole-word and soft-prompt
+        embeddings are newly initialised (transformers reports them as newly initialised).
+        """
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        hub_options = {
+            key: kwargs[key]
+            for key in ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+            if key in kwargs
+        }
+        catalog_file = cached_file(
+            pretrained_model_name_or_path,
+            ITEM_INDEX_FILE,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+            **hub_options,
+        )
+        if catalog_file is not None:
+            model.set_item_index(ItemIndex.load(catalog_file))
+        return model
+
+
+__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration"]
