@@ -34,6 +34,29 @@ __all__ += [
 ]
 
 # --- data ---
+from .data import (
+    IndexingScheme,
+    RDRecDataCollator,
+    build_eval_dataset,
+    build_training_dataset,
+    load_amazon_reviews,
+    load_p5_dataset,
+    load_rec_dataset,
+    load_tokenizer,
+    save_rec_dataset,
+)
+
+__all__ += [
+    "IndexingScheme",
+    "RDRecDataCollator",
+    "build_eval_dataset",
+    "build_training_dataset",
+    "load_amazon_reviews",
+    "load_p5_dataset",
+    "load_rec_dataset",
+    "load_tokenizer",
+    "save_rec_dataset",
+]
 
 # --- teacher ---
 

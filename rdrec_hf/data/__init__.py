@@ -1,0 +1,44 @@
+"""Data layer: loaders into one dataset schema, item indexing, leave-one-out splits, the four RDRec task
+builders, whole-word ids and the collator. See :mod:`rdrec_hf.data.schema` for the schema and metadata."""
+
+from .amazon import choose_explanation, load_amazon_reviews
+from .builders import build_eval_dataset, build_training_dataset
+from .collator import RDRecDataCollator
+from .p5 import load_p5_dataset
+from .schema import (
+    DataFormatError,
+    IndexingScheme,
+    RecDatasetMetadata,
+    get_metadata,
+    split_target,
+    training_history,
+    validate_rec_dataset,
+)
+from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset
+from .templates import RationaleKind, prompt_for
+from .tokenization import encode_prompts, load_tokenizer, whole_word_ids
+
+__all__ = [
+    "DataFormatError",
+    "IndexingScheme",
+    "RDRecDataCollator",
+    "RationaleKind",
+    "RecDatasetMetadata",
+    "build_eval_dataset",
+    "build_training_dataset",
+    "choose_explanation",
+    "encode_prompts",
+    "export_hub_folder",
+    "get_metadata",
+    "load_amazon_reviews",
+    "load_p5_dataset",
+    "load_rec_dataset",
+    "load_tokenizer",
+    "prompt_for",
+    "push_rec_dataset",
+    "save_rec_dataset",
+    "split_target",
+    "training_history",
+    "validate_rec_dataset",
+    "whole_word_ids",
+]

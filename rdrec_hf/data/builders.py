@@ -1,0 +1,283 @@
+"""Task builders: tokenised training mixtures and evaluation sets of the four RDRec tasks.
+
+Training (:func:`build_training_dataset`) only ever reads the training part of the leave-one-out split:
+
+- ``SEQUENTIAL``: per user, a random contiguous segment of the training history (``items[:-2]``); its last
+  item is the target, the up to 20 items before it are the prompt's history;
+- ``TOPN``: per user, a random training item as the positive plus ``num_negatives`` items sampled outside
+  *all* the user's items, in a random order;
+- ``EXPLANATION``: per training review (``split == "train"``), user + item -> the explanation sentence;
+- ``RATIONALE``: per training review with a usable rationale (status ``ok``/``repaired``), user ->
+  ``user_preference`` and item -> ``item_attribute`` (two examples).
+
+Evaluation (:func:`build_eval_dataset`) uses the fixed template, the stored negatives of the split and, for
+text tasks, the reviews of that split.
+
+Texts are generated in plain Python from explicit seeds, then tokenised once by a batched ``datasets.map``
+(not per batch in the collator); pass ``cache_dir`` to keep the tokenised result on disk, keyed by the
+dataset, the options and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from ..tasks import Task
+from .schema import ITEMS, REVIEWS, TRAIN, USERS, get_metadata, sample_negatives, split_target, training_history
+from .templates import MAX_HISTORY_ITEMS, RationaleKind, prompt_for, sample_prompt
+from .tokenization import encode_prompts
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SOURCE_LENGTH = 512  # the longest beauty top-N prompt (100 candidates) takes 419 T5 tokens
+DEFAULT_MAX_TARGET_LENGTH = 64
+USABLE_RATIONALE_STATUSES = ("ok", "repaired")
+RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "item_attribute"}
+
+
+def _tokenize(batch: dict, tokenizer, max_source_length: int, max_target_length: int) -> dict:
+    encoded = encode_prompts(tokenizer, batch["source_text"], max_source_length)
+    if "target_text" in batch:
+        encoded["labels"] = tokenizer(batch["target_text"], truncation=True, max_length=max_target_length)["input_ids"]
+    return encoded
+
+
+def _tokenized_dataset(columns: dict, tokenizer, max_source_length: int, max_target_length: int, cache_file) -> Dataset:
+    """``Dataset.from_dict(columns)`` plus model columns from one batched map; warns about length limits."""
+    if cache_file is not None and Path(cache_file).is_file():
+        logger.info("loading tokenised examples from %s", cache_file)
+        return Dataset.from_file(str(cache_file))
+    dataset = Dataset.from_dict(columns).map(
+        _tokenize,
+        batched=True,
+        batch_size=1000,
+        fn_kwargs=dict(
+            tokenizer=tokenizer, max_source_length=max_source_length, max_target_length=max_target_length
+        ),
+        cache_file_name=str(cache_file) if cache_file is not None else None,
+        desc="tokenising",
+    )
+    at_limit = sum(len(ids) >= max_source_length for ids in dataset["input_ids"])
+    if at_limit:
+        logger.warning("%d of %d prompts reached max_source_length=%d and may be truncated",
+                       at_limit, dataset.num_rows, max_source_length)
+    return dataset
+
+
+def _cache_file(cache_dir, kind: str, data: DatasetDict, tokenizer, options: dict) -> Path | None:
+    if cache_dir is None:
+        return None
+    key = json.dumps(
+        {
+            "metadata": get_metadata(data).to_json(),
+            "fingerprints": {name: split._fingerprint for name, split in data.items()},
+            "tokenizer": [tokenizer.name_or_path, len(tokenizer), type(tokenizer).__name__],
+            **options,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    return Path(cache_dir) / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.arrow"
+
+
+def _training_units(data: DatasetDict, task: Task) -> list:
+    """What one example of ``task`` is drawn from: users (ranking tasks) or training reviews (text tasks)."""
+    users = data[USERS]
+    if task is Task.SEQUENTIAL:  # a target needs at least one training item before it
+        return [(u, items) for u, items in zip(users["user_id"], users["items"]) if len(items) >= 4]
+    if task is Task.TOPN:
+        return list(zip(users["user_id"], users["items"]))
+    if REVIEWS not in data:
+        return []
+    reviews = data[REVIEWS]
+    train_rows = [row for row in reviews if row["split"] == TRAIN]
+    if task is Task.EXPLANATION:
+        return [(row["user_id"], row["item_id"], row["explanation"]) for row in train_rows if row["explanation"]]
+    units = []
+    for row in train_rows:
+        if row["rationale_status"] in USABLE_RATIONALE_STATUSES:
+            for kind, column in RATIONALE_TARGET.items():
+                if row[column]:
+                    units.append((kind, row["user_id"], row["item_id"], row[column]))
+    return units
+
+
+def _training_example(task: Task, unit, rng: random.Random, negatives: list[int] | None):
+    """``(source_text, target_text)`` of one training example drawn from ``unit`` (top-N: with its negatives)."""
+    if task is Task.SEQUENTIAL:
+        user_id, items = unit
+        history = training_history(items)
+        end = rng.randrange(1, len(history))  # target position
+        start = rng.randrange(max(0, end - MAX_HISTORY_ITEMS), end)  # segment start, <= 20 items before target
+        return sample_prompt(rng, task, user_id=user_id, history=history[start:end]), history[end]
+    if task is Task.TOPN:
+        user_id, items = unit
+        positive = rng.choice(training_history(items))
+        candidates = [str(i) for i in negatives] + [positive]
+        rng.shuffle(candidates)
+        return sample_prompt(rng, task, user_id=user_id, candidates=candidates), positive
+    if task is Task.EXPLANATION:
+        user_id, item_id, explanation = unit
+        return sample_prompt(rng, task, user_id=user_id, item_id=item_id), explanation
+    kind, user_id, item_id, target = unit
+    return sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id), target
+
+
+def build_training_dataset(
+    data: DatasetDict,
+    tokenizer,
+    task_weights: Mapping[Task | str | int, float],
+    seed: int = 0,
+    max_source_length: int = DEFAULT_MAX_SOURCE_LENGTH,
+    max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
+    num_negatives: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[Dataset, list[Task]]:
+    """A shuffled, tokenised mixture of training examples of several tasks.
+
+    ``task_weights[task]`` is the number of examples per unit in this build: units are users for
+    ``SEQUENTIAL`` / ``TOPN`` and training reviews (two prompt kinds each for ``RATIONALE``) for the text
+    tasks; ``1.0`` draws every unit once, ``2.0`` twice (with fresh random segments, negatives and
+    templates), ``0.5`` a random half, ``0`` leaves the task out. Tasks without data (no reviews, no
+    rationales) are left out with a logged notice. Rebuild with another ``seed`` for another epoch's samples.
+
+    Returns the dataset (columns ``input_ids``, ``attention_mask``, ``whole_word_ids``, ``labels``,
+    ``task_id`` plus ``source_text`` / ``target_text`` for inspection) and the tasks it contains.
+    """
+    weights = {Task.parse(task): float(weight) for task, weight in task_weights.items()}
+    if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
+        raise ValueError(f"task weights must be >= 0 with at least one > 0, got {task_weights}")
+    num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
+    num_items = data[ITEMS].num_rows
+    columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
+    used = []
+    for task in sorted(task for task, weight in weights.items() if weight > 0):
+        units = _training_units(data, task)
+        if not units:
+            logger.warning("no training data for task %s (no reviews or rationales): left out", task.name.lower())
+            continue
+        used.append(task)
+        rng = random.Random(f"{seed}:{task.name}")  # per task, so a task's samples do not depend on the others
+        count = round(weights[task] * len(units))
+        order = []
+        while len(order) < count:  # whole shuffled passes over the units, cut to the count
+            order.extend(rng.sample(range(len(units)), len(units)))
+        order = order[:count]
+        negatives = [None] * count
+        if task is Task.TOPN:
+            excludes = [{int(item) for item in units[index][1]} for index in order]
+            negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
+        for index, unit_negatives in zip(order, negatives):
+            source, target = _training_example(task, units[index], rng, unit_negatives)
+            columns["source_text"].append(source)
+            columns["target_text"].append(target)
+            columns["task_id"].append(int(task))
+        logger.info("task %s: %d examples from %d units", task.name.lower(), count, len(units))
+    permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
+    columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
+    cache_file = _cache_file(
+        cache_dir, "train", data, tokenizer,
+        {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
+         "lengths": [max_source_length, max_target_length]},
+    )
+    return _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file), used
+
+
+def _eval_rows(data: DatasetDict, task: Task, split: str, seed: int) -> dict[str, list]:
+    """Untokenised evaluation columns of one task and split."""
+    if task in (Task.SEQUENTIAL, Task.TOPN):
+        users = data[USERS]
+        negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
+        columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
+        if task is Task.TOPN:
+            columns["candidates"] = []
+        for user_id, items, negatives in zip(users["user_id"], users["items"], users[negatives_column]):
+            history, target = split_target(items, split)
+            columns["user_id"].append(user_id)
+            columns["target_item"].append(target)
+            columns["history"].append(history)
+            if task is Task.TOPN:
+                candidates = [target, *negatives]
+                random.Random(f"{seed}:{user_id}").shuffle(candidates)  # independent of which users are sampled
+                columns["candidates"].append(candidates)
+                columns["source_text"].append(prompt_for(task, user_id=user_id, candidates=candidates))
+            else:
+                columns["source_text"].append(prompt_for(task, user_id=user_id, history=history))
+        columns["target_text"] = list(columns["target_item"])
+        return columns
+    split_target(["", ""], split)  # validates the split name
+    if REVIEWS not in data:
+        raise ValueError(f"task {task.name.lower()} needs a 'reviews' split; this dataset has none")
+    columns = {name: [] for name in ("user_id", "item_id", "source_text", "target_text")}
+    kinds = [None] if task is Task.EXPLANATION else list(RationaleKind)
+    if task is Task.RATIONALE:
+        columns["rationale_kind"] = []
+    for row in data[REVIEWS]:
+        if row["split"] != split:
+            continue
+        for kind in kinds:
+            if kind is None:
+                target = row["explanation"]
+            elif row["rationale_status"] in USABLE_RATIONALE_STATUSES:
+                target = row[RATIONALE_TARGET[kind]]
+            else:
+                target = None
+            if not target:
+                continue
+            columns["user_id"].append(row["user_id"])
+            columns["item_id"].append(row["item_id"])
+            columns["source_text"].append(
+                prompt_for(task, user_id=row["user_id"], item_id=row["item_id"], kind=kind))
+            columns["target_text"].append(target)
+            if kind is not None:
+                columns["rationale_kind"].append(kind.value)
+    if not columns["target_text"]:
+        raise ValueError(f"no {split} examples for task {task.name.lower()} (no reviews / rationales there)")
+    return columns
+
+
+def build_eval_dataset(
+    data: DatasetDict,
+    task: Task | str | int,
+    split: str,
+    tokenizer,
+    *,
+    max_source_length: int = DEFAULT_MAX_SOURCE_LENGTH,
+    max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
+    max_examples: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """Evaluation examples of one task on ``split`` (``"validation"`` or ``"test"``) with the fixed template.
+
+    Columns: the model's (``input_ids``, ``attention_mask``, ``whole_word_ids``, ``labels``, ``task_id``),
+    ``source_text``, ``target_text`` and
+
+    - ranking tasks: ``user_id``, ``target_item``, ``history`` (all the user's items before the target,
+      to exclude from rankings); top-N adds ``candidates`` (the target and the split's stored negatives,
+      shuffled by a seed per user);
+    - text tasks: ``user_id``, ``item_id`` (rationale adds ``rationale_kind``: ``user``/``item``).
+
+    ``max_examples`` keeps a seeded random sample of that many examples (in their original order).
+    """
+    task = Task.parse(task)
+    columns = _eval_rows(data, task, split, seed)
+    total = len(columns["source_text"])
+    if max_examples is not None and max_examples < total:
+        keep = sorted(random.Random(seed).sample(range(total), max_examples))
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+    columns["task_id"] = [int(task)] * len(columns["source_text"])
+    cache_file = _cache_file(
+        cache_dir, f"{task.name.lower()}-{split}", data, tokenizer,
+        {"max_examples": max_examples, "seed": seed, "lengths": [max_source_length, max_target_length]},
+    )
+    return _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file)
