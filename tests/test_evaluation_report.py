@@ -66,15 +66,26 @@ def test_markdown_table_of_aggregated_results_shows_spread():
     assert "| RDRec student | 0.3000 ± 0.1414 |" in table
 
 
-def test_write_report_round_trips_metrics_and_writes_samples(tmp_path):
+def test_write_report_round_trips_metrics_and_shows_samples_and_skipped_tasks(tmp_path):
     results = _results(0.2, 10.0)
-    samples = [{"user_id": "7", "recommended": ["12", "3"], "explanation": "smells nice"}]
-    paths = write_report(results, tmp_path / "run", notes=["top-N candidates: all unseen items"], samples=samples)
+    results["sequential"]["samples"] = [{"user_id": "7", "target": "3", "model_top_10": ["12", "3"]}]
+    results["rationale"] = {"skipped": "the dataset has no reviews", "num_examples": 0}
+    paths = write_report(results, tmp_path / "run", notes=["top-N candidates: all unseen items"], curves_png="c.png")
     assert json.loads(paths["metrics"].read_text()) == results
-    assert json.loads(paths["samples"].read_text()) == samples
     report = paths["report"].read_text()
     assert "- top-N candidates: all unseen items" in report
-    assert "### user 7" in report and "- **recommended**: 12, 3" in report
+    assert "### rationale\n\nNot evaluated: the dataset has no reviews." in report
+    assert "#### user 7\n\n- **target**: 3\n- **model_top_10**: 12, 3" in report
+    assert "![training and validation loss](c.png)" in report
+
+
+def test_aggregated_report_keeps_protocols_and_counts(tmp_path):
+    runs = [_results(0.2, 10.0), _results(0.4, 14.0)]
+    for run in runs:
+        run["sequential"]["missing_ids"] = 2
+    report = write_report(aggregate_seeds(runs), tmp_path)["report"].read_text()
+    assert "### sequential (4 examples)\n\nfull ranking over the catalog" in report
+    assert "counted as misses): 2." in report
 
 
 def test_write_report_refuses_nan(tmp_path):

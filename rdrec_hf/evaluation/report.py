@@ -31,7 +31,6 @@ METRIC_LABELS = {
 }
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
-SAMPLES_FILE = "samples.json"
 
 
 def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
@@ -93,22 +92,29 @@ def _metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
 
 
-def _num_examples(task_results: Mapping) -> str:
-    count = task_results.get("num_examples")
-    if isinstance(count, Mapping):  # aggregated: the count is the same for every seed of a seeded sample
-        count = count["mean"]
-    return "?" if count is None else f"{int(count):,}"
+def _count(value) -> int:
+    """A count from per-seed results or its mean from aggregated ones."""
+    return int(value["mean"] if isinstance(value, Mapping) else value)
 
 
 def markdown_tables(results: Mapping) -> str:
-    """One markdown table per task: a row per system (model, leak rule, popularity) and a column per metric."""
+    """One markdown table per task: a row per system (model, leak rule, popularity) and a column per metric.
+
+    A skipped task gets its reason instead of a table.
+    """
     sections = []
     for task, task_results in results.items():
+        if "skipped" in task_results:
+            sections.append(f"### {task}\n\nNot evaluated: {task_results['skipped']}.")
+            continue
         systems = [system for system in SYSTEM_LABELS if system in task_results]
         metric_names = sorted({name for system in systems for name in task_results[system]}, key=_metric_sort_key)
-        lines = [f"### {task} ({_num_examples(task_results)} examples)", ""]
+        lines = [f"### {task} ({_count(task_results['num_examples']):,} examples)", ""]
         if task_results.get("protocol"):
             lines += [task_results["protocol"], ""]
+        missing_ids = _count(task_results.get("missing_ids", 0))
+        if missing_ids:
+            lines += [f"Ranking slots the beams left empty (counted as misses): {missing_ids}.", ""]
         lines.append("| system | " + " | ".join(_metric_label(name) for name in metric_names) + " |")
         lines.append("|---|" + "---:|" * len(metric_names))
         for system in systems:
@@ -118,12 +124,17 @@ def markdown_tables(results: Mapping) -> str:
     return "\n\n".join(sections)
 
 
-def _markdown_samples(samples: Sequence[Mapping]) -> str:
+def markdown_samples(results: Mapping) -> str:
+    """The example predictions each task keeps (``"samples"``), one bullet list per example."""
     lines = []
-    for sample in samples:
-        lines += [f"### user {sample['user_id']}" if "user_id" in sample else "### sample", ""]
-        lines += [f"- **{key}**: {_inline(value)}" for key, value in sample.items() if key != "user_id"]
-        lines.append("")
+    for task, task_results in results.items():
+        if not task_results.get("samples"):
+            continue
+        lines += [f"### {task}", ""]
+        for sample in task_results["samples"]:
+            lines += [f"#### user {sample['user_id']}" if "user_id" in sample else "#### example", ""]
+            lines += [f"- **{key}**: {_inline(value)}" for key, value in sample.items() if key != "user_id"]
+            lines.append("")
     return "\n".join(lines).rstrip()
 
 
@@ -141,19 +152,17 @@ def write_report(
     *,
     title: str = "RDRec evaluation",
     notes: Sequence[str] = (),
-    samples: Sequence[Mapping] | None = None,
     curves_png: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``metrics.json`` (``results`` as given) and ``report.md``; ``samples.json`` when samples are given.
+    """Write ``metrics.json`` (``results`` as given, example predictions included) and ``report.md``.
 
     Args:
-        results: per-seed results or `aggregate_seeds` output.
+        results: `evaluate_model` output or `aggregate_seeds` output.
         out_dir: created if missing.
         notes: sentences shown as bullets under the title (e.g. how top-N candidates were chosen).
-        samples: example recommendations, one mapping per user (``user_id`` first), shown in the report.
         curves_png: file name, relative to ``out_dir``, of a training-curve PNG to embed.
     Returns:
-        ``{"metrics": path, "report": path[, "samples": path]}``.
+        ``{"metrics": path, "report": path}``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,10 +175,9 @@ def write_report(
     parts.append(markdown_tables(results))
     if curves_png:
         parts.append(f"## Training curves\n\n![training and validation loss]({curves_png})")
+    samples = markdown_samples(results)
     if samples:
-        paths["samples"] = out_dir / SAMPLES_FILE
-        paths["samples"].write_text(json.dumps(list(samples), indent=2) + "\n", encoding="utf-8")
-        parts.append("## Sample recommendations\n\n" + _markdown_samples(samples))
+        parts.append("## Sample predictions\n\n" + samples)
     paths["report"].write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return paths
 
