@@ -61,5 +61,26 @@ __all__ += [
 # --- teacher ---
 
 # --- evaluation ---
+from .evaluation import (
+    EvaluationConfig,
+    aggregate_seeds,
+    evaluate_model,
+    load_metric,
+    plot_training_curves,
+    ranking_metrics,
+    text_generation_metrics,
+    write_report,
+)
+
+__all__ += [
+    "EvaluationConfig",
+    "aggregate_seeds",
+    "evaluate_model",
+    "load_metric",
+    "plot_training_curves",
+    "ranking_metrics",
+    "text_generation_metrics",
+    "write_report",
+]
 
 # --- training ---

@@ -94,7 +94,7 @@ def all_beauty_results(all_beauty, t5_tokenizer):
 
     model = _tiny_student(t5_tokenizer, all_beauty["items"]["item_id"])
     config = EvaluationConfig(max_users=6, num_samples=6, batch_size=4, num_beams=10, max_new_tokens=8, seed=1)
-    return [evaluate_model(model, t5_tokenizer, all_beauty, config) for _ in range(2)]
+    return [evaluate_model(model, all_beauty, t5_tokenizer, config, show_progress=shown) for shown in (True, False)]
 
 
 def test_evaluation_is_deterministic(all_beauty_results):
@@ -144,7 +144,7 @@ def test_ranking_tasks_need_a_catalog(all_beauty, t5_tokenizer):
 
     model = RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny"))
     with pytest.raises(ValueError, match="need an item catalog"):
-        evaluate_model(model, t5_tokenizer, all_beauty, EvaluationConfig(tasks=["topn"], max_users=2))
+        evaluate_model(model, all_beauty, t5_tokenizer, EvaluationConfig(tasks=["topn"], max_users=2))
 
 
 @pytest.mark.slow  # loading the 22,363 users takes most of ~17 s on a loaded 2-core machine
@@ -156,7 +156,7 @@ def test_full_catalog_evaluation_on_p5_beauty(t5_tokenizer):
 
     beauty = load_p5_dataset(p5_dataset_dir("beauty"))
     model = _tiny_student(t5_tokenizer, beauty["items"]["item_id"])
-    results = evaluate_model(model, t5_tokenizer, beauty, EvaluationConfig(max_users=3, batch_size=3, seed=0))
+    results = evaluate_model(model, beauty, t5_tokenizer, EvaluationConfig(max_users=3, batch_size=3, seed=0))
     assert results["sequential"]["num_examples"] == results["topn"]["num_examples"] == 3
     assert "12,101-item catalog" in results["sequential"]["protocol"]
     assert "100 candidates" in results["topn"]["protocol"]

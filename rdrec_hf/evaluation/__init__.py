@@ -1,1 +1,31 @@
 """Evaluation: pure metric functions, baselines and the evaluation loop. Never imports the trainer."""
+
+from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
+from .evaluator import EvaluationConfig, evaluate_model, rank_candidates, sample_users
+from .metric_modules import METRIC_NAMES, load_metric
+from .ranking import hit_at_k, ndcg_at_k, ranking_metrics
+from .report import aggregate_seeds, markdown_tables, plot_training_curves, write_report
+from .text_metrics import corpus_bleu, distinct_share, rouge_f_scores, text_generation_metrics
+
+__all__ = [
+    "METRIC_NAMES",
+    "EvaluationConfig",
+    "aggregate_seeds",
+    "corpus_bleu",
+    "distinct_share",
+    "evaluate_model",
+    "hit_at_k",
+    "item_popularity",
+    "leak_rule_ranking",
+    "load_metric",
+    "markdown_tables",
+    "ndcg_at_k",
+    "plot_training_curves",
+    "popularity_ranking",
+    "rank_candidates",
+    "ranking_metrics",
+    "rouge_f_scores",
+    "sample_users",
+    "text_generation_metrics",
+    "write_report",
+]

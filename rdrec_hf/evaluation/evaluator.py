@@ -109,19 +109,22 @@ def rank_candidates(candidates: Sequence[str], scores: Sequence[float], target: 
 
 def evaluate_model(
     model,
-    tokenizer,
     data: DatasetDict,
+    tokenizer,
     config: EvaluationConfig | None = None,
+    *,
     item_index: ItemIndex | None = None,
+    show_progress: bool = True,
 ) -> dict[str, dict]:
     """Evaluate ``model`` on ``data`` (the project dataset schema) as the paper does, with the baselines.
 
     Args:
         model: an `RDRecForConditionalGeneration` (or a PEFT wrapper of one); put in eval mode here.
-        tokenizer: the model's tokenizer (prompts, decoding of generated text).
         data: the project `DatasetDict` (``users``, ``items``, optionally ``reviews``).
+        tokenizer: the model's tokenizer (prompts, decoding of generated text).
         config: what to evaluate; `EvaluationConfig()` when None.
         item_index: the catalog for the ranking tasks; ``model.item_index`` when None.
+        show_progress: progress bars per task (off inside a trainer's evaluation).
     Returns:
         ``{task: {"model": {metric: value}, "num_examples": n, "protocol": str, "samples": [...]}}``;
         ranking tasks add ``"leak_rule"`` and ``"popularity"`` metrics on the very same users. A text task
@@ -144,14 +147,14 @@ def evaluate_model(
             )
             if dataset["user_id"] != users:
                 raise RuntimeError(f"{name}: the evaluation set does not hold the sampled users")
-            results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator)
+            results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
         else:
             dataset, reason = _text_eval_dataset(data, task, tokenizer, users, config)
             if dataset is None:
                 logger.warning("%s left out of the evaluation: %s", name, reason)
                 results[name] = {"skipped": reason, "num_examples": 0}
                 continue
-            results[name] = _evaluate_text(model, tokenizer, dataset, task, config, collator)
+            results[name] = _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress)
     logger.info("evaluation summary (%s split, %d users):\n%s", config.split, len(users), _summary(results))
     return results
 
@@ -174,9 +177,10 @@ def _text_eval_dataset(data, task, tokenizer, users, config) -> tuple[Dataset | 
     return dataset, None
 
 
-def _batches(dataset: Dataset, batch_size: int, description: str) -> Iterator[list[dict]]:
+def _batches(dataset: Dataset, batch_size: int, description: str, show_progress: bool) -> Iterator[list[dict]]:
     """Rows of ``dataset`` in order, ``batch_size`` at a time, with a progress bar."""
-    for start in tqdm(range(0, len(dataset), batch_size), desc=description, unit="batch"):
+    starts = range(0, len(dataset), batch_size)
+    for start in tqdm(starts, desc=description, unit="batch", disable=not show_progress):
         columns = dataset[start : start + batch_size]
         yield [dict(zip(columns, values)) for values in zip(*columns.values())]
 
@@ -187,13 +191,13 @@ def _model_inputs(rows: list[dict], collator: RDRecDataCollator, device: torch.d
     return {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
 
 
-def _evaluate_ranking(model, dataset, task, item_index, data, config, collator) -> dict:
+def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress) -> dict:
     top_k = config.ks[-1]
     catalog_size = data[ITEMS].num_rows
     popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
     rankings: dict[str, list[list[str]]] = {"model": [], "leak_rule": [], "popularity": []}
     missing_ids = 0
-    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}"):
+    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
         inputs = _model_inputs(rows, collator, model.device)
         if task is Task.SEQUENTIAL:
             output = model.generate(
@@ -246,9 +250,9 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator) 
     return results
 
 
-def _evaluate_text(model, tokenizer, dataset, task, config, collator) -> dict:
+def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress) -> dict:
     predictions: list[str] = []
-    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}"):
+    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
         sequences = model.generate(
             **_model_inputs(rows, collator, model.device),
             max_new_tokens=config.max_new_tokens,
