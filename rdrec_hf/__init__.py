@@ -84,3 +84,6 @@ __all__ += [
 ]
 
 # --- training ---
+from .training import DataArguments, ModelArguments, RDRecTrainer, RDRecTrainingArguments, train_rdrec
+
+__all__ += ["DataArguments", "ModelArguments", "RDRecTrainer", "RDRecTrainingArguments", "train_rdrec"]

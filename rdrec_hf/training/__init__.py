@@ -1,0 +1,34 @@
+"""Training layer (TRL style): argument dataclasses beside ``RDRecTrainer``, the student builder and
+``train_rdrec``, the one entry point of recipes and the CLI."""
+
+from .model_card import render_model_card
+from .pipeline import build_trainer, load_training_data, train_rdrec
+from .rdrec_config import (
+    Bnb4bitQuantType,
+    DataArguments,
+    ModelArguments,
+    RDRecTrainingArguments,
+    parse_config_overrides,
+    parse_task_mixture,
+)
+from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
+from .student import build_student, load_student_tokenizer
+
+__all__ = [
+    "Bnb4bitQuantType",
+    "DataArguments",
+    "ModelArguments",
+    "RDRecTrainer",
+    "RDRecTrainingArguments",
+    "build_student",
+    "build_trainer",
+    "load_student_tokenizer",
+    "load_training_data",
+    "mean_task_losses",
+    "parse_config_overrides",
+    "parse_task_mixture",
+    "per_example_loss",
+    "render_model_card",
+    "task_loss_totals",
+    "train_rdrec",
+]

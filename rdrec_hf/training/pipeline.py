@@ -1,0 +1,183 @@
+"""``train_rdrec``: data -> tokenised task mixture -> student -> ``RDRecTrainer`` -> saved model and metrics.
+
+The one training entry point: ``recipes/train.py`` and the ``rdrec-hf train`` command both call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from datasets import DatasetDict, concatenate_datasets
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+
+from ..data import (
+    IndexingScheme,
+    build_eval_dataset,
+    build_training_dataset,
+    get_metadata,
+    load_amazon_reviews,
+    load_p5_dataset,
+    load_rec_dataset,
+)
+from ..models import ItemIndex
+from ..paths import all_beauty_reviews, p5_dataset_dir
+from .rdrec_config import DataArguments, ModelArguments, RDRecTrainingArguments
+from .rdrec_trainer import RDRecTrainer
+from .student import build_student, describe_student, load_student_tokenizer
+
+logger = logging.getLogger(__name__)
+
+SHARED_DATASETS = ("all_beauty", "beauty", "sports")
+MODEL_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels", "task_id")
+TRAINING_CURVES_FILE = "training_curves.png"
+
+
+def load_training_data(data_args: DataArguments) -> DatasetDict:
+    """The project dataset named by ``data_args.dataset`` (a shared dataset or a prepared folder), cut to
+    ``max_users`` users when set."""
+    name = data_args.dataset
+    options = {"indexing": data_args.indexing, "seed": data_args.dataset_seed}
+    if name == "all_beauty":
+        data = load_amazon_reviews(all_beauty_reviews(), **options)
+    elif name in SHARED_DATASETS:
+        data = load_p5_dataset(p5_dataset_dir(name), **options)
+    elif Path(name).is_dir():
+        data = load_rec_dataset(name)
+        if data_args.indexing is not IndexingScheme(get_metadata(data).indexing):
+            logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
+    else:
+        raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)} or a dataset folder")
+    if data_args.max_users is not None:
+        data = first_users(data, data_args.max_users)
+    return data
+
+
+def first_users(data: DatasetDict, max_users: int) -> DatasetDict:
+    """The first ``max_users`` users and their reviews; items (the catalog) and metadata unchanged."""
+    users = data["users"].select(range(min(max_users, data["users"].num_rows)))
+    kept = set(users["user_id"])
+    subset = DatasetDict({**data, "users": users})
+    if "reviews" in data:
+        subset["reviews"] = data["reviews"].filter(lambda user_id: user_id in kept, input_columns="user_id")
+    logger.info("kept the first %d of %d users", users.num_rows, data["users"].num_rows)
+    return subset
+
+
+def build_validation_set(data: DatasetDict, tasks, tokenizer, training_args: RDRecTrainingArguments):
+    """Validation examples of every trained task in one dataset (model columns only), for per-task losses.
+
+    A task without validation examples in this data (e.g. a tiny slice without validation reviews) is left
+    out with a logged notice.
+    """
+    parts = []
+    for task in tasks:
+        try:
+            part = build_eval_dataset(
+                data, task, "validation", tokenizer,
+                max_source_length=training_args.max_source_length,
+                max_target_length=training_args.max_target_length,
+                max_examples=training_args.eval_max_examples_per_task,
+                seed=training_args.seed,
+            )
+        except ValueError as error:
+            logger.warning("no validation loss for task %s: %s", task.name.lower(), error)
+            continue
+        parts.append(part.select_columns(list(MODEL_COLUMNS)))
+    if not parts:
+        raise ValueError("no validation examples for any trained task: evaluation is impossible on this data")
+    return concatenate_datasets(parts)
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
+    """``"true"`` / ``"last"`` -> the last checkpoint in ``output_dir`` (``ValueError`` when there is none);
+    a path is returned as it is; ``None`` / ``"false"`` -> ``None``."""
+    if resume_from_checkpoint is None or str(resume_from_checkpoint).lower() in ("", "false"):
+        return None
+    if str(resume_from_checkpoint).lower() in ("true", "last"):
+        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if last is None:
+            raise ValueError(f"resume requested but {output_dir} holds no checkpoint-* folder")
+        return last
+    if not Path(resume_from_checkpoint).is_dir():
+        raise ValueError(f"checkpoint {resume_from_checkpoint} not found")
+    return resume_from_checkpoint
+
+
+def build_trainer(
+    model_args: ModelArguments, data_args: DataArguments, training_args: RDRecTrainingArguments
+) -> RDRecTrainer:
+    """Load the data, build the task mixture and the student (with the catalog attached) and the trainer."""
+    data = load_training_data(data_args)
+    tokenizer = load_student_tokenizer(model_args)
+    with training_args.main_process_first(desc="building the task mixture"):
+        train_dataset, tasks = build_training_dataset(
+            data, tokenizer, training_args.task_weights,
+            seed=training_args.seed,
+            max_source_length=training_args.max_source_length,
+            max_target_length=training_args.max_target_length,
+            num_negatives=training_args.num_negatives,
+            cache_dir=data_args.cache_dir,
+        )
+        wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
+        absent = [task.name.lower() for task in wanted if task not in tasks]
+        if absent:
+            logger.warning("left out of the mixture, no data for them in %s: %s", data_args.dataset, ", ".join(absent))
+        evaluating = IntervalStrategy(training_args.eval_strategy) is not IntervalStrategy.NO or training_args.do_eval
+        eval_dataset = build_validation_set(data, tasks, tokenizer, training_args) if evaluating else None
+    logger.info(
+        "training on %d examples (%s)%s", train_dataset.num_rows, ", ".join(t.name.lower() for t in tasks),
+        f", validating on {eval_dataset.num_rows}" if eval_dataset is not None else "",
+    )
+    model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing)
+    items = data["items"]
+    item_index = ItemIndex.from_catalog(
+        items["item_id"], tokenizer, original_ids=items["original_id"], indexing=get_metadata(data).indexing.value
+    )
+    (model.get_base_model() if model_args.use_peft else model).set_item_index(item_index)
+    logger.info(describe_student(model))
+    return RDRecTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        rec_data=data,
+        tasks=tasks,
+    )
+
+
+def train_rdrec(
+    model_args: ModelArguments, data_args: DataArguments, training_args: RDRecTrainingArguments
+) -> tuple[RDRecTrainer, dict[str, float]]:
+    """Train the RDRec student and save it (safetensors, catalog, tokenizer, model card) in ``output_dir``.
+
+    Resumes from ``training_args.resume_from_checkpoint`` (a folder, or ``"true"`` for the last checkpoint in
+    ``output_dir``). Evaluates at the end when an eval strategy or ``do_eval`` is set, writes
+    ``train_results.json`` / ``eval_results.json``, ``trainer_state.json`` and a PNG of the loss curves.
+    Pushes to the Hub when ``push_to_hub``. Returns the trainer and the train (and eval) metrics.
+    """
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer = build_trainer(model_args, data_args, training_args)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    metrics = dict(train_result.metrics)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    if trainer.eval_dataset is not None:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+        trainer.create_model_card()  # the card now shows the final evaluation
+    if trainer.is_world_process_zero():
+        from ..evaluation.report import plot_training_curves
+
+        plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / TRAINING_CURVES_FILE)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="RDRec student trained with rdrec-hf")
+    return trainer, metrics
+
+
+__all__ = ["build_trainer", "load_training_data", "train_rdrec"]

@@ -1,0 +1,296 @@
+"""Arguments of RDRec training, in the style of TRL: dataclasses whose every field carries its help text.
+
+``ModelArguments`` says which student to build (a checkpoint or a size preset, LoRA, quantisation),
+``DataArguments`` which data to train on and ``RDRecTrainingArguments`` (a ``Seq2SeqTrainingArguments``)
+how: the task mixture, length limits and the evaluation done during training. ``TrlParser`` turns them
+into command-line options and reads YAML recipes with ``--config``.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+from transformers import Seq2SeqTrainingArguments
+from transformers.trainer_utils import IntervalStrategy
+
+from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH
+from ..data.schema import IndexingScheme
+from ..tasks import Task
+
+TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.RATIONALE, Task.TOPN)
+"""Order of the ratios in ``task_mixture``: explanation:sequential:rationale:top-N, as the paper writes it."""
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LORA_R = 8
+DEFAULT_LORA_ALPHA = 16
+DEFAULT_LORA_DROPOUT = 0.05
+DEFAULT_LORA_TARGET_MODULES = ("q", "v")
+
+
+class Bnb4bitQuantType(str, Enum):
+    """4-bit data types of bitsandbytes."""
+
+    NF4 = "nf4"
+    FP4 = "fp4"
+
+
+def parse_task_mixture(text: str) -> dict[Task, float]:
+    """Parse ``"explanation:sequential:rationale:topn"`` ratios, e.g. ``"1:1:1:1"`` or ``"2:1:0:1"``.
+
+    Returns the weight of every task (zero weights included), keyed by ``Task``. Raises ``ValueError`` on a
+    wrong number of fields, a non-number, a negative ratio or all ratios zero.
+    """
+    parts = str(text).split(":")
+    order = ":".join("topn" if task is Task.TOPN else task.name.lower() for task in TASK_MIXTURE_ORDER)
+    if len(parts) != len(TASK_MIXTURE_ORDER):
+        raise ValueError(f"task_mixture {text!r} must have {len(TASK_MIXTURE_ORDER)} ratios ({order})")
+    try:
+        ratios = [float(part) for part in parts]
+    except ValueError:
+        raise ValueError(f"task_mixture {text!r}: every ratio must be a number ({order})") from None
+    if any(ratio < 0 for ratio in ratios):
+        raise ValueError(f"task_mixture {text!r}: ratios must not be negative")
+    if sum(ratios) == 0:
+        raise ValueError(f"task_mixture {text!r}: at least one ratio must be positive")
+    return dict(zip(TASK_MIXTURE_ORDER, ratios))
+
+
+def parse_config_overrides(text: str | None) -> dict[str, object]:
+    """Parse ``"d_model=32,num_layers=2,dropout_rate=0.0"`` into ``{"d_model": 32, ...}``.
+
+    Values are Python literals (numbers, booleans, quoted strings); anything else stays a string.
+    """
+    overrides: dict[str, object] = {}
+    if not text:
+        return overrides
+    for item in str(text).split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"config_overrides item {item!r} is not of the form key=value (in {text!r})")
+        try:
+            overrides[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+@dataclass
+class ModelArguments:
+    """Which student model to train: a checkpoint or a fresh model from a size preset, LoRA, quantisation."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint to start from: a plain T5 or an RDRec model folder (or Hub id when online). "
+            "Give this or `model_preset`."
+        },
+    )
+    model_preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Size preset of a freshly initialised student (`RDRecConfig.from_preset`: tiny, mini, "
+            "small, t5-small). No pretrained T5 weights are reachable offline, so this is the offline default."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config overrides applied to the preset or checkpoint config, "
+                  "e.g. `d_model=32,num_layers=2`."},
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer folder; default: the checkpoint's own, else the shared T5 vocabulary."},
+    )
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
+    lora_r: int | None = field(
+        default=None, metadata={"help": f"LoRA rank (needs `use_peft`; default {DEFAULT_LORA_R})."}
+    )
+    lora_alpha: int | None = field(
+        default=None, metadata={"help": f"LoRA scaling alpha (needs `use_peft`; default {DEFAULT_LORA_ALPHA})."}
+    )
+    lora_dropout: float | None = field(
+        default=None, metadata={"help": f"LoRA dropout (needs `use_peft`; default {DEFAULT_LORA_DROPOUT})."}
+    )
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules that get LoRA adapters (needs `use_peft`; default "
+            f"{' '.join(DEFAULT_LORA_TARGET_MODULES)}). Soft prompts and whole-word embeddings are always trained."
+        },
+    )
+    load_in_8bit: bool = field(
+        default=False, metadata={"help": "Load the checkpoint in 8-bit (bitsandbytes); needs `use_peft`."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "Load the checkpoint in 4-bit (bitsandbytes); needs `use_peft`."}
+    )
+    bnb_4bit_quant_type: Bnb4bitQuantType = field(
+        default=Bnb4bitQuantType.NF4, metadata={"help": "4-bit data type when `load_in_4bit`."}
+    )
+    use_bnb_nested_quant: bool = field(
+        default=False, metadata={"help": "Quantise the 4-bit quantisation constants too (needs `load_in_4bit`)."}
+    )
+
+    def __post_init__(self):
+        if (self.model_name_or_path is None) == (self.model_preset is None):
+            raise ValueError("give exactly one of `model_name_or_path` (a checkpoint) and `model_preset` (from scratch)")
+        parse_config_overrides(self.config_overrides)  # fail now, not after the data is built
+        self.bnb_4bit_quant_type = Bnb4bitQuantType(self.bnb_4bit_quant_type)
+        lora_options = {
+            "lora_r": self.lora_r,
+            "lora_alpha": self.lora_alpha,
+            "lora_dropout": self.lora_dropout,
+            "lora_target_modules": self.lora_target_modules,
+        }
+        if not self.use_peft:
+            given = [name for name, value in lora_options.items() if value is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} given without `use_peft`")
+        else:
+            if self.model_preset is not None:
+                raise ValueError("LoRA adapts a trained checkpoint: give `model_name_or_path`, not a preset")
+            self.lora_r = DEFAULT_LORA_R if self.lora_r is None else self.lora_r
+            self.lora_alpha = DEFAULT_LORA_ALPHA if self.lora_alpha is None else self.lora_alpha
+            self.lora_dropout = DEFAULT_LORA_DROPOUT if self.lora_dropout is None else self.lora_dropout
+            if self.lora_target_modules is None:
+                self.lora_target_modules = list(DEFAULT_LORA_TARGET_MODULES)
+            if self.lora_r <= 0 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+                raise ValueError("LoRA needs lora_r > 0, lora_alpha > 0 and 0 <= lora_dropout < 1")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("choose one of `load_in_8bit` and `load_in_4bit`")
+        if self.use_bnb_nested_quant and not self.load_in_4bit:
+            raise ValueError("`use_bnb_nested_quant` needs `load_in_4bit`")
+        if self.load_in_8bit or self.load_in_4bit:
+            if not self.use_peft:
+                raise ValueError("a quantised model cannot be fully fine-tuned: add `use_peft` (QLoRA)")
+            if self.model_name_or_path is None:
+                raise ValueError("quantisation loads a checkpoint: give `model_name_or_path`, not a preset")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the checkpoint is loaded through bitsandbytes."""
+        return self.load_in_8bit or self.load_in_4bit
+
+
+@dataclass
+class DataArguments:
+    """Which data to train on."""
+
+    dataset: str = field(
+        default="all_beauty",
+        metadata={
+            "help": "`all_beauty`, `beauty`, `sports` (the shared data) or the folder of a prepared/distilled "
+            "dataset (`rdrec-hf prepare` / `rdrec-hf distill`)."
+        },
+    )
+    indexing: IndexingScheme = field(
+        default=IndexingScheme.SEQUENTIAL,
+        metadata={"help": "Item numbering when loading raw data: `sequential` (as P5/RDRec; leaks the test "
+                  "item) or `random` (leak-free). A prepared dataset folder keeps its own."},
+    )
+    dataset_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the data (random indexing, sampled negatives) when loading raw data; "
+                  "fixed across training seeds so runs differ only in training."},
+    )
+    max_users: int | None = field(
+        default=None, metadata={"help": "Use only the first N users (and their reviews): quick runs."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Folder caching the tokenised datasets between runs (none: no cache)."}
+    )
+
+    def __post_init__(self):
+        self.indexing = IndexingScheme(self.indexing)
+        if self.max_users is not None and self.max_users <= 0:
+            raise ValueError(f"max_users must be positive, got {self.max_users}")
+
+
+@dataclass
+class RDRecTrainingArguments(Seq2SeqTrainingArguments):
+    """``Seq2SeqTrainingArguments`` plus what RDRec training needs: the task mixture, length limits and the
+    per-task validation and ranking evaluation done by ``RDRecTrainer``.
+
+    Per-task validation losses are logged as ``eval_loss_<task>`` and their mean as ``eval_mean_task_loss``,
+    the metric early stopping watches (as the paper).
+    """
+
+    task_mixture: str = field(
+        default="1:1:1:1",
+        metadata={
+            "help": "Ratios explanation:sequential:rationale:top-N of the training mixture (paper: 1:1:1:1). "
+            "Tasks absent from the data are left out with a logged notice."
+        },
+    )
+    max_source_length: int = field(
+        default=DEFAULT_MAX_SOURCE_LENGTH, metadata={"help": "Longest prompt in tokens (longer are cut)."}
+    )
+    max_target_length: int = field(
+        default=DEFAULT_MAX_TARGET_LENGTH, metadata={"help": "Longest target in tokens (longer are cut)."}
+    )
+    num_negatives: int | None = field(
+        default=None,
+        metadata={"help": "Negatives beside the positive in a training top-N prompt (default: the dataset's, "
+                  "99 as the paper)."},
+    )
+    eval_max_examples_per_task: int | None = field(
+        default=500,
+        metadata={"help": "Validation examples per task for the per-task validation loss (a seeded sample; "
+                  "none: all)."},
+    )
+    rank_eval: bool = field(
+        default=True,
+        metadata={"help": "During evaluation also rank items for validation users (HR@k, NDCG@k)."},
+    )
+    rank_eval_max_users: int = field(
+        default=100, metadata={"help": "Validation users ranked at each evaluation (a seeded sample)."}
+    )
+    rank_eval_num_beams: int = field(
+        default=20, metadata={"help": "Beams of the constrained generation ranking sequential recommendation."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without a better `metric_for_best_model` "
+                  "(default metric: mean validation loss over tasks)."},
+    )
+    # Changed defaults of the parent class.
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep dataset columns the collator reads (RDRec batches need them)."}
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "DDP's unused-parameter search (off: every parameter takes part)."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps (or fraction of training)."})
+
+    def __post_init__(self):
+        self.task_weights  # validates task_mixture
+        for name in ("max_source_length", "max_target_length", "rank_eval_max_users", "rank_eval_num_beams"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_negatives is not None and self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
+        if self.eval_max_examples_per_task is not None and self.eval_max_examples_per_task < 1:
+            raise ValueError(f"eval_max_examples_per_task must be positive, got {self.eval_max_examples_per_task}")
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience <= 0:
+                raise ValueError("early_stopping_patience must be positive")
+            if IntervalStrategy(self.eval_strategy) is IntervalStrategy.NO:
+                raise ValueError("early stopping needs an evaluation: set eval_strategy to steps or epoch")
+        if self.metric_for_best_model is None and (self.load_best_model_at_end or self.early_stopping_patience):
+            self.metric_for_best_model = "mean_task_loss"
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            # Without it, a GPU-less multi-process launch trains N independent copies instead of one DDP run.
+            logger.warning("multi-process launch without a GPU: training on CPU processes over gloo (use_cpu=True)")
+            self.use_cpu = True
+        super().__post_init__()
+
+    @property
+    def task_weights(self) -> dict[Task, float]:
+        """Weight of every task from ``task_mixture`` (zero for tasks left out)."""
+        return parse_task_mixture(self.task_mixture)

@@ -1,0 +1,251 @@
+"""``RDRecTrainer``: a ``Seq2SeqTrainer`` for the four-task mixture of RDRec.
+
+What it adds (everything else is the parent's, reached through ``super()``):
+
+- the loss of every task, logged at each logging step as ``loss_<task>`` (training) and at each
+  evaluation as ``eval_loss_<task>`` with their mean ``eval_mean_task_loss`` (the early-stopping metric of
+  the paper);
+- ranking metrics of validation users (HR@k, NDCG@k of sequential and top-N) at each evaluation when
+  ``args.rank_eval`` and a project dataset are given;
+- a model card (``hub_cards/model_card.md``) and the item catalog written beside every saved model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from datasets import DatasetDict
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from ..tasks import NUM_TASKS, Task
+from .model_card import render_model_card
+from .rdrec_config import RDRecTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+TRAIN, EVAL = "train", "eval"
+MEAN_TASK_LOSS = "mean_task_loss"
+TRAINING_ARGS_JSON = "training_args.json"
+RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean token cross-entropy of each example.
+
+    Args:
+        logits: ``[B, T, V]`` decoder logits.
+        labels: ``[B, T]`` target tokens, ``ignore_index`` on padding.
+    Returns:
+        ``[B]`` float32 losses; 0 for an example without any target token.
+    """
+    token_losses = F.cross_entropy(
+        logits.float().transpose(1, 2), labels, ignore_index=ignore_index, reduction="none"
+    )  # [B, T], 0 on ignored positions
+    token_counts = (labels != ignore_index).sum(dim=1)
+    return token_losses.sum(dim=1) / token_counts.clamp(min=1)
+
+
+def task_loss_totals(
+    example_losses: torch.Tensor, task_id: torch.Tensor, has_target: torch.Tensor, num_tasks: int = NUM_TASKS
+) -> torch.Tensor:
+    """Sum and count of example losses per task.
+
+    Args:
+        example_losses: ``[B]`` per-example losses. task_id: ``[B]`` task of each example.
+        has_target: ``[B]`` bool, False for examples without target tokens (left out of both rows).
+    Returns:
+        ``[2, num_tasks]`` float64: row 0 the loss sums, row 1 the example counts.
+    """
+    weights = has_target.double()
+    sums = torch.zeros(num_tasks, dtype=torch.float64, device=example_losses.device)
+    counts = torch.zeros(num_tasks, dtype=torch.float64, device=example_losses.device)
+    sums.index_add_(0, task_id, example_losses.double() * weights)
+    counts.index_add_(0, task_id, weights)
+    return torch.stack([sums, counts])
+
+
+def mean_task_losses(totals: torch.Tensor) -> dict[Task, float]:
+    """``{task: mean loss}`` from ``[2, num_tasks]`` totals, for the tasks with at least one example."""
+    return {
+        Task(task): float(totals[0, task] / totals[1, task]) for task in range(totals.shape[1]) if totals[1, task] > 0
+    }
+
+
+class RDRecTrainer(Seq2SeqTrainer):
+    """``Seq2SeqTrainer`` for the RDRec student (see the module docstring).
+
+    Args:
+        model: an ``RDRecForConditionalGeneration`` (or a PEFT model wrapping one) whose ``item_index`` is set
+            when ranking metrics are wanted.
+        args: ``RDRecTrainingArguments``.
+        data_collator: default ``RDRecDataCollator`` with the tokenizer's pad id.
+        train_dataset / eval_dataset: tokenised examples with a ``task_id`` column (``build_training_dataset``
+            / ``build_eval_dataset`` of ``rdrec_hf.data``); the eval set mixes all tasks' validation examples.
+        processing_class: the tokenizer (saved with the model, used by the ranking evaluation).
+        rec_data: the project dataset (``users``, ``items``, ...): validation users for ranking metrics and
+            dataset facts for the model card.
+        tasks: the tasks actually trained (``build_training_dataset``'s second result), for the model card.
+        other keyword arguments: as ``Seq2SeqTrainer``.
+    """
+
+    _tag_names = ["rdrec", "recommendation", "rdrec-hf"]
+
+    def __init__(
+        self,
+        model=None,
+        args: RDRecTrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        rec_data: DatasetDict | None = None,
+        tasks: Sequence[Task] | None = None,
+        callbacks=None,
+        **kwargs,
+    ):
+        if args is None:
+            raise ValueError("RDRecTrainer needs RDRecTrainingArguments (args=...)")
+        if not isinstance(args, RDRecTrainingArguments):
+            raise TypeError(f"args must be RDRecTrainingArguments, got {type(args).__name__}")
+        if data_collator is None:
+            from ..data import RDRecDataCollator
+
+            pad_token_id = processing_class.pad_token_id if processing_class is not None else 0
+            data_collator = RDRecDataCollator(pad_token_id=pad_token_id)
+        callbacks = list(callbacks or [])
+        if args.early_stopping_patience is not None:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.rec_data = rec_data
+        self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
+        self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
+
+    # ------------------------------------------------------------------------------------ per-task loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The parent's loss; besides, accumulates each task's per-example losses for logging."""
+        labels, task_id = inputs["labels"], inputs["task_id"]
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        with torch.no_grad():
+            example_losses = per_example_loss(outputs.logits.detach(), labels)
+            totals = task_loss_totals(example_losses, task_id, (labels != -100).any(dim=1))
+        self._task_loss_totals[TRAIN if model.training else EVAL] += totals.cpu()
+        return (loss, outputs) if return_outputs else loss
+
+    def _pop_task_losses(self, mode: str) -> dict[Task, float]:
+        """Mean loss per task since the last call, over all processes; resets the totals of ``mode``."""
+        totals = self._task_loss_totals[mode]
+        if self.accelerator.num_processes > 1:
+            totals = self.accelerator.reduce(totals.to(self.accelerator.device), reduction="sum").cpu()
+        self._task_loss_totals[mode] = torch.zeros_like(self._task_loss_totals[mode])
+        return mean_task_losses(totals)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a periodic training log (the end-of-training summary has "train_loss" instead)
+            logs = {**logs, **{f"loss_{task.name.lower()}": value for task, value in self._pop_task_losses(TRAIN).items()}}
+        super().log(logs, start_time)
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """The parent's loop, plus ``<prefix>_loss_<task>``, ``<prefix>_mean_task_loss`` and ranking metrics."""
+        self._task_loss_totals[EVAL].zero_()
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        task_losses = self._pop_task_losses(EVAL)
+        for task, value in task_losses.items():
+            output.metrics[f"{metric_key_prefix}_loss_{task.name.lower()}"] = value
+        if task_losses:
+            output.metrics[f"{metric_key_prefix}_{MEAN_TASK_LOSS}"] = sum(task_losses.values()) / len(task_losses)
+        if self.args.rank_eval and self.rec_data is not None:
+            for name, value in self.ranking_metrics().items():
+                output.metrics[f"{metric_key_prefix}_{name}"] = value
+        return output
+
+    # ------------------------------------------------------------------------------------ ranking
+    def ranking_metrics(self) -> dict[str, float]:
+        """HR@k / NDCG@k of sequential and top-N for a seeded sample of validation users, as
+        ``{"<task>_<metric>": value}``. Runs on every process (a sharded model needs them all)."""
+        from ..evaluation import EvaluationConfig, evaluate_model
+
+        tasks = [task for task in RANKING_TASKS if self.tasks is None or task in self.tasks]
+        if not tasks:
+            return {}
+        config = EvaluationConfig(
+            tasks=[task.name.lower() for task in tasks],
+            split="validation",
+            num_beams=self.args.rank_eval_num_beams,
+            batch_size=self.args.per_device_eval_batch_size,
+            max_users=self.args.rank_eval_max_users,
+            seed=self.args.seed,
+            num_samples=0,
+        )
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        try:
+            results = evaluate_model(
+                model, self.rec_data, self.processing_class, config,
+                item_index=self._base_model().item_index, show_progress=False,
+            )
+        finally:
+            model.train(was_training)
+        return {
+            f"{task_name}_{metric}": value
+            for task_name, task_results in results.items()
+            for metric, value in task_results["model"].items()
+        }
+
+    # ------------------------------------------------------------------------------------ saving
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """The parent's save (``save_pretrained``, safetensors), plus the item catalog of a PEFT model's base,
+        the arguments as JSON and the model card, on the main process."""
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        # The parent pickles the arguments (training_args.bin); keep them as JSON instead (no pickle).
+        Path(output_dir, TRAINING_ARGS_NAME).unlink(missing_ok=True)
+        Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
+        base_model = self._base_model()
+        if base_model is not self.accelerator.unwrap_model(self.model) and getattr(base_model, "item_index", None):
+            base_model.item_index.save(output_dir)  # PeftModel.save_pretrained writes only the adapter
+        self._write_model_card(output_dir)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Write the RDRec model card (``hub_cards/model_card.md``) as ``README.md`` in ``args.output_dir``;
+        called by ``push_to_hub``. Arguments of the parent's card (language, tags, ...) are not used."""
+        if self.is_world_process_zero():
+            self._write_model_card(self.args.output_dir)
+
+    def _base_model(self):
+        model = self.accelerator.unwrap_model(self.model)
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def _write_model_card(self, output_dir: str | Path) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        card = render_model_card(
+            model=model,
+            args=self.args,
+            rec_data=self.rec_data,
+            tasks=self.tasks,
+            log_history=self.state.log_history,
+            tags=self._tag_names,
+        )
+        Path(output_dir, "README.md").write_text(card, encoding="utf-8")
+

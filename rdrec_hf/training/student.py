@@ -1,0 +1,111 @@
+"""Build the student to train from ``ModelArguments``: a checkpoint (plain T5 or RDRec) or a size preset,
+optionally quantised (bitsandbytes) and wrapped with LoRA adapters (PEFT)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers import PretrainedConfig
+
+from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_config
+from ..paths import t5_tokenizer_dir
+from .rdrec_config import ModelArguments, parse_config_overrides
+
+logger = logging.getLogger(__name__)
+
+STUDENT_BASE_MODEL_TYPES = ("t5", RDRecConfig.model_type)
+
+
+def load_student_tokenizer(model_args: ModelArguments):
+    """``tokenizer_name_or_path``, else the checkpoint's own tokenizer, else the shared T5 vocabulary."""
+    from ..data import load_tokenizer
+
+    if model_args.tokenizer_name_or_path is not None:
+        return load_tokenizer(model_args.tokenizer_name_or_path)
+    if model_args.model_name_or_path is not None:
+        try:
+            return load_tokenizer(model_args.model_name_or_path)
+        except (OSError, ValueError) as error:
+            logger.warning(
+                "no tokenizer with checkpoint %s (%s): using the shared T5 vocabulary",
+                model_args.model_name_or_path, error,
+            )
+    return load_tokenizer(t5_tokenizer_dir())
+
+
+def check_base_checkpoint(name_or_path: str) -> str:
+    """Return the checkpoint's ``model_type``; ``ValueError`` unless it is a T5 or an RDRec model."""
+    try:
+        config_dict, _ = PretrainedConfig.get_config_dict(name_or_path)
+    except OSError as error:
+        raise ValueError(f"cannot read the checkpoint {name_or_path!r}: {error}") from None
+    model_type = config_dict.get("model_type")
+    if model_type not in STUDENT_BASE_MODEL_TYPES:
+        raise ValueError(
+            f"checkpoint {name_or_path!r} is a {model_type!r} model; the RDRec student starts from a T5 or "
+            f"an RDRec checkpoint ({', '.join(STUDENT_BASE_MODEL_TYPES)})"
+        )
+    return model_type
+
+
+def _quantization_config(model_args: ModelArguments):
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_8bit=model_args.load_in_8bit,
+        load_in_4bit=model_args.load_in_4bit,
+        bnb_4bit_quant_type=model_args.bnb_4bit_quant_type.value,
+        bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
+
+
+def build_student(model_args: ModelArguments, tokenizer, seed: int, gradient_checkpointing: bool = False):
+    """The model to train.
+
+    New weights (a preset model, or the whole-word / soft-prompt embeddings added to a plain T5) are drawn
+    from ``seed`` in a forked RNG, so the global RNG is neither used nor changed. Quantised checkpoints are
+    prepared for k-bit training; with ``use_peft`` the result is a ``PeftModel`` whose soft prompts and
+    whole-word embeddings train fully (``rdrec_lora_config``).
+    """
+    overrides = parse_config_overrides(model_args.config_overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if model_args.model_preset is not None:
+            config = RDRecConfig.from_preset(model_args.model_preset, **overrides)
+            model = RDRecForConditionalGeneration(config)
+        else:
+            check_base_checkpoint(model_args.model_name_or_path)
+            load_options = dict(overrides)
+            if model_args.quantized:
+                from accelerate import PartialState
+
+                load_options["quantization_config"] = _quantization_config(model_args)
+                load_options["device_map"] = {"": PartialState().device}
+            model = RDRecForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **load_options)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}"
+        )
+    if not model_args.use_peft:
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if model_args.quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    lora_config = rdrec_lora_config(
+        r=model_args.lora_r,
+        alpha=model_args.lora_alpha,
+        dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules,
+    )
+    return get_peft_model(model, lora_config)
+
+
+def describe_student(model) -> str:
+    """One line: parameter counts, trained share and where the model came from."""
+    total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    origin = model.config.name_or_path or "a size preset"
+    return f"student from {origin}: {total:,} parameters, {trained:,} trained"
