@@ -126,6 +126,8 @@ def test_ranking_results_are_valid_and_on_the_same_users(all_beauty, all_beauty_
             rankings = [sample[f"{system}_top_10"] for sample in task_results["samples"]]
             assert task_results[system] == ranking_metrics(rankings, targets, (1, 5, 10))
     assert results["sequential"]["missing_ids"] == 0
+    # 83 items: every unseen item is a candidate, and the protocol says so.
+    assert "all items the user has not interacted with" in results["topn"]["protocol"]
 
 
 def test_text_tasks_score_generated_text_or_say_why_they_are_missing(all_beauty_results):
@@ -159,7 +161,7 @@ def test_full_catalog_evaluation_on_p5_beauty(t5_tokenizer):
     results = evaluate_model(model, beauty, t5_tokenizer, EvaluationConfig(max_users=3, batch_size=3, seed=0))
     assert results["sequential"]["num_examples"] == results["topn"]["num_examples"] == 3
     assert "12,101-item catalog" in results["sequential"]["protocol"]
-    assert "100 candidates" in results["topn"]["protocol"]
+    assert "100 candidates (it and the split's stored negatives)" in results["topn"]["protocol"]
     assert results["sequential"]["missing_ids"] == 0
     for sample in results["sequential"]["samples"] + results["topn"]["samples"]:
         assert len(set(sample["model_top_10"])) == 10

@@ -145,7 +145,7 @@ def evaluate_model(
             dataset = build_eval_dataset(
                 data, task, config.split, tokenizer, max_examples=config.max_users, seed=config.seed
             )
-            if dataset["user_id"] != users:
+            if list(dataset["user_id"]) != users:
                 raise RuntimeError(f"{name}: the evaluation set does not hold the sampled users")
             results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
         else:
@@ -222,7 +222,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
             rankings["popularity"].append(
                 popularity_ranking(popular_items, row["history"], top_k, row.get("candidates"))
             )
-    targets = dataset["target_item"]
+    targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
     if task is Task.SEQUENTIAL:
@@ -232,12 +232,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
         )
         results["missing_ids"] = missing_ids  # ranking slots the beams left empty (counted as misses)
     else:
-        sizes = sorted({len(candidates) for candidates in dataset["candidates"]})
-        size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
-        results["protocol"] = (
-            f"The held-out item among {size} candidates (it and the split's stored negatives), ranked by the "
-            "exact sequence log-likelihood of each candidate id; a tie ranks the held-out item last."
-        )
+        results["protocol"] = _topn_protocol(dataset, data)
     results["samples"] = [
         {
             "user_id": row["user_id"],
@@ -248,6 +243,28 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
         for position, row in enumerate(dataset.select(range(min(config.num_samples, len(dataset)))))
     ]
     return results
+
+
+def _topn_protocol(dataset: Dataset, data: DatasetDict) -> str:
+    """How the top-N candidates were formed, saying so when a small catalog leaves only the unseen items."""
+    sizes = sorted({len(candidates) for candidates in dataset["candidates"]})
+    size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    catalog_size = data[ITEMS].num_rows
+    items_of = dict(zip(data[USERS]["user_id"], data[USERS]["items"]))
+    all_unseen = all(
+        len(candidates) - 1 == catalog_size - len(set(items_of[user_id]))
+        for user_id, candidates in zip(dataset["user_id"], dataset["candidates"])
+    )
+    formed = (
+        f"all items the user has not interacted with ({size} candidates with the held-out item: the "
+        f"{catalog_size}-item catalog is too small for the usual 99 sampled negatives)"
+        if all_unseen
+        else f"{size} candidates (it and the split's stored negatives)"
+    )
+    return (
+        f"The held-out item among {formed}, ranked by the exact sequence log-likelihood of each candidate id; "
+        "a tie ranks the held-out item last."
+    )
 
 
 def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress) -> dict:
