@@ -1,8 +1,10 @@
-"""The evaluation loop: its configuration, the seeded user sample, exact candidate ranking."""
+"""The evaluation loop: its configuration, the seeded user sample, exact candidate ranking, and the loop
+itself with a tiny random student on the real data."""
 
 from __future__ import annotations
 
 import pytest
+from datasets import DatasetDict
 
 from rdrec_hf.evaluation.evaluator import EvaluationConfig, rank_candidates, sample_users
 from rdrec_hf.tasks import Task
@@ -168,3 +170,35 @@ def test_full_catalog_evaluation_on_p5_beauty(t5_tokenizer):
     for task in ("explanation", "rationale"):
         assert results[task]["num_examples"] == 0
         assert results[task]["skipped"] == "the dataset has no reviews (its source has no review text)"
+
+
+def test_rationale_task_scores_both_prompt_kinds(all_beauty, t5_tokenizer):
+    """Rationales as the distillation stage stores them; their text here is taken from the real reviews
+    (the teacher is exercised in the teacher tests), enough to run the rationale path end to end."""
+    from rdrec_hf.evaluation.evaluator import evaluate_model
+
+    def with_rationale(review):
+        return {
+            "user_preference": f"The user prefers {review['explanation']}",
+            "item_attribute": f"The item's attributes are {review['feature'] or review['explanation']}",
+            "rationale_status": "ok",
+        }
+
+    data = dict(all_beauty)
+    data["reviews"] = all_beauty["reviews"].map(with_rationale)
+    model = _tiny_student(t5_tokenizer, all_beauty["items"]["item_id"])
+    config = EvaluationConfig(tasks=["rationale"], max_users=3, num_samples=10, max_new_tokens=4, seed=5)
+    rationale = evaluate_model(model, DatasetDict(data), t5_tokenizer, config, show_progress=False)["rationale"]
+    kinds = [sample["rationale_kind"] for sample in rationale["samples"]]
+    assert rationale["num_examples"] == len(kinds) and sorted(set(kinds)) == ["item", "user"]
+    assert kinds.count("user") == kinds.count("item")  # one prompt of each kind per test review
+    assert "teacher rationales" in rationale["protocol"]
+
+
+def test_config_parses_from_the_command_line():
+    from transformers import HfArgumentParser
+
+    argv = ["--tasks", "sequential", "topn", "--ks", "1", "5", "--max_users", "7", "--split", "validation"]
+    (config,) = HfArgumentParser(EvaluationConfig).parse_args_into_dataclasses(argv)
+    assert config.tasks == [Task.SEQUENTIAL, Task.TOPN]
+    assert (config.ks, config.max_users, config.split) == ([1, 5], 7, "validation")

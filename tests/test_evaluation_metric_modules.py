@@ -43,8 +43,10 @@ def test_unknown_metric_name_is_rejected():
         load_metric("bleu")
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch, transformers and datasets: ~15-20 s on a loaded 2-core box
 def test_modules_load_in_a_fresh_offline_process(tmp_path):
     # A fresh interpreter with the Hub switched off and an empty module cache: nothing may be fetched.
+    # (The other tests load the modules offline too: conftest sets HF_HUB_OFFLINE before evaluate is imported.)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path)}
     code = (
         "from rdrec_hf.evaluation.metric_modules import load_metric\n"
