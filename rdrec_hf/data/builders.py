@@ -192,38 +192,45 @@ def build_training_dataset(
     return _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file), used
 
 
-def _eval_rows(data: DatasetDict, task: Task, split: str, seed: int) -> dict[str, list]:
-    """Untokenised evaluation columns of one task and split."""
-    if task in (Task.SEQUENTIAL, Task.TOPN):
-        users = data[USERS]
-        negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
-        columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
+def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[int] | None:
+    """Sorted seeded sample of ``max_examples`` positions out of ``total``; ``None`` when all are kept."""
+    if max_examples is None or max_examples >= total:
+        return None
+    return sorted(random.Random(seed).sample(range(total), max_examples))
+
+
+def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int) -> dict[str, list]:
+    """Untokenised evaluation columns of a ranking task for the given users."""
+    negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
+    columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
+    if task is Task.TOPN:
+        columns["candidates"] = []
+    for user_id, items, negatives in zip(users["user_id"], users["items"], users[negatives_column]):
+        history, target = split_target(items, split)
+        columns["user_id"].append(user_id)
+        columns["target_item"].append(target)
+        columns["history"].append(history)
         if task is Task.TOPN:
-            columns["candidates"] = []
-        for user_id, items, negatives in zip(users["user_id"], users["items"], users[negatives_column]):
-            history, target = split_target(items, split)
-            columns["user_id"].append(user_id)
-            columns["target_item"].append(target)
-            columns["history"].append(history)
-            if task is Task.TOPN:
-                candidates = [target, *negatives]
-                random.Random(f"{seed}:{user_id}").shuffle(candidates)  # independent of which users are sampled
-                columns["candidates"].append(candidates)
-                columns["source_text"].append(prompt_for(task, user_id=user_id, candidates=candidates))
-            else:
-                columns["source_text"].append(prompt_for(task, user_id=user_id, history=history))
-        columns["target_text"] = list(columns["target_item"])
-        return columns
+            candidates = [target, *negatives]
+            random.Random(f"{seed}:{user_id}").shuffle(candidates)  # independent of which users are sampled
+            columns["candidates"].append(candidates)
+            columns["source_text"].append(prompt_for(task, user_id=user_id, candidates=candidates))
+        else:
+            columns["source_text"].append(prompt_for(task, user_id=user_id, history=history))
+    columns["target_text"] = list(columns["target_item"])
+    return columns
+
+
+def _text_eval_rows(data: DatasetDict, task: Task, split: str) -> dict[str, list]:
+    """Untokenised evaluation columns of a text task from the reviews of ``split``."""
     split_target(["", ""], split)  # validates the split name
     if REVIEWS not in data:
         raise ValueError(f"task {task.name.lower()} needs a 'reviews' split; this dataset has none")
-    columns = {name: [] for name in ("user_id", "item_id", "source_text", "target_text")}
+    columns: dict[str, list] = {name: [] for name in ("user_id", "item_id", "source_text", "target_text")}
     kinds = [None] if task is Task.EXPLANATION else list(RationaleKind)
     if task is Task.RATIONALE:
         columns["rationale_kind"] = []
-    for row in data[REVIEWS]:
-        if row["split"] != split:
-            continue
+    for row in data[REVIEWS].filter(lambda value: value == split, input_columns="split"):
         for kind in kinds:
             if kind is None:
                 target = row["explanation"]
@@ -267,14 +274,19 @@ def build_eval_dataset(
       shuffled by a seed per user);
     - text tasks: ``user_id``, ``item_id`` (rationale adds ``rationale_kind``: ``user``/``item``).
 
-    ``max_examples`` keeps a seeded random sample of that many examples (in their original order).
+    ``max_examples`` keeps a seeded random sample of that many examples (in their original order): for the
+    ranking tasks the users at positions ``sorted(random.Random(seed).sample(range(num_users), max_examples))``.
     """
     task = Task.parse(task)
-    columns = _eval_rows(data, task, split, seed)
-    total = len(columns["source_text"])
-    if max_examples is not None and max_examples < total:
-        keep = sorted(random.Random(seed).sample(range(total), max_examples))
-        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+    if task in (Task.SEQUENTIAL, Task.TOPN):
+        users = data[USERS]
+        keep = _sample_positions(users.num_rows, max_examples, seed)
+        columns = _ranking_eval_rows(users if keep is None else users.select(keep), task, split, seed)
+    else:
+        columns = _text_eval_rows(data, task, split)
+        keep = _sample_positions(len(columns["source_text"]), max_examples, seed)
+        if keep is not None:
+            columns = {name: [values[i] for i in keep] for name, values in columns.items()}
     columns["task_id"] = [int(task)] * len(columns["source_text"])
     cache_file = _cache_file(
         cache_dir, f"{task.name.lower()}-{split}", data, tokenizer,

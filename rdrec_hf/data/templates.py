@@ -107,6 +107,8 @@ def prompt_for(
     Raises ``ValueError`` when a field the task needs is missing.
     """
     task = Task.parse(task)
+    if task is Task.RATIONALE and kind is None:
+        raise ValueError("a rationale prompt needs kind=RationaleKind.USER or RationaleKind.ITEM")
     kind = RationaleKind(kind) if kind is not None else None
     needed = {
         Task.SEQUENTIAL: {"user_id": user_id, "history": history},
