@@ -1,0 +1,188 @@
+"""RationaleGenerator with a tiny random Llama (real transformers generation): columns, statuses, counts,
+provenance, resume after a crash, and two processes under ``accelerate launch``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from rdrec_hf.teacher import (
+    PROMPT_VERSION,
+    DistillationConfig,
+    RationaleGenerator,
+    RationaleStatus,
+    TransformersTeacher,
+    read_provenance,
+)
+from rdrec_hf.teacher.generator import process_batches
+
+REPO = Path(__file__).resolve().parents[1]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<{{ message['role'] }}>{{ message['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+LONG_REVIEW = "This lotion is thick and smells of almonds. " * 40
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory, t5_tokenizer):
+    """A 2-layer, 32-wide random Llama over the T5 vocabulary, saved with a chat template."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=len(t5_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        bos_token_id=None, eos_token_id=t5_tokenizer.eos_token_id, pad_token_id=t5_tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    model.save_pretrained(folder)
+    t5_tokenizer.chat_template = CHAT_TEMPLATE
+    t5_tokenizer.save_pretrained(folder)
+    t5_tokenizer.chat_template = None
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tiny_teacher_dir):
+    return TransformersTeacher.from_config(DistillationConfig(teacher=str(tiny_teacher_dir)))
+
+
+def make_reviews(n: int = 11) -> Dataset:
+    reviews = [f"Review {i}: the cream number {i} is smooth and light on dry skin." for i in range(n)]
+    reviews[3], reviews[7] = "", LONG_REVIEW
+    return Dataset.from_dict({
+        "user_id": [str(i % 4 + 1) for i in range(n)], "item_id": [str(i % 3 + 1) for i in range(n)],
+        "review": reviews,
+    })
+
+
+def distil(teacher, output_dir, dataset=None, on_batch_end=(), **overrides):
+    settings = {"batch_size": 3, "max_new_tokens": 6, "max_review_tokens": 32, "show_progress": False, **overrides}
+    config = DistillationConfig(output_dir=str(output_dir), **settings)
+    generator = RationaleGenerator(teacher, config)
+    dataset = make_reviews() if dataset is None else dataset
+    return generator, generator.generate(dataset, source="unit-test", on_batch_end=on_batch_end)
+
+
+def test_generate_adds_rationales_counts_and_provenance(tiny_teacher, tmp_path):
+    users = Dataset.from_dict({"user_id": ["1"], "original_id": ["A1"]})
+    dataset = DatasetDict({"users": users, "reviews": make_reviews()})
+    generator, result = distil(tiny_teacher, tmp_path, dataset)
+
+    assert set(result) == {"users", "reviews"} and result["users"].to_dict() == users.to_dict()
+    reviews = result["reviews"]
+    assert reviews.column_names == ["user_id", "item_id", "review", "user_preference", "item_attribute",
+                                    "rationale_status"]
+    assert len(reviews) == 11
+    for row in reviews:
+        assert row["rationale_status"] in {status.value for status in RationaleStatus}
+        rationales = [row["user_preference"], row["item_attribute"]]
+        if row["rationale_status"] != "failed":
+            assert None not in rationales
+        else:
+            assert None in rationales
+        assert row["review"] not in rationales or not row["review"]
+    empty = reviews[3]
+    assert (empty["user_preference"], empty["item_attribute"], empty["rationale_status"]) == (None, None, "failed")
+
+    summary = generator.last_summary
+    assert summary.rows == 11 and sum(summary.statuses.values()) == 11
+    assert summary.empty_reviews == 1 and summary.truncated_reviews == 1  # the 400-word review, cut to 32 tokens
+    assert summary.failures["empty_review"] == 2
+    assert summary.session_new_tokens > 0 and summary.resumed_batches == 0
+
+    provenance = read_provenance(reviews)
+    assert provenance["teacher"] == tiny_teacher.name and provenance["prompt_version"] == PROMPT_VERSION
+    assert provenance["generation"]["do_sample"] is False and provenance["source"] == "unit-test"
+    assert provenance["counts"]["rows"] == 11 and len(provenance["source_sha256"]) == 64
+
+
+def test_resume_after_crash_gives_the_identical_dataset(tiny_teacher, tmp_path):
+    _, uninterrupted = distil(tiny_teacher, tmp_path / "uninterrupted")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_second_batch(batch_index):
+        if batch_index == 1:
+            raise Crash
+
+    crashed_dir = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        distil(tiny_teacher, crashed_dir, on_batch_end=[crash_after_second_batch])
+    assert sorted(path.name for path in (crashed_dir / "shards").iterdir()) == ["batch-000000.json",
+                                                                               "batch-000001.json"]
+    redone = []
+    generator, resumed = distil(tiny_teacher, crashed_dir, on_batch_end=[redone.append])
+    assert redone == [2, 3]  # 11 rows in batches of 3: only the two batches without a shard run again
+    assert generator.last_summary.resumed_batches == 2
+    assert resumed.to_dict() == uninterrupted.to_dict()
+
+
+def test_output_dir_of_a_different_run_is_refused(tiny_teacher, tmp_path):
+    distil(tiny_teacher, tmp_path, limit=4)
+    with pytest.raises(ValueError, match="different run .*max_review_tokens"):
+        distil(tiny_teacher, tmp_path, limit=4, max_review_tokens=16)
+
+
+def test_drop_failed_and_limit_are_counted(tiny_teacher, tmp_path):
+    generator, result = distil(tiny_teacher, tmp_path, limit=5, drop_failed=True)
+    summary = generator.last_summary
+    assert summary.rows == 5 and summary.dropped_rows == summary.statuses["failed"] >= 1  # row 3 is empty
+    assert len(result) == 5 - summary.dropped_rows and "failed" not in result["rationale_status"]
+
+
+def test_sampling_is_reproducible_from_the_seed(tiny_teacher, tmp_path):
+    greedy = distil(tiny_teacher, tmp_path / "greedy", limit=3)[1]
+    first = distil(tiny_teacher, tmp_path / "a", limit=3, do_sample=True, top_k=50)[1]
+    second = distil(tiny_teacher, tmp_path / "b", limit=3, do_sample=True, top_k=50)[1]
+    other_seed = distil(tiny_teacher, tmp_path / "c", limit=3, do_sample=True, top_k=50, seed=7)[1]
+    assert first.to_dict() == second.to_dict()
+    assert first.to_dict() != other_seed.to_dict() and first.to_dict() != greedy.to_dict()
+    assert read_provenance(first)["generation"]["top_k"] == 50
+
+
+@pytest.mark.parametrize("num_rows, batch_size, num_processes", [(11, 3, 2), (4, 5, 3), (12, 4, 3), (0, 2, 2)])
+def test_process_shares_are_disjoint_and_cover_every_row_in_fixed_batches(num_rows, batch_size, num_processes):
+    shares = [process_batches(num_rows, batch_size, p, num_processes) for p in range(num_processes)]
+    batches = sorted(k for share in shares for k in share)
+    assert batches == list(range(len(batches)))  # every batch once
+    rows = [row for k in batches for share in shares if k in share for row in share[k]]
+    assert rows == list(range(num_rows))
+    assert shares[0] == {k: rows for k, rows in process_batches(num_rows, batch_size, 0, 1).items()
+                         if k % num_processes == 0}
+
+
+@pytest.mark.slow  # two processes importing torch and transformers: about 30 s on 2 shared cores
+def test_two_processes_under_accelerate_launch_match_one_process(tiny_teacher, tiny_teacher_dir, tmp_path):
+    make_reviews().save_to_disk(tmp_path / "reviews")
+    config = {"teacher": str(tiny_teacher_dir), "dataset_path": str(tmp_path / "reviews"), "batch_size": 3,
+              "max_new_tokens": 6, "max_review_tokens": 32, "output_dir": str(tmp_path / "run"),
+              "show_progress": False}
+    (tmp_path / "distill.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--main_process_port", "29517", str(REPO / "recipes" / "distill.py"),
+               "--config", str(tmp_path / "distill.yaml")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "distilled 11 rows" in completed.stdout  # the closing summary, printed once by the main process
+    assert completed.stdout.count("distilled 11 rows") == 1
+    assert "this session: 6 rows" in completed.stdout  # process 0 of 2 ran batches 0 and 2 (rows 0-2, 6-8)
+
+    _, single = distil(tiny_teacher, tmp_path / "single")
+    merged = load_from_disk(tmp_path / "run" / "dataset")
+    assert merged.to_dict() == single.to_dict()
+    assert (tmp_path / "run" / "dataset" / "README.md").read_text().count("rdrec-rationale") >= 1
