@@ -59,6 +59,23 @@ __all__ += [
 ]
 
 # --- teacher ---
+from .teacher import (
+    DistillationConfig,
+    OpenAICompatibleTeacher,
+    RationaleGenerator,
+    TransformersTeacher,
+    default_teacher_path,
+    read_provenance,
+)
+
+__all__ += [
+    "DistillationConfig",
+    "OpenAICompatibleTeacher",
+    "RationaleGenerator",
+    "TransformersTeacher",
+    "default_teacher_path",
+    "read_provenance",
+]
 
 # --- evaluation ---
 from .evaluation import (
