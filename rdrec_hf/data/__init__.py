@@ -14,7 +14,7 @@ from .schema import (
     training_history,
     validate_rec_dataset,
 )
-from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset
+from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset, upload_hub_folder
 from .templates import RationaleKind, prompt_for
 from .tokenization import encode_prompts, load_tokenizer, whole_word_ids
 
@@ -39,6 +39,7 @@ __all__ = [
     "save_rec_dataset",
     "split_target",
     "training_history",
+    "upload_hub_folder",
     "validate_rec_dataset",
     "whole_word_ids",
 ]

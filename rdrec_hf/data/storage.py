@@ -13,6 +13,7 @@ Two on-disk forms, both carrying the ``metadata`` split:
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset, load_from_disk
@@ -56,16 +57,25 @@ def export_hub_folder(data: DatasetDict, folder: str | Path) -> Path:
     return folder
 
 
-def push_rec_dataset(data: DatasetDict, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Upload ``data`` to a Hub dataset repository in the layout of :func:`export_hub_folder`; returns its URL."""
+def upload_hub_folder(
+    write_folder: Callable[[str], object], repo_id: str, private: bool = False, token: str | None = None
+) -> str:
+    """Create the Hub dataset ``repo_id`` (if needed), let ``write_folder(tmp_dir)`` fill a temporary folder
+    and upload it; returns the repository URL. Shared by every ``push_*`` helper of the project."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        export_hub_folder(data, folder)
+        write_folder(folder)
         api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder)
     return f"https://huggingface.co/datasets/{repo_id}"
+
+
+def push_rec_dataset(data: DatasetDict, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload ``data`` to a Hub dataset repository in the layout of :func:`export_hub_folder`; returns its URL."""
+    validate_rec_dataset(data)
+    return upload_hub_folder(lambda folder: export_hub_folder(data, folder), repo_id, private, token)
 
 
 def load_rec_dataset(path_or_hub_id: str | Path) -> DatasetDict:
