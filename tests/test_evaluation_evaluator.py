@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from datasets import DatasetDict
 
+from rdrec_hf.data.builders import DEFAULT_MAX_TARGET_LENGTH
 from rdrec_hf.evaluation.evaluator import EvaluationConfig, rank_candidates, sample_users
 from rdrec_hf.tasks import Task
 
@@ -132,12 +133,25 @@ def test_ranking_results_are_valid_and_on_the_same_users(all_beauty, all_beauty_
     assert "all items the user has not interacted with" in results["topn"]["protocol"]
 
 
-def test_text_tasks_score_generated_text_or_say_why_they_are_missing(all_beauty_results):
+def test_text_tasks_score_generated_text_or_say_why_they_are_missing(all_beauty, all_beauty_results, t5_tokenizer):
     explanation, rationale = all_beauty_results[0]["explanation"], all_beauty_results[0]["rationale"]
     assert 1 <= explanation["num_examples"] <= 6
     assert set(explanation["model"]) == {"bleu-1", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "distinct_share"}
     assert all(0 <= value <= 100 for value in explanation["model"].values())
-    assert all(isinstance(sample["generated"], str) and sample["reference"] for sample in explanation["samples"])
+    reviews = all_beauty["reviews"]
+    test_explanation = {
+        (user, item): text
+        for user, item, split, text in zip(
+            reviews["user_id"], reviews["item_id"], reviews["split"], reviews["explanation"]
+        )
+        if split == "test"
+    }
+    for sample in explanation["samples"]:
+        assert isinstance(sample["generated"], str)
+        # The reference is the real explanation as the tokenizer spells it (the paper's scripts do the same).
+        original = test_explanation[sample["user_id"], sample["item_id"]]
+        spelled = t5_tokenizer(original, truncation=True, max_length=DEFAULT_MAX_TARGET_LENGTH)["input_ids"]
+        assert sample["reference"] == t5_tokenizer.decode(spelled, skip_special_tokens=True)
     # The raw reviews carry no teacher rationales yet: the task is reported as skipped, not scored on nothing.
     assert rationale["num_examples"] == 0 and "rationale" in rationale["skipped"]
 
