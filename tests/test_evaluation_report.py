@@ -46,6 +46,10 @@ def test_aggregate_rejects_runs_with_different_metrics():
     del other["sequential"]["popularity"]
     with pytest.raises(ValueError, match=r"run 1 differs from run 0 at results.sequential"):
         aggregate_seeds([_results(0.2, 10.0), other])
+    flattened = _results(0.2, 10.0)
+    flattened["sequential"]["model"] = 0.5
+    with pytest.raises(ValueError, match=r"at results.sequential.model: keys a float"):
+        aggregate_seeds([_results(0.2, 10.0), flattened])
     with pytest.raises(ValueError, match="no results"):
         aggregate_seeds([])
 

@@ -49,8 +49,9 @@ def _aggregate(nodes: list, path: str):
     first = nodes[0]
     if isinstance(first, Mapping):
         for index, node in enumerate(nodes[1:], start=1):
-            if not isinstance(node, Mapping) or set(node) != set(first):
-                raise ValueError(f"run {index} differs from run 0 at {path}: keys {sorted(node)} vs {sorted(first)}")
+            keys = sorted(node) if isinstance(node, Mapping) else f"a {type(node).__name__}"
+            if keys != sorted(first):
+                raise ValueError(f"run {index} differs from run 0 at {path}: keys {keys} vs {sorted(first)}")
         return {key: _aggregate([node[key] for node in nodes], f"{path}.{key}") for key in first}
     if _is_number(first):
         if not all(_is_number(node) for node in nodes):
