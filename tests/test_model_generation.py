@@ -94,6 +94,11 @@ def test_unknown_ids_and_mismatched_vocabulary_raise(model, batch, catalog_index
         model.generate(**batch, item_index=small_vocabulary)
     with pytest.raises(ValueError, match="tokenizer of 100 tokens"):
         model.set_item_index(small_vocabulary)
+    larger_vocabulary = ItemIndex(["1"], [[40000, 1]], vocab_size=40001, eos_token_id=1)
+    with pytest.raises(ValueError, match="tokenizer of 40001 tokens"):
+        model.set_item_index(larger_vocabulary)
+    # t5-small pads its 32,100-token vocabulary to 32,128 embedding rows: the T5 catalog still fits.
+    seeded_model(vocab_size=32128).set_item_index(catalog_index)
     with pytest.raises(KeyError, match="candidate item id '99999'"):
         model.score_candidates(**batch, candidate_items=[["99999"]] * 4, item_index=catalog_index)
 

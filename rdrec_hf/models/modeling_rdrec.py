@@ -22,6 +22,7 @@ logger = logging.get_logger(__name__)
 
 # Beam search fills unused hypothesis slots with scores of about -1e9; real items score far above this.
 DUMMY_BEAM_SCORE = -1e8
+VOCAB_PADDING_MULTIPLE = 128
 
 
 @dataclass
@@ -92,10 +93,11 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             task_id = task_id.expand(batch_size)
         if tuple(task_id.shape) != (batch_size,):
             raise ValueError(f"task_id must have shape [{batch_size}] (one per example), got {tuple(task_id.shape)}")
-        if task_id.min() < 0 or task_id.max() >= config.num_tasks:
+        unknown = task_id[(task_id < 0) | (task_id >= config.num_tasks)]
+        if unknown.numel():
             raise ValueError(
-                f"unknown task id {int(task_id.max() if task_id.max() >= config.num_tasks else task_id.min())}: "
-                f"this model has {config.num_tasks} tasks (config.num_tasks), ids 0..{config.num_tasks - 1}"
+                f"unknown task id {int(unknown[0])}: this model has {config.num_tasks} tasks (config.num_tasks), "
+                f"ids 0..{config.num_tasks - 1}"
             )
         return task_id
 
@@ -240,7 +242,9 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return self._generate_items(inputs_embeds, attention_mask, item_index, exclude_items, candidate_items, **kwargs)
 
     def _check_item_index(self, item_index: ItemIndex) -> None:
-        if item_index.vocab_size != self.config.vocab_size:
+        """Reject a catalog tokenised with another vocabulary than the model's."""
+        # Embedding tables are often padded to a multiple of 128 rows (t5-small: 32,128 for 32,100 tokens).
+        if not 0 <= self.config.vocab_size - item_index.vocab_size < VOCAB_PADDING_MULTIPLE:
             raise ValueError(
                 f"the item index was built with a tokenizer of {item_index.vocab_size} tokens but the model's "
                 f"vocabulary has {self.config.vocab_size}; build it with the model's tokenizer"
