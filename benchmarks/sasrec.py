@@ -144,6 +144,26 @@ def left_pad(sequences: Sequence[Sequence[int]], max_length: int) -> torch.Tenso
     return torch.tensor([[PADDING_INDEX] * (length - len(s)) + s for s in clipped], dtype=torch.long)
 
 
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random, batches_per_bucket: int = 50
+) -> list[list[int]]:
+    """A shuffled epoch of index batches whose members have similar lengths.
+
+    Indices are shuffled, cut into buckets of ``batches_per_bucket * batch_size``, sorted by length
+    inside each bucket and cut into batches; the batch order is shuffled again. Padding each batch to its
+    own longest sequence then costs little (most histories are far shorter than ``max_length``).
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    bucket_size = batches_per_bucket * batch_size
+    batches = []
+    for start in range(0, len(order), bucket_size):
+        bucket = sorted(order[start : start + bucket_size], key=lengths.__getitem__)
+        batches += [bucket[i : i + batch_size] for i in range(0, len(bucket), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def next_item_loss(model: SASRec, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     """Mean full-softmax cross-entropy of predicting every item of each sequence from its prefix.
 
@@ -151,8 +171,9 @@ def next_item_loss(model: SASRec, sequences: Sequence[Sequence[int]]) -> torch.T
     ``max_length + 1`` items). Scores are computed only at real (non-padding) positions.
     """
     window = model.config.max_length + 1
-    inputs = left_pad([s[-window:-1] for s in sequences], model.config.max_length)
-    targets = left_pad([s[-window:][1:] for s in sequences], model.config.max_length)
+    device = model.item_embeddings.weight.device
+    inputs = left_pad([s[-window:-1] for s in sequences], model.config.max_length).to(device)
+    targets = left_pad([s[-window:][1:] for s in sequences], model.config.max_length).to(device)
     hidden = model(inputs)
     is_target = targets != PADDING_INDEX
     scores = model.item_scores(hidden[is_target])  # [N, num_items + 1]
@@ -168,17 +189,19 @@ def top_k_items(
     Args:
         histories: one non-empty item list per user (all of it is masked; the last ``max_length`` items are read).
     Returns:
-        [U, k] item indices, best first.
+        [U, k] item indices on the CPU, best first.
     """
     model.eval()
+    device = model.item_embeddings.weight.device
     top = []
     for start in range(0, len(histories), batch_size):
         chunk = histories[start : start + batch_size]
-        scores = model.item_scores(model(left_pad(chunk, model.config.max_length))[:, -1])  # [b, num_items + 1]
-        rows = torch.tensor([row for row, history in enumerate(chunk) for _ in history])
-        columns = torch.tensor([item for history in chunk for item in history])
+        hidden = model(left_pad(chunk, model.config.max_length).to(device))[:, -1]
+        scores = model.item_scores(hidden)  # [b, num_items + 1]
+        rows = torch.tensor([row for row, history in enumerate(chunk) for _ in history], device=device)
+        columns = torch.tensor([item for history in chunk for item in history], device=device)
         scores[rows, columns] = float("-inf")
-        top.append(scores.topk(k, dim=-1).indices)
+        top.append(scores.topk(k, dim=-1).indices.cpu())
     return torch.cat(top)
 
 
@@ -186,13 +209,15 @@ def top_k_items(
 def candidate_scores(
     model: SASRec, histories: Sequence[Sequence[int]], candidates: torch.Tensor, batch_size: int = 512
 ) -> torch.Tensor:
-    """Scores of given candidates: ``candidates`` [U, C] item indices -> [U, C] scores."""
+    """Scores of given candidates: ``candidates`` [U, C] item indices -> [U, C] scores on the CPU."""
     model.eval()
+    device = model.item_embeddings.weight.device
     scores = []
     for start in range(0, len(histories), batch_size):
-        hidden = model(left_pad(histories[start : start + batch_size], model.config.max_length))[:, -1]  # [b, H]
-        chunk_candidates = candidates[start : start + batch_size]
-        scores.append((model.item_embeddings(chunk_candidates) @ hidden.unsqueeze(-1)).squeeze(-1))
+        chunk = left_pad(histories[start : start + batch_size], model.config.max_length).to(device)
+        hidden = model(chunk)[:, -1]  # [b, H]
+        chunk_candidates = candidates[start : start + batch_size].to(device)
+        scores.append((model.item_embeddings(chunk_candidates) @ hidden.unsqueeze(-1)).squeeze(-1).cpu())
     return torch.cat(scores)
 
 
@@ -211,7 +236,8 @@ class TrainingSummary:
     best_valid_ndcg_at_10: float
     train_seconds: float
     stop_reason: str
-    valid_history: list[float]
+    valid_history: list[float]  # validation NDCG@10 after each epoch
+    train_loss_history: list[float]  # mean training loss of each epoch
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,28 +260,31 @@ def train_sasrec(
         raise ValueError("every training sequence needs at least 2 items")
     shuffler = random.Random(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    best_ndcg, best_epoch, best_state, history = -1.0, 0, None, []
+    best_ndcg, best_epoch, best_state = -1.0, 0, None
+    valid_history, loss_history = [], []
     stop_reason, epoch, started = "max_epochs", 0, time.perf_counter()
-    order = list(range(len(train_sequences)))
+    lengths = [min(len(sequence), model.config.max_length + 1) for sequence in train_sequences]
     # Dropout draws from torch's global generator: seed it inside a fork so callers' state is untouched.
-    with torch.random.fork_rng(devices=[]):
+    device = model.item_embeddings.weight.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         progress = tqdm(range(1, config.max_epochs + 1), desc="SASRec epochs", unit="epoch")
         for epoch in progress:
             epoch_started = time.perf_counter()
             model.train()
-            shuffler.shuffle(order)
-            for start in range(0, len(order), config.batch_size):
-                batch = [train_sequences[i] for i in order[start : start + config.batch_size]]
-                loss = next_item_loss(model, batch)
+            epoch_losses = []
+            for indices in length_bucketed_batches(lengths, config.batch_size, shuffler):
+                loss = next_item_loss(model, [train_sequences[i] for i in indices])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                epoch_losses.append(loss.item())
             ndcg = validation_ndcg_at_10(model, valid_histories, valid_targets, config.eval_batch_size)
-            history.append(ndcg)
+            valid_history.append(ndcg)
+            loss_history.append(sum(epoch_losses) / len(epoch_losses))
             if ndcg > best_ndcg:
                 best_ndcg, best_epoch, best_state = ndcg, epoch, copy.deepcopy(model.state_dict())
-            progress.set_postfix(loss=f"{loss.item():.3f}", valid_ndcg10=f"{ndcg:.4f}", best=best_epoch)
+            progress.set_postfix(loss=f"{loss_history[-1]:.3f}", valid_ndcg10=f"{ndcg:.4f}", best=best_epoch)
             elapsed = time.perf_counter() - started
             if epoch - best_epoch >= config.patience:
                 stop_reason = "early_stopping"
@@ -271,5 +300,6 @@ def train_sasrec(
         best_valid_ndcg_at_10=best_ndcg,
         train_seconds=time.perf_counter() - started,
         stop_reason=stop_reason,
-        valid_history=history,
+        valid_history=valid_history,
+        train_loss_history=loss_history,
     )
