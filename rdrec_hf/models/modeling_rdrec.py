@@ -363,8 +363,10 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
                 decoder_input_ids=self._shift_right(labels),
                 use_cache=False,
             ).logits
-            token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, labels.clamp(min=0)[..., None])
-            result[examples, chunk_rows[:, 1]] = token_log_probs.squeeze(2).masked_fill(labels == -100, 0).sum(1)
+            logits = logits.float()
+            # log p(token) = logit(token) - logsumexp(logits): no second [rows, T, vocab] tensor.
+            token_log_probs = logits.gather(2, labels.clamp(min=0)[..., None]).squeeze(2) - logits.logsumexp(-1)
+            result[examples, chunk_rows[:, 1]] = token_log_probs.masked_fill(labels == -100, 0).sum(1)
         return result
 
     # ------------------------------------------------------------------------------------ save / load
