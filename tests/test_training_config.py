@@ -95,13 +95,13 @@ def test_command_line_overrides_yaml(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(
         f'model_preset: tiny\ndataset: beauty\ntask_mixture: "0:1:0:1"\nlearning_rate: 1.0e-3\n'
-        f"output_dir: {tmp_path / 'run'}\nmax_users: 5\n"
+        f"output_dir: {tmp_path / 'run'}\nuser_limit: 5\n"
     )
     parser = TrlParser((ModelArguments, DataArguments, RDRecTrainingArguments))
     model_args, data_args, training_args = parser.parse_args_and_config(
-        ["--config", str(config), "--max_users", "7", "--indexing", "random"]
+        ["--config", str(config), "--user_limit", "7", "--indexing", "random"]
     )
     assert model_args.model_preset == "tiny"
-    assert (data_args.dataset, data_args.max_users, data_args.indexing.value) == ("beauty", 7, "random")
+    assert (data_args.dataset, data_args.user_limit, data_args.indexing.value) == ("beauty", 7, "random")
     assert training_args.learning_rate == 1e-3
     assert training_args.task_weights[Task.SEQUENTIAL] == 1.0 and training_args.task_weights[Task.EXPLANATION] == 0

@@ -12,7 +12,7 @@ from .rdrec_config import (
     parse_task_mixture,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
-from .student import build_student, load_student_tokenizer
+from .student import build_student, load_student_tokenizer, load_trained_student
 
 __all__ = [
     "Bnb4bitQuantType",
@@ -23,6 +23,7 @@ __all__ = [
     "build_student",
     "build_trainer",
     "load_student_tokenizer",
+    "load_trained_student",
     "load_training_data",
     "mean_task_losses",
     "parse_config_overrides",

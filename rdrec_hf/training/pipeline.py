@@ -35,7 +35,7 @@ TRAINING_CURVES_FILE = "training_curves.png"
 
 def load_training_data(data_args: DataArguments) -> DatasetDict:
     """The project dataset named by ``data_args.dataset`` (a shared dataset or a prepared folder), cut to
-    ``max_users`` users when set."""
+    ``user_limit`` users when set."""
     name = data_args.dataset
     options = {"indexing": data_args.indexing, "seed": data_args.dataset_seed}
     if name == "all_beauty":
@@ -48,8 +48,8 @@ def load_training_data(data_args: DataArguments) -> DatasetDict:
             logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
     else:
         raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)} or a dataset folder")
-    if data_args.max_users is not None:
-        data = first_users(data, data_args.max_users)
+    if data_args.user_limit is not None:
+        data = first_users(data, data_args.user_limit)
     return data
 
 
@@ -117,7 +117,7 @@ def build_trainer(
             max_source_length=training_args.max_source_length,
             max_target_length=training_args.max_target_length,
             num_negatives=training_args.num_negatives,
-            cache_dir=data_args.cache_dir,
+            cache_dir=training_args.dataset_cache_dir,
         )
         wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
         absent = [task.name.lower() for task in wanted if task not in tasks]

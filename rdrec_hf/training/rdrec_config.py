@@ -199,17 +199,14 @@ class DataArguments:
         metadata={"help": "Seed of the data (random indexing, sampled negatives) when loading raw data; "
                   "fixed across training seeds so runs differ only in training."},
     )
-    max_users: int | None = field(
-        default=None, metadata={"help": "Use only the first N users (and their reviews): quick runs."}
-    )
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "Folder caching the tokenised datasets between runs (none: no cache)."}
+    user_limit: int | None = field(
+        default=None, metadata={"help": "Keep only the first N users (and their reviews): quick runs."}
     )
 
     def __post_init__(self):
         self.indexing = IndexingScheme(self.indexing)
-        if self.max_users is not None and self.max_users <= 0:
-            raise ValueError(f"max_users must be positive, got {self.max_users}")
+        if self.user_limit is not None and self.user_limit <= 0:
+            raise ValueError(f"user_limit must be positive, got {self.user_limit}")
 
 
 @dataclass
@@ -238,6 +235,9 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         default=None,
         metadata={"help": "Negatives beside the positive in a training top-N prompt (default: the dataset's, "
                   "99 as the paper)."},
+    )
+    dataset_cache_dir: str | None = field(
+        default=None, metadata={"help": "Folder caching the tokenised task mixture between runs (none: no cache)."}
     )
     eval_max_examples_per_task: int | None = field(
         default=500,

@@ -4,6 +4,7 @@ optionally quantised (bitsandbytes) and wrapped with LoRA adapters (PEFT)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from transformers import PretrainedConfig
@@ -109,3 +110,29 @@ def describe_student(model) -> str:
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     origin = model.config.name_or_path or "a size preset"
     return f"student from {origin}: {total:,} parameters, {trained:,} trained"
+
+
+def load_trained_student(path: str):
+    """``(model, tokenizer)`` of a trained student folder: a full RDRec checkpoint, or a LoRA adapter folder
+    (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
+
+    Raises ``ValueError`` for a checkpoint of another model type.
+    """
+    from ..data import load_tokenizer
+    from ..models import ITEM_INDEX_FILE, ItemIndex
+
+    adapter_config = Path(path) / "adapter_config.json"
+    if adapter_config.is_file():
+        from peft import PeftConfig, PeftModel
+
+        base_path = PeftConfig.from_pretrained(path).base_model_name_or_path
+        check_base_checkpoint(base_path)
+        model = PeftModel.from_pretrained(RDRecForConditionalGeneration.from_pretrained(base_path), path)
+        model = model.merge_and_unload()
+        if (Path(path) / ITEM_INDEX_FILE).is_file():
+            model.set_item_index(ItemIndex.load(Path(path) / ITEM_INDEX_FILE))
+    else:
+        if check_base_checkpoint(path) != RDRecConfig.model_type:
+            raise ValueError(f"{path} is a plain T5 checkpoint, not a trained RDRec student")
+        model = RDRecForConditionalGeneration.from_pretrained(path)
+    return model.eval(), load_tokenizer(path)

@@ -1,0 +1,159 @@
+"""End-to-end training of a tiny student on slices of the real data: full fine-tuning and LoRA."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rdrec_hf import RDRecConfig, RDRecForConditionalGeneration, Task
+from rdrec_hf.training import (
+    DataArguments,
+    ModelArguments,
+    RDRecTrainingArguments,
+    build_student,
+    load_student_tokenizer,
+    load_trained_student,
+    train_rdrec,
+)
+
+TINY = "d_model=32,d_ff=64,num_layers=2,num_decoder_layers=2,num_heads=2,d_kv=16"
+
+
+def tiny_training_args(output_dir, **overrides) -> RDRecTrainingArguments:
+    options = dict(
+        output_dir=str(output_dir), max_steps=4, per_device_train_batch_size=4, per_device_eval_batch_size=8,
+        learning_rate=5e-3, logging_steps=2, save_strategy="no", do_eval=True, max_source_length=192,
+        max_target_length=24, eval_max_examples_per_task=8, rank_eval_max_users=3, rank_eval_num_beams=10,
+        use_cpu=True, report_to="none", seed=3,
+    )
+    return RDRecTrainingArguments(**{**options, **overrides})
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, shared):
+    output_dir = tmp_path_factory.mktemp("full")
+    model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0")
+    data_args = DataArguments(dataset="all_beauty", user_limit=24)
+    trainer, metrics = train_rdrec(model_args, data_args, tiny_training_args(output_dir))
+    return model_args, trainer, metrics, output_dir
+
+
+def test_training_moves_the_trained_tasks_weights_only(full_run):
+    model_args, trainer, _, _ = full_run
+    initial = build_student(model_args, load_student_tokenizer(model_args), seed=3).state_dict()
+    trained = trainer.model.state_dict()
+    changed = [name for name, tensor in trained.items() if not torch.equal(tensor, initial[name])]
+    assert {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight", "lm_head.weight"} <= set(changed)
+    # The raw All_Beauty reviews have no rationales: that task is left out, so its soft prompts never move.
+    per_task = trainer.model.config.prompts_per_task
+    prompts, initial_prompts = trained["task_prompt_embeddings.weight"], initial["task_prompt_embeddings.weight"]
+    for task in Task:
+        rows = slice(int(task) * per_task, (int(task) + 1) * per_task)
+        moved = not torch.equal(prompts[rows], initial_prompts[rows])
+        assert moved == (task is not Task.RATIONALE), task
+
+
+def test_losses_are_logged_per_task(full_run):
+    _, trainer, metrics, _ = full_run
+    training_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(training_logs) == 2
+    for entry in training_logs:
+        assert {"loss_sequential", "loss_topn", "loss_explanation"} <= set(entry)
+        assert "loss_rationale" not in entry
+    task_losses = [metrics[f"eval_loss_{name}"] for name in ("sequential", "topn", "explanation")]
+    assert metrics["eval_mean_task_loss"] == pytest.approx(sum(task_losses) / 3)
+    for task in ("sequential", "topn"):
+        for metric in ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10"):
+            assert 0 <= metrics[f"eval_{task}_{metric}"] <= 1
+
+
+def test_saved_model_reloads_with_catalog_and_card(full_run, shared):
+    _, trainer, _, output_dir = full_run
+    files = {path.name for path in output_dir.iterdir()}
+    assert {"model.safetensors", "item_index.json", "README.md", "training_args.json", "training_curves.png"} <= files
+    assert not [name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    reloaded = RDRecForConditionalGeneration.from_pretrained(str(output_dir))
+    weights = load_file(str(output_dir / "model.safetensors"))
+    assert torch.equal(weights["shared.weight"], trainer.model.state_dict()["shared.weight"])
+    assert reloaded.item_index.item_ids == trainer.model.item_index.item_ids
+    card = (output_dir / "README.md").read_text()
+    assert "sequential, topn, explanation" in card and "Left out because the data has none: rationale" in card
+    assert "eval_mean_task_loss" in card
+    run_card_usage(card)  # the card's usage example runs as written against the saved folder
+
+
+def test_lora_trains_adapters_and_rdrec_embeddings_only(tmp_path, shared, caplog):
+    base_dir = tmp_path / "base"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", dropout_rate=0.0)).save_pretrained(base_dir)
+    model_args = ModelArguments(model_name_or_path=str(base_dir), use_peft=True, lora_r=4)
+    data_args = DataArguments(dataset="beauty", user_limit=16)
+    training_args = tiny_training_args(tmp_path / "lora", max_steps=2, do_eval=False, rank_eval=False)
+    with caplog.at_level(logging.WARNING, logger="rdrec_hf"):
+        trainer, _ = train_rdrec(model_args, data_args, training_args)
+    # The P5 beauty split has no reviews: the text tasks are left out with a notice, not faked.
+    assert "left out of the mixture" in caplog.text and "explanation, rationale" in caplog.text
+    assert trainer.tasks == [Task.SEQUENTIAL, Task.TOPN]
+
+    base_weights = load_file(str(base_dir / "model.safetensors"))
+    trained = {name: tensor for name, tensor in trainer.model.named_parameters()}
+    frozen = [name for name, tensor in trained.items() if not tensor.requires_grad]
+    assert frozen and all("lora_" not in name and "modules_to_save" not in name for name in frozen)
+    for name in frozen:  # e.g. base_model.model.encoder.block.0.layer.0.SelfAttention.q.base_layer.weight
+        original = name.removeprefix("base_model.model.").replace(".base_layer", "").replace(".original_module", "")
+        assert torch.equal(trained[name], base_weights[original]), name
+    lora_b = [tensor for name, tensor in trained.items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b)  # LoRA B starts at zero
+    saved_copy = trained["base_model.model.task_prompt_embeddings.modules_to_save.default.weight"]
+    assert not torch.equal(saved_copy, base_weights["task_prompt_embeddings.weight"])
+
+    output_dir = tmp_path / "lora"
+    assert {"adapter_model.safetensors", "adapter_config.json", "item_index.json", "README.md"} <= {
+        path.name for path in output_dir.iterdir()
+    }
+    adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 4 and "task_prompt_embeddings" in adapter_config["modules_to_save"]
+    card = (output_dir / "README.md").read_text()
+    assert "LoRA r=4" in card
+    run_card_usage(card)  # loads base + adapter, merges, restores the catalog, recommends
+
+    merged, _ = load_trained_student(str(output_dir))
+    assert len(merged.item_index) == len(trainer.model.get_base_model().item_index)
+    assert not torch.equal(merged.state_dict()["task_prompt_embeddings.weight"], base_weights["task_prompt_embeddings.weight"])
+
+
+def run_card_usage(card: str) -> dict:
+    """Run the model card's Python usage example as written; returns its variables."""
+    usage = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(usage, "model card usage", "exec"), namespace)
+    assert len(namespace["recommended"].item_ids[0]) == 10
+    assert not set(namespace["recommended"].item_ids[0]) & set(namespace["history"])
+    return namespace
+
+
+def test_evaluation_recipe_reports_on_the_trained_model(full_run, tmp_path):
+    _, _, _, model_dir = full_run
+    script = Path(__file__).resolve().parents[1] / "recipes" / "evaluation.py"
+    spec = importlib.util.spec_from_file_location("recipe_evaluation", script)
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules["recipe_evaluation"] = recipe
+    spec.loader.exec_module(recipe)
+    script_args, data_args, config = recipe.make_parser().parse_args_and_config([
+        "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset", "all_beauty",
+        "--user_limit", "24", "--tasks", "sequential", "topn", "explanation", "--max_users", "3",
+        "--num_beams", "10", "--num_samples", "1",
+    ])
+    results = recipe.main(script_args, data_args, config)
+    assert results["sequential"]["num_examples"] == 3
+    assert 0 <= results["topn"]["model"]["ndcg@10"] <= 1
+    assert (tmp_path / "metrics.json").is_file() and "leak" in (tmp_path / "report.md").read_text().lower()
