@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_model_support import prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import ItemIndex, ItemIndexing
+from rdrec_hf.paths import p5_dataset_dir
 
 CATALOG = [str(item) for item in range(1, 3001)]
 PROMPTS = ["user_12 item_5 item_1234 item_77", "user_3 item_9", "user_4 item_2999 item_1", "user_8 item_300"]
@@ -41,6 +44,15 @@ def test_index_trie_and_round_trip(catalog_index, t5_tokenizer, tmp_path):
         catalog_index.item_ids, catalog_index.original_ids, catalog_index.token_ids)  # fmt: skip
     assert (loaded.indexing, loaded.vocab_size, loaded.eos_token_id) == (ItemIndexing.SEQUENTIAL, 32100, 1)
     assert loaded.edge_keys.equal(catalog_index.edge_keys) and loaded.item_paths.equal(catalog_index.item_paths)
+
+
+def test_real_beauty_catalog_with_asins(t5_tokenizer, tmp_path):
+    id2item = json.loads((p5_dataset_dir("beauty") / "datamaps.json").read_text())["id2item"]
+    index = ItemIndex.from_catalog(list(id2item), t5_tokenizer, original_ids=list(id2item.values()))
+    assert len(index) == 12101 and index.max_length == 4  # e.g. "12101" -> ["▁12", "101", "</s>"]
+    assert index.subtree_counts[0] == 12101 and (index.leaf_item >= 0).sum() == 12101
+    index.save(tmp_path)
+    assert ItemIndex.load(tmp_path).original_id("4567") == id2item["4567"]
 
 
 def test_items_of_sequences_reads_up_to_the_first_eos(catalog_index, t5_tokenizer):
