@@ -341,3 +341,19 @@ def _leak_rule_ndcg(data):
 def test_leak_rule_exploits_sequential_indexing_only(beauty, beauty_random):
     assert 0.040 < _leak_rule_ndcg(beauty) < 0.050  # about 0.045, above published P5/POD sequential results
     assert _leak_rule_ndcg(beauty_random) < 0.002
+
+
+def test_p5_review_records_outside_the_kept_sequences_are_counted(small_p5):
+    _write_line(small_p5, "sequential.txt", 5, "5 4 25")  # too short: user 5 and its review are skipped
+    records = [
+        {"user": "5", "item": "4", "explanation": "fine"},
+        {"user": "1", "item": "999", "explanation": "never bought"},  # item 999 not in user 1's sequence
+        {"user": "1", "item": "2", "explanation": "kept"},
+    ]
+    (small_p5 / "explanation.json").write_text(json.dumps({"train": records, "val": [], "test": []}))
+    data = load_p5_dataset(small_p5)
+    assert data["reviews"]["explanation"] == ["kept"]
+    assert data["reviews"]["rationale_status"] == [None]
+    assert get_metadata(data).skipped == {
+        "review_not_in_sequence": 1, "review_of_skipped_user": 1, "user_too_short": 1
+    }

@@ -89,6 +89,12 @@ def _cache_file(cache_dir, kind: str, data: DatasetDict, tokenizer, options: dic
     return Path(cache_dir) / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.arrow"
 
 
+def _reviews_of_split(data: DatasetDict, split: str) -> list[dict]:
+    """The review rows of one leave-one-out split, as dicts (one batched filter, one Arrow conversion)."""
+    keep = data[REVIEWS].filter(lambda splits: [s == split for s in splits], input_columns="split", batched=True)
+    return keep.to_list()
+
+
 def _training_units(data: DatasetDict, task: Task) -> list:
     """What one example of ``task`` is drawn from: users (ranking tasks) or training reviews (text tasks)."""
     users = data[USERS]
@@ -98,8 +104,7 @@ def _training_units(data: DatasetDict, task: Task) -> list:
         return list(zip(users["user_id"], users["items"]))
     if REVIEWS not in data:
         return []
-    reviews = data[REVIEWS]
-    train_rows = [row for row in reviews if row["split"] == TRAIN]
+    train_rows = _reviews_of_split(data, TRAIN)
     if task is Task.EXPLANATION:
         return [(row["user_id"], row["item_id"], row["explanation"]) for row in train_rows if row["explanation"]]
     units = []
@@ -230,7 +235,7 @@ def _text_eval_rows(data: DatasetDict, task: Task, split: str) -> dict[str, list
     kinds = [None] if task is Task.EXPLANATION else list(RationaleKind)
     if task is Task.RATIONALE:
         columns["rationale_kind"] = []
-    for row in data[REVIEWS].filter(lambda value: value == split, input_columns="split"):
+    for row in _reviews_of_split(data, split):
         for kind in kinds:
             if kind is None:
                 target = row["explanation"]
