@@ -134,6 +134,15 @@ class ItemIndex:
         self.leaf_item[self.item_leaf] = torch.arange(len(self.item_ids))
         # Items below each node (+1 sink column that absorbs path padding).
         self.subtree_counts = torch.bincount(self.item_paths.flatten(), minlength=num_nodes + 1)
+        self._device_copies: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def on_device(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The trie tensors used while decoding, copied to `device` once and cached."""
+        device = torch.device(device)
+        if device not in self._device_copies:
+            names = ("edge_keys", "edge_child", "edge_token", "node_edge_start", "leaf_item")
+            self._device_copies[device] = {name: getattr(self, name).to(device) for name in names}
+        return self._device_copies[device]
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -166,9 +175,9 @@ class ItemIndex:
         Returns:
             `[R, t + 1]` node ids after 0..t tokens (column 0 is the root); -1 once a prefix leaves the trie.
         """
-        device = prefixes.device
-        keys, child = self.edge_keys.to(device), self.edge_child.to(device)
-        nodes = torch.zeros(prefixes.shape[0], dtype=torch.long, device=device)
+        trie = self.on_device(prefixes.device)
+        keys, child = trie["edge_keys"], trie["edge_child"]
+        nodes = torch.zeros(prefixes.shape[0], dtype=torch.long, device=prefixes.device)
         visited = [nodes]
         for step in range(prefixes.shape[1]):
             query = nodes.clamp(min=0) * self.vocab_size + prefixes[:, step]
@@ -192,7 +201,7 @@ class ItemIndex:
         complete = is_eos.any(dim=1) & (eos_length <= self.max_length)
         nodes = self.walk(sequences[:, : self.max_length])
         node_at_eos = nodes.gather(1, eos_length.clamp(max=nodes.shape[1] - 1)[:, None]).squeeze(1)
-        leaf = self.leaf_item.to(sequences.device)[node_at_eos.clamp(min=0)]
+        leaf = self.on_device(sequences.device)["leaf_item"][node_at_eos.clamp(min=0)]
         return torch.where(complete & (node_at_eos >= 0), leaf, torch.full_like(leaf, -1))
 
     def allowed_counts(
@@ -298,10 +307,13 @@ class ItemTrieLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """`input_ids` `[R, t]` (R = batch * beams), `scores` `[R, V]` -> scores with disallowed tokens at -inf."""
-        index, device = self.item_index, scores.device
-        nodes = index.walk(input_ids[:, self.prompt_length :])[:, -1]
+        device = scores.device
+        trie = self.item_index.on_device(device)
+        if self.allowed_counts.device != device:
+            self.allowed_counts = self.allowed_counts.to(device)
+        nodes = self.item_index.walk(input_ids[:, self.prompt_length :])[:, -1]
         live = nodes >= 0
-        node_edge_start = index.node_edge_start.to(device)
+        node_edge_start = trie["node_edge_start"]
         safe_nodes = nodes.clamp(min=0)
         start = node_edge_start[safe_nodes]
         edge_counts = torch.where(live, node_edge_start[safe_nodes + 1] - start, torch.zeros_like(start))
@@ -309,11 +321,11 @@ class ItemTrieLogitsProcessor(LogitsProcessor):
         row_of_edge = torch.repeat_interleave(torch.arange(nodes.shape[0], device=device), edge_counts)
         first_pair_of_row = torch.cumsum(edge_counts, 0) - edge_counts
         edge = start[row_of_edge] + torch.arange(row_of_edge.numel(), device=device) - first_pair_of_row[row_of_edge]
-        child = index.edge_child.to(device)[edge]
+        child = trie["edge_child"][edge]
         example = torch.div(row_of_edge, self.num_beams, rounding_mode="floor")
-        allowed = self.allowed_counts.to(device)[example, child] > 0
+        allowed = self.allowed_counts[example, child] > 0
         masked = torch.full_like(scores, float("-inf"))
-        rows, tokens = row_of_edge[allowed], index.edge_token.to(device)[edge[allowed]]
+        rows, tokens = row_of_edge[allowed], trie["edge_token"][edge[allowed]]
         masked[rows, tokens] = scores[rows, tokens]
         return masked
 

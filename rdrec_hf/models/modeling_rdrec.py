@@ -289,8 +289,8 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             **kwargs,
         )
         del output.scores
-        positions = item_index.items_of_sequences(output.sequences[:, 1:]).view(batch_size, num_return_sequences)
-        scores = output.sequences_scores.view(batch_size, num_return_sequences)
+        positions = item_index.items_of_sequences(output.sequences[:, 1:]).cpu().view(batch_size, num_return_sequences)
+        scores = output.sequences_scores.cpu().view(batch_size, num_return_sequences)
         # Keep complete items allowed for their example; drop dummy/truncated hypotheses and repeats.
         leaf_counts = allowed_counts.gather(1, item_index.item_leaf[positions.clamp(min=0)])
         keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE) & (leaf_counts > 0)
