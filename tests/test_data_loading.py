@@ -349,11 +349,12 @@ def test_p5_review_records_outside_the_kept_sequences_are_counted(small_p5):
         {"user": "5", "item": "4", "explanation": "fine"},
         {"user": "1", "item": "999", "explanation": "never bought"},  # item 999 not in user 1's sequence
         {"user": "1", "item": "2", "explanation": "kept"},
+        {"user": "1", "item": "3", "explanation": "  "},
     ]
     (small_p5 / "explanation.json").write_text(json.dumps({"train": records, "val": [], "test": []}))
     data = load_p5_dataset(small_p5)
     assert data["reviews"]["explanation"] == ["kept"]
     assert data["reviews"]["rationale_status"] == [None]
     assert get_metadata(data).skipped == {
-        "review_not_in_sequence": 1, "review_of_skipped_user": 1, "user_too_short": 1
+        "review_not_in_sequence": 1, "review_of_skipped_user": 1, "review_without_text": 1, "user_too_short": 1
     }

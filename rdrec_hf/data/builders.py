@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, DatasetDict
+from tqdm.auto import tqdm
 
 from ..tasks import Task
 from .schema import ITEMS, REVIEWS, TRAIN, USERS, get_metadata, sample_negatives, split_target, training_history
@@ -164,7 +165,7 @@ def build_training_dataset(
     num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
     num_items = data[ITEMS].num_rows
     columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
-    used = []
+    used, counts = [], {}
     for task in sorted(task for task, weight in weights.items() if weight > 0):
         units = _training_units(data, task)
         if not units:
@@ -181,12 +182,13 @@ def build_training_dataset(
         if task is Task.TOPN:
             excludes = [{int(item) for item in units[index][1]} for index in order]
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
-        for index, unit_negatives in zip(order, negatives):
+        progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
+        for index, unit_negatives in progress:
             source, target = _training_example(task, units[index], rng, unit_negatives)
             columns["source_text"].append(source)
             columns["target_text"].append(target)
             columns["task_id"].append(int(task))
-        logger.info("task %s: %d examples from %d units", task.name.lower(), count, len(units))
+        counts[task.name.lower()] = f"{count:,} from {len(units):,} units"
     permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
     columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
     cache_file = _cache_file(
@@ -194,7 +196,9 @@ def build_training_dataset(
         {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
          "lengths": [max_source_length, max_target_length]},
     )
-    return _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file), used
+    dataset = _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file)
+    logger.info("training mixture (seed %d): %d examples; %s", seed, dataset.num_rows, counts)
+    return dataset, used
 
 
 def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[int] | None:

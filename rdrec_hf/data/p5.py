@@ -18,6 +18,7 @@ Parsing is plain Python (the 198,502 beauty interactions load in about a second)
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from .schema import (
@@ -85,8 +86,9 @@ def _load_datamaps(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return datamaps["id2user"], id2item
 
 
-def _load_review_records(path: Path, id2user: dict, id2item: dict) -> list[dict]:
-    """Review records of an explanation file, with ``user_id`` (index string) and ``item`` (int)."""
+def _load_review_records(path: Path, id2user: dict, id2item: dict, skipped: Counter) -> list[dict]:
+    """Review records of an explanation file, with ``user_id`` (index string) and ``item`` (int); records
+    without explanation text are counted into ``skipped``."""
     with open(path, encoding="utf-8") as handle:
         try:
             content = json.load(handle)
@@ -109,7 +111,8 @@ def _load_review_records(path: Path, id2user: dict, id2item: dict) -> list[dict]
                                                    f"not in {DATAMAPS_FILE}")
             explanation = record.get("explanation")
             if not isinstance(explanation, str) or not explanation.strip():
-                raise DataFormatError(path, where, "record without explanation text")
+                skipped["review_without_text"] += 1
+                continue
             preference, attribute = record.get("user_preference"), record.get("item_attribution")
             has_rationale = bool(preference and attribute)
             records.append(
@@ -141,7 +144,8 @@ def load_p5_dataset(
     permutation under ``random``, consistently in sequences, negatives and reviews. Review records (when an
     explanation file exists) have ``timestamp`` -1 and ``review`` equal to the explanation unless the file
     gives them. Raises ``FileNotFoundError`` for a missing required file and :class:`DataFormatError`
-    (file:line) for malformed content; users shorter than 3 items are skipped and counted.
+    (file:line, or file:split[index] for JSON records) for malformed content; users shorter than 3 items,
+    records without text and records outside the kept sequences are skipped and counted.
     """
     folder = Path(folder)
     for required in (SEQUENTIAL_FILE, DATAMAPS_FILE):
@@ -159,7 +163,8 @@ def load_p5_dataset(
             raise DataFormatError(folder / NEGATIVE_FILE, line_number, f"negatives of user {user} include their items")
         users.append(SourceUser(user, id2user[user], items, negatives))
     review_file = next((folder / name for name in REVIEW_FILES if (folder / name).is_file()), None)
-    reviews = _load_review_records(review_file, id2user, id2item) if review_file else None
+    skipped = Counter()
+    reviews = _load_review_records(review_file, id2user, id2item, skipped) if review_file else None
     metadata = RecDatasetMetadata(
         source=str(folder),
         source_format="p5",
@@ -170,5 +175,6 @@ def load_p5_dataset(
             "negative_file": NEGATIVE_FILE if negative_lines else None,
             "review_file": review_file.name if review_file else None,
         },
+        skipped=dict(skipped),
     )
     return assemble_rec_dataset(users, [id2item[str(i)] for i in range(1, len(id2item) + 1)], reviews, metadata)

@@ -69,9 +69,9 @@ METADATA_FEATURES = Features({"metadata_json": Value("string")})
 SKIP_REASONS = {
     "user_too_short": f"user with fewer than {MIN_SEQUENCE_LENGTH} distinct items (or below min_interactions)",
     "duplicate_user_item": "repeated review of the same user-item pair (the earliest is kept)",
-    "review_without_text": "review with empty text: the interaction is kept, the review record is not",
+    "review_without_text": "review (or explanation record) with empty text: the interaction is kept, the record is not",
     "review_of_skipped_user": "review record of a user dropped for being too short",
-    "review_not_in_sequence": "review record whose item is not in the user's sequence",
+    "review_not_in_sequence": "review record whose user-item interaction is in no sequence",
 }
 
 
@@ -287,6 +287,7 @@ def assemble_rec_dataset(
         **metadata.counts,
     }
     splits[METADATA] = table_dataset({"metadata_json": [metadata.to_json()]}, METADATA_FEATURES)
+    logger.info("%s (%s indexing): %s", metadata.source, metadata.indexing.value, metadata.counts)
     if metadata.skipped:
         logger.warning("%s: skipped %s (%s)", metadata.source, metadata.skipped, "; ".join(
             f"{reason}: {SKIP_REASONS[reason]}" for reason in metadata.skipped))
@@ -300,12 +301,10 @@ def _split_reviews(reviews, kept_users, all_user_ids, rename, skipped: Counter) 
     columns: dict[str, list] = {name: [] for name in REVIEW_FEATURES}
     for record in reviews:
         positions = position_of.get(record["user_id"])
-        if positions is None:
-            if record["user_id"] not in all_user_ids:
-                raise ValueError(f"review record of unknown user {record['user_id']!r}")
+        if positions is None and record["user_id"] in all_user_ids:
             skipped["review_of_skipped_user"] += 1
             continue
-        if record["item"] not in positions:
+        if positions is None or record["item"] not in positions:
             skipped["review_not_in_sequence"] += 1
             continue
         row = {name: record.get(name) for name in REVIEW_FEATURES}
