@@ -19,7 +19,7 @@ from trl import TrlParser
 
 from rdrec_hf.data import get_metadata
 from rdrec_hf.evaluation import EvaluationConfig, evaluate_model, write_report
-from rdrec_hf.training import DataArguments, load_trained_student, load_training_data
+from rdrec_hf.training import DataArguments, load_trained_student, load_training_data, parse_recipe_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,4 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
 
 
 if __name__ == "__main__":
-    parser = make_parser()
-    try:
-        arguments = parser.parse_args_and_config()
-    except ValueError as error:  # unknown YAML keys, rejected option combinations
-        parser.error(str(error))
-    main(*arguments)
+    main(*parse_recipe_arguments(make_parser()))

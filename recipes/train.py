@@ -16,7 +16,13 @@ import datasets
 import transformers
 from trl import TrlParser
 
-from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
+from rdrec_hf.training import (
+    DataArguments,
+    ModelArguments,
+    RDRecTrainingArguments,
+    parse_recipe_arguments,
+    train_rdrec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +48,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: RD
 
 
 if __name__ == "__main__":
-    parser = make_parser()
-    try:
-        arguments = parser.parse_args_and_config()
-    except ValueError as error:  # unknown YAML keys, rejected option combinations
-        parser.error(str(error))
-    main(*arguments)
+    main(*parse_recipe_arguments(make_parser()))

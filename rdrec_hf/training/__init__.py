@@ -9,6 +9,7 @@ from .rdrec_config import (
     ModelArguments,
     RDRecTrainingArguments,
     parse_config_overrides,
+    parse_recipe_arguments,
     parse_task_mixture,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
@@ -27,6 +28,7 @@ __all__ = [
     "load_training_data",
     "mean_task_losses",
     "parse_config_overrides",
+    "parse_recipe_arguments",
     "parse_task_mixture",
     "per_example_loss",
     "render_model_card",

@@ -294,3 +294,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     def task_weights(self) -> dict[Task, float]:
         """Weight of every task from ``task_mixture`` (zero for tasks left out)."""
         return parse_task_mixture(self.task_mixture)
+
+
+def parse_recipe_arguments(parser, args=None) -> tuple:
+    """``parser.parse_args_and_config(args)`` for a recipe script: unknown YAML keys and rejected option
+    combinations become one usage error and exit status 2, without a traceback."""
+    try:
+        return parser.parse_args_and_config(args)
+    except ValueError as error:
+        parser.error(str(error))
