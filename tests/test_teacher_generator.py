@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,38 @@ def test_two_processes_under_accelerate_launch_match_one_process(tiny_teacher, t
     merged = load_from_disk(tmp_path / "run" / "dataset")
     assert merged.to_dict() == single.to_dict()
     assert (tmp_path / "run" / "dataset" / "README.md").read_text().count("rdrec-rationale") >= 1
+
+
+def test_project_dataset_round_trips_with_card_through_disk_and_hub_layout(tiny_teacher, tmp_path):
+    from rdrec_hf.data import get_metadata, load_amazon_reviews, load_rec_dataset
+    from rdrec_hf.paths import all_beauty_reviews
+    from rdrec_hf.teacher.card import export_rationale_hub_folder, save_rationale_dataset
+
+    project = load_amazon_reviews(all_beauty_reviews())
+    _, result = distil(tiny_teacher, tmp_path / "run", project, limit=6)
+    assert len(result["reviews"]) == 6 and len(result["users"]) == len(project["users"])
+    provenance = read_provenance(result)
+    assert provenance["rows"] == 6 and provenance["counts"]["rows"] == 6
+    assert get_metadata(result).source == get_metadata(project).source  # the data layer's metadata is kept
+
+    # datasets caches a local Hub-layout folder by its name: a unique name keeps other runs' tables out.
+    hub_folder = tmp_path / f"rationales-{uuid.uuid4().hex}"
+    for reloaded in (load_rec_dataset(save_rationale_dataset(result, tmp_path / "saved")),
+                     load_rec_dataset(export_rationale_hub_folder(result, hub_folder))):
+        assert reloaded["reviews"].to_dict() == result["reviews"].to_dict()
+        assert read_provenance(reloaded) == provenance
+
+    card = (hub_folder / "README.md").read_text()
+    assert "config_name: reviews" in card and f"Teacher: `{tiny_teacher.name}`" in card
+    assert "| total | 6 |" in card and PROMPT_VERSION in card and "Amazon Review Data (2018)" in card
+    assert result["reviews"][0]["review"][:80] in card  # an example beside its rationales
+    assert (tmp_path / "saved" / "README.md").read_text() == card
+
+
+def test_recipe_reports_a_bad_option_without_a_traceback(tmp_path):
+    command = [sys.executable, str(REPO / "recipes" / "distill.py"), "--dataset_path", str(tmp_path),
+               "--temperature", "0.7"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0
+    assert "temperature only apply when sampling: set do_sample=True" in completed.stderr
+    assert "Traceback" not in completed.stderr
