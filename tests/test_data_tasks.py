@@ -181,8 +181,8 @@ def test_long_prompts_are_reported(all_beauty, t5_tokenizer, caplog):
 def test_cache_dir_reuses_the_tokenised_dataset(all_beauty, t5_tokenizer, tmp_path):
     first, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, cache_dir=tmp_path)
     (cache_file,) = tmp_path.glob("train-*.arrow")
-    again, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, cache_dir=tmp_path)
-    assert [c["filename"] for c in again.cache_files] == [str(cache_file)]
+    again, used = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, cache_dir=tmp_path)
+    assert [c["filename"] for c in again.cache_files] == [str(cache_file)] and used == [Task.EXPLANATION]
     assert again.to_dict() == first.to_dict()
     build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, seed=1, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("train-*.arrow"))) == 2

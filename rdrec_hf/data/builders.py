@@ -163,6 +163,14 @@ def build_training_dataset(
     if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
         raise ValueError(f"task weights must be >= 0 with at least one > 0, got {task_weights}")
     num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
+    cache_file = _cache_file(
+        cache_dir, "train", data, tokenizer,
+        {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
+         "lengths": [max_source_length, max_target_length]},
+    )
+    if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
+        dataset = _tokenized_dataset({}, tokenizer, max_source_length, max_target_length, cache_file)
+        return dataset, sorted({Task(task_id) for task_id in dataset["task_id"]})
     num_items = data[ITEMS].num_rows
     columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
     used, counts = [], {}
@@ -191,11 +199,6 @@ def build_training_dataset(
         counts[task.name.lower()] = f"{count:,} from {len(units):,} units"
     permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
     columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
-    cache_file = _cache_file(
-        cache_dir, "train", data, tokenizer,
-        {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
-         "lengths": [max_source_length, max_target_length]},
-    )
     dataset = _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file)
     logger.info("training mixture (seed %d): %d examples; %s", seed, dataset.num_rows, counts)
     return dataset, used
