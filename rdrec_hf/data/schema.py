@@ -97,7 +97,14 @@ class DataFormatError(ValueError):
 
 @dataclass
 class RecDatasetMetadata:
-    """What a dataset was built from and how; stored in the ``metadata`` split."""
+    """What a dataset was built from and how; stored in the ``metadata`` split.
+
+    Fields: ``source`` (the file or folder read), ``source_format`` (``p5`` / ``amazon-reviews``),
+    ``indexing``, ``seed`` (item permutation and negatives), ``num_negatives`` (asked per user and split),
+    ``options`` (other loader options), ``counts`` (``users``, ``items``, ``interactions``, ``reviews``,
+    ``users_with_fewer_negatives`` and ``raw_*`` counts before filtering) and ``skipped`` (records skipped
+    per reason of :data:`SKIP_REASONS`).
+    """
 
     source: str
     source_format: str
