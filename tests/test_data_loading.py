@@ -220,6 +220,11 @@ def test_p5_with_explanations_negatives_and_rationales(small_p5):
     assert data["users"]["test_negatives"][0] == negatives
     assert data["users"]["valid_negatives"][0] != negatives
     assert get_metadata(data).options == {"negative_file": "negative.txt", "review_file": "explanation_rationale.json"}
+    shuffled = load_p5_dataset(small_p5, indexing="random", seed=4)  # reviews and fixed negatives renamed too
+    names, shuffled_names = _item_names(data), _item_names(shuffled)
+    assert [names[i] for i in data["reviews"]["item_id"]] == [shuffled_names[i] for i in shuffled["reviews"]["item_id"]]
+    assert [names[i] for i in negatives] == [shuffled_names[i] for i in shuffled["users"]["test_negatives"][0]]
+    assert shuffled["reviews"]["item_id"] != data["reviews"]["item_id"]
 
 
 @pytest.mark.parametrize(
