@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from datasets import DatasetDict, load_dataset, load_from_disk
+from datasets import DatasetDict, get_dataset_config_names, load_dataset, load_from_disk
 
 from .schema import ITEMS, METADATA, REVIEWS, USERS, validate_rec_dataset
 
@@ -90,12 +90,9 @@ def load_rec_dataset(path_or_hub_id: str | Path) -> DatasetDict:
         if path.exists() and not (path / "README.md").is_file():
             raise FileNotFoundError(f"{path}: neither a saved dataset (dataset_dict.json) nor a Hub layout (README.md)")
         source = str(path) if path.exists() else str(path_or_hub_id)
-        data = DatasetDict()
-        for name in SCHEMA_SPLITS:
-            try:
-                data[name] = load_dataset(source, name, split=HUB_SPLIT)
-            except ValueError:
-                if name != REVIEWS:  # the only optional table
-                    raise
+        configs = set(get_dataset_config_names(source))
+        data = DatasetDict(
+            {name: load_dataset(source, name, split=HUB_SPLIT) for name in SCHEMA_SPLITS if name in configs}
+        )
     validate_rec_dataset(data)
     return data
