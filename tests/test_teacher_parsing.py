@@ -33,6 +33,14 @@ PARSED = [
      "The item's attributes are a strong smell.", ("list_marker", "leading_text")),
     ("The user prefers cheap soap. The product features include a pump.", ITEM, REPAIRED,
      "The product features include a pump.", ("leading_text",)),
+    # SmolLM2 lists item attributes one per line after a colon, cut by the token budget ("4.")
+    ("The item's attributes are:\n1. Natural and scented\n2. Combination skin\n3. Moisturizing\n4.", ITEM,
+     REPAIRED, "The item's attributes are natural and scented, Combination skin, Moisturizing.",
+     ("list_marker", "list_joined")),
+    ("The item's attributes are:\n- Soft\n- Light\nUser preference: cheap", ITEM, REPAIRED,
+     "The item's attributes are soft, Light.", ("list_marker", "list_joined")),
+    ("The item's attributes are: It's non-alcohol-based and mild.", ITEM, REPAIRED,
+     "The item's attributes are it's non-alcohol-based and mild.", ("colon",)),
 ]
 
 

@@ -259,6 +259,7 @@ class RationaleGenerator:
                 "rationale_status": worst_status(*(answer.status for answer in parsed)).value,
                 "failures": [answer.failure for answer in parsed if answer.failure],
                 "repairs": [repair for answer in parsed for repair in answer.repairs],
+                "answers": [answer.text for answer in answers_of.get(row, ())],  # raw, kept for audits
             })
         return {"batch": batch_index, "rows": rows, "stats": stats}
 

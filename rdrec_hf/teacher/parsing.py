@@ -4,7 +4,8 @@ Rules, in order (each repair is named in ``ParsedAnswer.repairs`` and makes the 
 
 1. Empty or whitespace-only text fails (``empty_output``).
 2. Markdown emphasis (``**``, ``__``, backticks, leading ``#``) is removed silently.
-3. ``list_marker``: a leading ``1.``, ``2)``, ``-``, ``*`` or ``•`` is stripped from a line.
+3. ``list_marker``: a leading ``1.``, ``2)``, ``-``, ``*`` or ``•`` is stripped from a line; a line holding
+   only a marker (``4.``, cut off by the token budget) is dropped.
 4. The answer opening is searched for (``The user prefers`` / ``The item's attributes are`` and close
    variants such as ``The customer likes``, ``The product's attributes include``).
    - At the very start of the answer: no repair.
@@ -13,6 +14,9 @@ Rules, in order (each repair is named in ``ParsedAnswer.repairs`` and makes the 
    - Absent, but a line is labelled (``User preference: ...``, ``Item attributes - ...``): ``label``, the
      sentence is rebuilt as the canonical opening followed by the label's content.
    - Absent and unlabelled: fails (``no_answer``).
+   - ``list_joined``: the opening ends its line ("The item's attributes are:") and items follow one per
+     line: they are joined with commas into one sentence (up to a line holding the other answer or a label).
+   - ``colon``: a colon right after the opening is dropped ("The item's attributes are: soft" -> "... are soft").
 5. The rationale is the first sentence from the opening (ended by ``.``, ``!`` or ``?`` before a space or
    the end); later sentences are generation past the answer and are dropped without a repair.
    ``unterminated``: no sentence end (the token budget ran out): dangling words (``and``, ``with``, ...)
@@ -63,6 +67,7 @@ _LABEL_PATTERNS = {
 }
 _MARKDOWN = re.compile(r"\*\*|__|`|^#+\s*", re.MULTILINE)
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_BARE_MARKER = re.compile(r"(?:\d+[.)]?|[-*•])")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _DANGLING_WORDS = {"and", "or", "but", "with", "of", "to", "for", "a", "an", "the", "in", "on", "that", "which", "as"}
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -126,34 +131,60 @@ def _validate(sentence: str, opening_end: int, review: str) -> str | None:
     return None
 
 
+def _clean_lines(text: str, repairs: list[str]) -> list[str]:
+    """Lines without markdown, list markers, bare markers (``4.``) or extra whitespace."""
+    lines = []
+    for line in _MARKDOWN.sub("", text).splitlines():
+        line, markers = _LIST_MARKER.subn("", line)
+        if markers:
+            repairs.append("list_marker")
+        line = " ".join(line.split())
+        if line and not _BARE_MARKER.fullmatch(line):
+            lines.append(line)
+    return lines
+
+
+def _from_opening(lines: list[str], field: RationaleField, repairs: list[str]) -> tuple[str, int] | None:
+    """The text from the answer opening on, and the opening's length; ``None`` without an opening."""
+    for index, line in enumerate(lines):
+        opening = _OPENING_PATTERNS[field].search(line)
+        if opening is None:
+            continue
+        if index > 0 or opening.start() > 0:
+            repairs.append("leading_text")
+        head, after = opening.group(0), line[opening.end():].strip()
+        items = lines[index + 1:]
+        if after in ("", ":") and items:  # "The item's attributes are:" then one item per line
+            repairs.append("list_joined")
+            other = [pattern for key, pattern in _OPENING_PATTERNS.items() if key is not field]
+            other += list(_LABEL_PATTERNS.values())
+            stop = next((i for i, item in enumerate(items) if any(p.search(item) for p in other)), len(items))
+            content = ", ".join(item.rstrip(".;,") for item in items[:stop])
+            return f"{head} {content[:1].lower()}{content[1:]}.", len(head)
+        if after.startswith(":"):  # "The item's attributes are: soft, light."
+            repairs.append("colon")
+            after = after[1:].strip()
+            after = after[:1].lower() + after[1:]
+        return " ".join([f"{head} {after}".rstrip(), *items]), len(head)
+    return None
+
+
 def parse_answer(text: str | None, field: RationaleField, review: str) -> ParsedAnswer:
     """Parse one teacher answer for ``field`` (see the module docstring for the rules)."""
     if text is None or not text.strip():
         return _failed("empty_output")
     repairs: list[str] = []
-    lines = []
-    for line in _MARKDOWN.sub("", text).splitlines():
-        if _LIST_MARKER.match(line):
-            line = _LIST_MARKER.sub("", line)
-            repairs.append("list_marker")
-        if line.strip():
-            lines.append(" ".join(line.split()))
-    joined = " ".join(lines)
-
-    opening = _OPENING_PATTERNS[field].search(joined)
-    if opening is not None:
-        if opening.start() > 0:
-            repairs.append("leading_text")
-        candidate, opening_end = joined[opening.start():], opening.end() - opening.start()
-    else:
+    lines = _clean_lines(text, repairs)
+    found = _from_opening(lines, field, repairs)
+    if found is None:
         labelled = next((m for m in map(_LABEL_PATTERNS[field].match, lines) if m), None)
         if labelled is None:
             return _failed("no_answer")
         repairs.append("label")
         content = labelled.group(1).strip()
         canonical = ANSWER_OPENINGS[field]
-        candidate, opening_end = f"{canonical} {content[:1].lower()}{content[1:]}", len(canonical)
-
+        found = f"{canonical} {content[:1].lower()}{content[1:]}", len(canonical)
+    candidate, opening_end = found
     sentence, terminated = _first_sentence(candidate)
     if not terminated:
         repairs.append("unterminated")

