@@ -150,10 +150,50 @@ def test_evaluation_recipe_reports_on_the_trained_model(full_run, tmp_path):
     spec.loader.exec_module(recipe)
     script_args, data_args, config = recipe.make_parser().parse_args_and_config([
         "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset", "all_beauty",
-        "--user_limit", "24", "--tasks", "sequential", "topn", "explanation", "--max_users", "3",
+        "--user_limit", "24", "--tasks", "sequential", "explanation", "--max_users", "3",
         "--num_beams", "10", "--num_samples", "1",
     ])
     results = recipe.main(script_args, data_args, config)
     assert results["sequential"]["num_examples"] == 3
-    assert 0 <= results["topn"]["model"]["ndcg@10"] <= 1
+    assert 0 <= results["sequential"]["model"]["ndcg@10"] <= 1 and "explanation" in results
     assert (tmp_path / "metrics.json").is_file() and "leak" in (tmp_path / "report.md").read_text().lower()
+
+
+@pytest.mark.parametrize(
+    "quantization, layer_class",
+    [pytest.param({"load_in_4bit": True, "use_bnb_nested_quant": True}, "Linear4bit", marks=pytest.mark.slow),
+     pytest.param({"load_in_8bit": True}, "Linear8bitLt", marks=pytest.mark.slow)],
+    ids=["4bit", "8bit"],
+)
+def test_quantized_lora_trains(tmp_path, shared, quantization, layer_class):
+    base_dir = tmp_path / "base"
+    # bitsandbytes' CPU 4-bit kernels need input widths of at least one quantisation block (64).
+    config = RDRecConfig.from_preset("tiny", d_model=64, d_ff=128, d_kv=32, dropout_rate=0.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        RDRecForConditionalGeneration(config).save_pretrained(base_dir)
+    model_args = ModelArguments(model_name_or_path=str(base_dir), use_peft=True, **quantization)
+    training_args = tiny_training_args(tmp_path / "qlora", max_steps=2, do_eval=False, rank_eval=False)
+    trainer, _ = train_rdrec(model_args, DataArguments(dataset="beauty", user_limit=8), training_args)
+    attention = trainer.model.get_base_model().encoder.block[0].layer[0].SelfAttention
+    assert type(attention.q.base_layer).__name__ == layer_class
+    assert attention.q.lora_B["default"].weight.abs().sum() > 0
+    assert (tmp_path / "qlora" / "adapter_model.safetensors").is_file()
+
+
+def test_early_stopping_watches_the_mean_task_loss(tmp_path, shared):
+    # A learning rate of 0 never improves the validation loss: the second evaluation stops training.
+    training_args = tiny_training_args(
+        tmp_path, max_steps=40, learning_rate=0.0, eval_strategy="steps", eval_steps=1, save_strategy="steps",
+        save_steps=1, load_best_model_at_end=True, early_stopping_patience=1, rank_eval=False,
+        task_mixture="1:1:0:0",
+    )
+    trainer, metrics = train_rdrec(
+        ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=12), training_args
+    )
+    assert trainer.state.global_step == 2
+    evaluations = [entry for entry in trainer.state.log_history if "eval_mean_task_loss" in entry]
+    assert trainer.state.best_metric == evaluations[0]["eval_mean_task_loss"]
+    assert metrics["eval_mean_task_loss"] == pytest.approx(
+        (metrics["eval_loss_sequential"] + metrics["eval_loss_explanation"]) / 2
+    )
