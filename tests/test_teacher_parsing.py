@@ -35,10 +35,10 @@ PARSED = [
      "The product features include a pump.", ("leading_text",)),
     # SmolLM2 lists item attributes one per line after a colon, cut by the token budget ("4.")
     ("The item's attributes are:\n1. Natural and scented\n2. Combination skin\n3. Moisturizing\n4.", ITEM,
-     REPAIRED, "The item's attributes are natural and scented, Combination skin, Moisturizing.",
+     REPAIRED, "The item's attributes are natural and scented, combination skin, moisturizing.",
      ("list_marker", "list_joined")),
-    ("The item's attributes are:\n- Soft\n- Light\nUser preference: cheap", ITEM, REPAIRED,
-     "The item's attributes are soft, Light.", ("list_marker", "list_joined")),
+    ("The item's attributes are:\n- Soft\n- UV filter\nUser preference: cheap", ITEM, REPAIRED,
+     "The item's attributes are soft, UV filter.", ("list_marker", "list_joined")),
     ("The item's attributes are: It's non-alcohol-based and mild.", ITEM, REPAIRED,
      "The item's attributes are it's non-alcohol-based and mild.", ("colon",)),
 ]

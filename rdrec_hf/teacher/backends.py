@@ -131,7 +131,8 @@ class TransformersTeacher:
 
         location, gguf_file, name = _resolve_teacher_location(config)
         common = {"revision": config.teacher_revision, **({"gguf_file": gguf_file} if gguf_file else {})}
-        load_kwargs = {"dtype": config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)}
+        dtype = config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
+        load_kwargs = {"dtype": dtype}
         if config.quantization is Quantization.NONE:
             model = AutoModelForCausalLM.from_pretrained(location, **common, **load_kwargs).to(device)
         else:

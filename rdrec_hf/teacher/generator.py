@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from ..data.schema import METADATA, METADATA_FEATURES, get_metadata
 from .backends import Sampling, Teacher, TeacherAnswer, TeacherRequest, load_teacher
 from .distillation_config import DistillationConfig
-from .parsing import ParsedAnswer, RationaleStatus, parse_answer, worst_status
-from .prompts import ANSWER_OPENINGS, PROMPT_VERSION, RationaleField, build_messages, prompt_text_for_card
+from .parsing import ParsedAnswer, RationaleStatus, failed_answer, parse_answer, worst_status
+from .prompts import ANSWER_OPENINGS, PROMPT_VERSION, RationaleField, build_messages
 from .shards import ShardStore
 
 RATIONALE_COLUMNS = (RationaleField.USER_PREFERENCE.value, RationaleField.ITEM_ATTRIBUTE.value, "rationale_status")
@@ -126,8 +126,8 @@ class RationaleGenerator:
     """Distil each review into ``user_preference`` / ``item_attribute`` sentences with a teacher LM.
 
     Args:
-        teacher: a backend (:class:`TransformersTeacher`, :class:`OpenAICompatibleTeacher` or anything with
-            ``name``, ``revision``, ``prefills_opening``, ``truncate`` and ``answer``); ``None`` loads the one ``config`` describes.
+        teacher: a backend (:class:`TransformersTeacher`, :class:`OpenAICompatibleTeacher` or another
+            :class:`Teacher`); ``None`` loads the one ``config`` describes.
         config: run settings; defaults to :class:`DistillationConfig` (greedy SmolLM2, batch 16).
 
     Work is split in fixed batches of ``config.batch_size`` rows; under ``accelerate launch`` process ``p``
@@ -253,7 +253,7 @@ class RationaleGenerator:
             if row in answers_of:
                 parsed = [self._parse(answer, field, text) for answer, field in zip(answers_of[row], RationaleField)]
             else:
-                parsed = [ParsedAnswer(None, RationaleStatus.FAILED, failure="empty_review")] * len(RationaleField)
+                parsed = [failed_answer("empty_review")] * len(RationaleField)
             rows.append({
                 **{field.value: answer.text for field, answer in zip(RationaleField, parsed)},
                 "rationale_status": worst_status(*(answer.status for answer in parsed)).value,
@@ -266,7 +266,7 @@ class RationaleGenerator:
     @staticmethod
     def _parse(answer: TeacherAnswer, field: RationaleField, review: str) -> ParsedAnswer:
         if answer.error is not None:
-            return ParsedAnswer(None, RationaleStatus.FAILED, failure=f"endpoint_{answer.error}")
+            return failed_answer(f"endpoint_{answer.error}")
         return parse_answer(answer.text, field, review)
 
     def _merge(self, reviews: Dataset, store: ShardStore, summary: DistillationSummary) -> Dataset:

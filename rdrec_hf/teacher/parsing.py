@@ -84,7 +84,8 @@ class ParsedAnswer:
     failure: str | None = None
 
 
-def _failed(reason: str) -> ParsedAnswer:
+def failed_answer(reason: str) -> ParsedAnswer:
+    """A failed answer: no text, the reason counted in the run summary."""
     return ParsedAnswer(text=None, status=RationaleStatus.FAILED, failure=reason)
 
 
@@ -131,6 +132,11 @@ def _validate(sentence: str, opening_end: int, review: str) -> str | None:
     return None
 
 
+def _lower_first(text: str) -> str:
+    """Lower-case the first letter of a capitalised word ("Soft" -> "soft"), not of an acronym ("UV")."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 def _clean_lines(text: str, repairs: list[str]) -> list[str]:
     """Lines without markdown, list markers, bare markers (``4.``) or extra whitespace."""
     lines = []
@@ -159,12 +165,11 @@ def _from_opening(lines: list[str], field: RationaleField, repairs: list[str]) -
             other = [pattern for key, pattern in _OPENING_PATTERNS.items() if key is not field]
             other += list(_LABEL_PATTERNS.values())
             stop = next((i for i, item in enumerate(items) if any(p.search(item) for p in other)), len(items))
-            content = ", ".join(item.rstrip(".;,") for item in items[:stop])
-            return f"{head} {content[:1].lower()}{content[1:]}.", len(head)
+            content = ", ".join(_lower_first(item.rstrip(".;,")) for item in items[:stop])
+            return f"{head} {content}.", len(head)
         if after.startswith(":"):  # "The item's attributes are: soft, light."
             repairs.append("colon")
-            after = after[1:].strip()
-            after = after[:1].lower() + after[1:]
+            after = _lower_first(after[1:].strip())
         return " ".join([f"{head} {after}".rstrip(), *items]), len(head)
     return None
 
@@ -172,25 +177,24 @@ def _from_opening(lines: list[str], field: RationaleField, repairs: list[str]) -
 def parse_answer(text: str | None, field: RationaleField, review: str) -> ParsedAnswer:
     """Parse one teacher answer for ``field`` (see the module docstring for the rules)."""
     if text is None or not text.strip():
-        return _failed("empty_output")
+        return failed_answer("empty_output")
     repairs: list[str] = []
     lines = _clean_lines(text, repairs)
     found = _from_opening(lines, field, repairs)
     if found is None:
         labelled = next((m for m in map(_LABEL_PATTERNS[field].match, lines) if m), None)
         if labelled is None:
-            return _failed("no_answer")
+            return failed_answer("no_answer")
         repairs.append("label")
-        content = labelled.group(1).strip()
         canonical = ANSWER_OPENINGS[field]
-        found = f"{canonical} {content[:1].lower()}{content[1:]}", len(canonical)
+        found = f"{canonical} {_lower_first(labelled.group(1).strip())}", len(canonical)
     candidate, opening_end = found
     sentence, terminated = _first_sentence(candidate)
     if not terminated:
         repairs.append("unterminated")
     failure = _validate(sentence, opening_end, review)
     if failure is not None:
-        return _failed(failure)
+        return failed_answer(failure)
     sentence = sentence[:1].upper() + sentence[1:]
     status = RationaleStatus.REPAIRED if repairs else RationaleStatus.OK
     return ParsedAnswer(text=sentence, status=status, repairs=tuple(dict.fromkeys(repairs)))
