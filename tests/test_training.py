@@ -197,3 +197,18 @@ def test_early_stopping_watches_the_mean_task_loss(tmp_path, shared):
     assert metrics["eval_mean_task_loss"] == pytest.approx(
         (metrics["eval_loss_sequential"] + metrics["eval_loss_explanation"]) / 2
     )
+
+
+def test_logged_loss_is_a_mean_under_gradient_accumulation(tmp_path, shared):
+    """T5's loss is a per-batch token mean: the trainer must average it over accumulated micro-batches (and
+    processes), not add them up as for models that normalise by ``num_items_in_batch`` themselves."""
+    training_args = tiny_training_args(
+        tmp_path, max_steps=1, logging_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=3,
+        do_eval=False, rank_eval=False, task_mixture="0:1:0:0",
+    )
+    trainer, _ = train_rdrec(
+        ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=12), training_args
+    )
+    first_log = trainer.state.log_history[0]
+    # One task, so the per-example mean and the token mean differ only by the weighting of target lengths.
+    assert first_log["loss"] == pytest.approx(first_log["loss_sequential"], rel=0.05)

@@ -130,6 +130,10 @@ class RDRecTrainer(Seq2SeqTrainer):
             callbacks=callbacks,
             **kwargs,
         )
+        # The model's forward takes **kwargs, so the parent assumes it normalises its loss by
+        # `num_items_in_batch`; T5's loss is a per-batch token mean, which the parent must average over
+        # accumulation steps (and not multiply by the number of processes).
+        self.model_accepts_loss_kwargs = False
         self.rec_data = rec_data
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
