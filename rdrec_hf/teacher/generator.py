@@ -279,6 +279,10 @@ class RationaleGenerator:
         rows = []
         for batch_index in range(num_batches):
             shard = store.read(batch_index)
+            expected = min(self.config.batch_size, len(reviews) - batch_index * self.config.batch_size)
+            if len(shard["rows"]) != expected:
+                raise ValueError(f"{store.path(batch_index)} holds {len(shard['rows'])} rows, expected {expected}: "
+                                 "the shard was changed after it was written; delete it to redo the batch")
             rows += shard["rows"]
             summary.empty_reviews += shard["stats"]["empty_reviews"]
             summary.truncated_reviews += shard["stats"]["truncated_reviews"]
