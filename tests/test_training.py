@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from rdrec_hf import RDRecConfig, RDRecForConditionalGeneration, Task
+from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
+from rdrec_hf.paths import all_beauty_reviews
 from rdrec_hf.training import (
     DataArguments,
     ModelArguments,
@@ -21,6 +23,7 @@ from rdrec_hf.training import (
     build_student,
     load_student_tokenizer,
     load_trained_student,
+    load_training_data,
     train_rdrec,
 )
 
@@ -206,9 +209,25 @@ def test_logged_loss_is_a_mean_under_gradient_accumulation(tmp_path, shared):
         tmp_path, max_steps=1, logging_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=3,
         do_eval=False, rank_eval=False, task_mixture="0:1:0:0",
     )
+    # Also the path of a prepared dataset folder (what `rdrec-hf prepare` writes).
+    save_rec_dataset(load_amazon_reviews(all_beauty_reviews()), tmp_path / "prepared")
     trainer, _ = train_rdrec(
-        ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=12), training_args
+        ModelArguments(model_preset="tiny"), DataArguments(dataset=str(tmp_path / "prepared"), user_limit=12),
+        training_args,
     )
     first_log = trainer.state.log_history[0]
     # One task, so the per-example mean and the token mean differ only by the weighting of target lengths.
     assert first_log["loss"] == pytest.approx(first_log["loss_sequential"], rel=0.05)
+
+
+def test_unknown_dataset_and_foreign_checkpoint_are_rejected(tmp_path, shared):
+    with pytest.raises(ValueError, match="unknown dataset 'amazon'.*all_beauty, beauty, sports or a dataset folder"):
+        load_training_data(DataArguments(dataset="amazon"))
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path / "gpt2")
+    model_args = ModelArguments(model_name_or_path=str(tmp_path / "gpt2"))
+    with pytest.raises(ValueError, match="is a 'gpt2' model; the RDRec student starts from a T5 or an RDRec"):
+        build_student(model_args, load_student_tokenizer(ModelArguments(model_preset="tiny")), seed=0)
+    with pytest.raises(ValueError, match="is a 'gpt2' model"):
+        load_trained_student(str(tmp_path / "gpt2"))

@@ -30,7 +30,7 @@ def load_student_tokenizer(model_args: ModelArguments):
         except (OSError, ValueError) as error:
             logger.warning(
                 "no tokenizer with checkpoint %s (%s): using the shared T5 vocabulary",
-                model_args.model_name_or_path, error,
+                model_args.model_name_or_path, str(error).splitlines()[0],
             )
     return load_tokenizer(t5_tokenizer_dir())
 
