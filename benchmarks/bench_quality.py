@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from rdrec_hf.data import load_p5_dataset, split_target, training_history
 from rdrec_hf.evaluation import (
+    aggregate_seeds,
     item_popularity,
     leak_rule_ranking,
     popularity_ranking,
@@ -45,6 +47,7 @@ from rdrec_hf.evaluation import (
     ranking_metrics,
     sample_users,
 )
+from rdrec_hf.evaluation.report import format_value
 from rdrec_hf.paths import p5_dataset_dir
 from sasrec import SASRec, SASRecConfig, SASRecTrainingConfig, candidate_scores, top_k_items, train_sasrec
 
@@ -56,7 +59,7 @@ TASK_TITLES = {
     "sequential": "Sequential recommendation: full ranking over the catalog, history excluded",
     "topn": "Top-N recommendation: the test item among its 99 stored negatives",
 }
-SYSTEM_LABELS = {"popularity": "popularity", "leak_rule": "leak rule (max(history)+1, +2, ...)", "sasrec": "SASRec"}
+SYSTEM_LABELS = {"popularity": "popularity", "leak_rule": "leak rule (max(history)+1, +2, ...)"}
 
 # Published results on the paper's (sequential) indexing, as quoted in issue 6. POD: Li et al., "Prompt
 # Distillation for Efficient LLM-based Recommendation", CIKM 2023 (figures from POD's own logs); RDRec:
@@ -214,6 +217,7 @@ def run(args) -> dict:
         "indexing": args.indexing,
         "data_seed": args.data_seed,
         "seed": args.seed,
+        "device": device.type,
         "num_users": len(user_ids),
         "num_items": len(item_ids),
         "test_users": len(test_users),
@@ -232,36 +236,62 @@ def run(args) -> dict:
 
 
 def format_metrics(metrics: dict) -> list[str]:
-    return [f"{metrics[name]:.4f}" if name in metrics else "-" for name in METRICS]
+    """Table cells for ``METRICS``: plain numbers, ``mean ± std`` for seed aggregates, ``-`` when absent."""
+    return [format_value(metrics.get(name)) for name in METRICS]
+
+
+def runs_by_setting(runs: dict) -> dict[tuple[str, str, str], list[dict]]:
+    """Stored runs grouped by (dataset, indexing, device type), seeds in order; keys are
+    ``<dataset>/<indexing>/<device>/seed<n>``."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for key in sorted(runs, key=lambda key: (key.rsplit("/seed", 1)[0], runs[key]["seed"])):
+        dataset, indexing, device, _ = key.split("/")
+        groups.setdefault((dataset, indexing, device), []).append(runs[key])
+    return groups
+
+
+def sasrec_note(seed_runs: list[dict]) -> str:
+    """Seeds, epochs, training time, machine and dates of one setting's SASRec runs."""
+    trained = [run["sasrec"] for run in seed_runs]
+    first = seed_runs[0]
+    sampled = "seeded sample of " if first["test_user_sample"] else "all "
+    return (
+        f"{len(seed_runs)} seed(s) {', '.join(str(run['seed']) for run in seed_runs)}; "
+        f"epochs {', '.join(str(t['epochs']) for t in trained)} (best {', '.join(str(t['best_epoch']) for t in trained)}; "
+        f"{', '.join(sorted({t['stop_reason'] for t in trained}))}); "
+        f"{statistics.fmean(t['train_seconds'] for t in trained) / 60:.1f} min training per seed; "
+        f"{sampled}{first['test_users']:,} test users; {first['machine']}; {', '.join(sorted({r['date'][:10] for r in seed_runs}))}"
+    )
 
 
 def markdown_report(results: dict) -> str:
-    """Tables per dataset and task: every stored run's systems, then the published figures."""
-    runs = results.get("runs", {})
+    """Per dataset and task: the baselines and SASRec (mean ± std over seeds) of each indexing, then the
+    published figures. The model-free baselines do not depend on the seed or the device: shown once."""
+    groups = runs_by_setting(results.get("runs", {}))
     header = "| indexing | system | " + " | ".join(name.upper() for name in METRICS) + " | run |"
     lines = []
     for dataset in ("beauty", "sports"):
-        dataset_runs = sorted((key, run) for key, run in runs.items() if run["dataset"] == dataset)
         published = PUBLISHED.get(dataset, {})
-        if not dataset_runs and not published:
-            continue
         for task in TASKS:
-            if not dataset_runs and task not in published:
+            settings = [(setting, seed_runs) for setting, seed_runs in groups.items() if setting[0] == dataset]
+            if not settings and task not in published:
                 continue
             lines += [f"#### {dataset}: {TASK_TITLES[task]}", "", header, "|---|---|" + "---:|" * len(METRICS) + "---|"]
-            for key, run in dataset_runs:
-                sampled = "seeded sample of " if run["test_user_sample"] else "all "
-                for system, label in SYSTEM_LABELS.items():
-                    note = f"{sampled}{run['test_users']:,} test users"
-                    if system == "sasrec":
-                        trained = run["sasrec"]
-                        note = (
-                            f"{trained['epochs']} epochs (best {trained['best_epoch']}, {trained['stop_reason']}), "
-                            f"{trained['train_seconds'] / 60:.1f} min training; {sampled}{run['test_users']:,} "
-                            f"test users; {run['machine']}; {run['date']}"
-                        )
-                    cells = format_metrics(run["metrics"][system][task])
-                    lines.append(f"| {run['indexing']} | {label} | " + " | ".join(cells) + f" | {note} |")
+            for indexing in ("random", "sequential"):
+                indexing_runs = [(setting[2], seed_runs) for setting, seed_runs in settings if setting[1] == indexing]
+                if not indexing_runs:
+                    continue
+                reference = indexing_runs[0][1][0]
+                users = f"all {reference['test_users']:,} test users" if not reference["test_user_sample"] else (
+                    f"seeded sample of {reference['test_users']:,} test users")
+                for system in ("popularity", "leak_rule"):
+                    cells = format_metrics(reference["metrics"][system][task])
+                    lines.append(f"| {indexing} | {SYSTEM_LABELS[system]} | " + " | ".join(cells) + f" | {users} |")
+                for device, seed_runs in indexing_runs:
+                    metrics = aggregate_seeds([run["metrics"]["sasrec"][task] for run in seed_runs])
+                    label = f"SASRec ({'GPU' if device == 'cuda' else 'CPU'})"
+                    cells = format_metrics(metrics)
+                    lines.append(f"| {indexing} | {label} | " + " | ".join(cells) + f" | {sasrec_note(seed_runs)} |")
             for system, metrics in published.get(task, {}).items():
                 lines.append(f"| sequential | {system} (published) | " + " | ".join(format_metrics(metrics)) + " | cited |")
             lines.append("")
@@ -271,10 +301,11 @@ def markdown_report(results: dict) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    run_result = None if args.markdown_only else run(args)
+    # Read the stored runs only now: other invocations may have added theirs while this one trained.
     results = json.loads(args.output.read_text()) if args.output.is_file() else {"runs": {}}
-    if not args.markdown_only:
-        run_result = run(args)
-        key = f"{args.dataset}/{args.indexing}/{torch.device(args.device).type}"
+    if run_result is not None:
+        key = f"{args.dataset}/{args.indexing}/{torch.device(args.device).type}/seed{args.seed}"
         results["runs"][key] = run_result
         results["published"] = {"figures": PUBLISHED, "source": PUBLISHED_SOURCE}
         args.output.parent.mkdir(parents=True, exist_ok=True)
