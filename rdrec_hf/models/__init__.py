@@ -1,4 +1,17 @@
-"""The RDRec student model. Importing this package registers it with the transformers Auto classes."""
+"""The RDRec student model. Importing this package registers it with the transformers Auto classes.
+
+Typical use (shapes: B examples, L prompt tokens)::
+
+    config = RDRecConfig.from_preset("small")                      # or from_pretrained("t5-small") below
+    model = RDRecForConditionalGeneration(config)                   # plain T5 weights load too
+    model.set_item_index(ItemIndex.from_catalog(item_ids, tokenizer, original_ids=asins, indexing="random"))
+    loss = model(input_ids, attention_mask, whole_word_ids, task_id, labels=labels).loss
+    top = model.generate(input_ids=..., attention_mask=..., whole_word_ids=..., task_id=...,
+                         item_index=model.item_index, exclude_items=histories, num_beams=20, num_return_sequences=10)
+    top.item_ids, top.scores                                        # list[list[str]], list[list[float]], best first
+    scores = model.score_candidates(input_ids, attention_mask, whole_word_ids, task_id, candidates)  # [B, C]
+    model.save_pretrained(folder)                                   # weights + config + code + item_index.json
+"""
 
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
