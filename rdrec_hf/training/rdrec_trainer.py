@@ -22,6 +22,7 @@ from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
+from ..data import RDRecDataCollator
 from ..tasks import NUM_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import RDRecTrainingArguments
@@ -113,8 +114,6 @@ class RDRecTrainer(Seq2SeqTrainer):
         if not isinstance(args, RDRecTrainingArguments):
             raise TypeError(f"args must be RDRecTrainingArguments, got {type(args).__name__}")
         if data_collator is None:
-            from ..data import RDRecDataCollator
-
             pad_token_id = processing_class.pad_token_id if processing_class is not None else 0
             data_collator = RDRecDataCollator(pad_token_id=pad_token_id)
         callbacks = list(callbacks or [])
@@ -177,7 +176,8 @@ class RDRecTrainer(Seq2SeqTrainer):
             output.metrics[f"{metric_key_prefix}_loss_{task.name.lower()}"] = value
         if task_losses:
             output.metrics[f"{metric_key_prefix}_{MEAN_TASK_LOSS}"] = sum(task_losses.values()) / len(task_losses)
-        if self.args.rank_eval and self.rec_data is not None:
+        # Ranking metrics are of the validation users: only for evaluations, not for `predict` ("test_").
+        if self.args.rank_eval and self.rec_data is not None and metric_key_prefix.startswith("eval"):
             for name, value in self.ranking_metrics().items():
                 output.metrics[f"{metric_key_prefix}_{name}"] = value
         return output
