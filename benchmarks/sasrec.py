@@ -113,7 +113,7 @@ class SASRec(nn.Module):
         Returns:
             [B, L, H]: row ``t`` summarises items ``0..t`` (outputs at padding positions are meaningless).
         """
-        batch_size, length = item_sequences.shape
+        length = item_sequences.shape[1]
         if length > self.config.max_length:
             raise ValueError(f"sequence length {length} exceeds max_length {self.config.max_length}")
         positions = torch.arange(self.config.max_length - length, self.config.max_length, device=item_sequences.device)
