@@ -230,7 +230,7 @@ def run(args) -> dict:
         "machine": machine_description(device, args.threads),
         "load_average_start_end": [load_average_start[0], os.getloadavg()[0]],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(shlex.quote(part) for part in [".venv/bin/python", "benchmarks/bench_quality.py", *sys.argv[1:]]),
+        "command": f"{Path(sys.executable).name} {shlex.join(sys.argv)}",
         "wall_seconds": time.perf_counter() - started,
     }
 
