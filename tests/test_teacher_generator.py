@@ -23,7 +23,7 @@ from rdrec_hf.teacher import (
     TransformersTeacher,
     read_provenance,
 )
-from rdrec_hf.teacher.generator import process_batches
+from rdrec_hf.teacher.generator import batch_order, process_batches
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = (
@@ -132,6 +132,7 @@ def test_resume_after_crash_gives_the_identical_dataset(tiny_teacher, tmp_path):
     redone = []
     generator, resumed = distil(tiny_teacher, crashed_dir, on_batch_end=[redone.append])
     assert redone == [2, 3]  # 11 rows in batches of 3: only the two batches without a shard run again
+    assert resumed["review"] == make_reviews()["review"]  # batched longest first, returned in input order
     assert generator.last_summary.resumed_batches == 2
     assert resumed.to_dict() == uninterrupted.to_dict()
 
@@ -141,7 +142,7 @@ def test_a_tampered_shard_is_named_not_merged(tiny_teacher, tmp_path):
     shard = tmp_path / "shards" / "batch-000001.json"
     payload = json.loads(shard.read_text())
     shard.write_text(json.dumps({**payload, "rows": payload["rows"] * 2}))
-    with pytest.raises(ValueError, match="batch-000001.json holds 2 rows, expected 1"):
+    with pytest.raises(ValueError, match="batch-000001.json does not hold rows"):
         distil(tiny_teacher, tmp_path, limit=4)
 
 
@@ -194,13 +195,15 @@ def test_sampling_is_reproducible_from_the_seed(tiny_teacher, tmp_path):
 
 @pytest.mark.parametrize("num_rows, batch_size, num_processes", [(11, 3, 2), (4, 5, 3), (12, 4, 3), (0, 2, 2)])
 def test_process_shares_are_disjoint_and_cover_every_row_in_fixed_batches(num_rows, batch_size, num_processes):
-    shares = [process_batches(num_rows, batch_size, p, num_processes) for p in range(num_processes)]
-    batches = sorted(k for share in shares for k in share)
-    assert batches == list(range(len(batches)))  # every batch once
-    rows = [row for k in batches for share in shares if k in share for row in share[k]]
-    assert rows == list(range(num_rows))
-    assert shares[0] == {k: rows for k, rows in process_batches(num_rows, batch_size, 0, 1).items()
-                         if k % num_processes == 0}
+    texts = [f"review {'x' * (i * 7 % 5)}" for i in range(num_rows)]
+    order = batch_order(texts, sort_by_length=True)
+    assert sorted(order) == list(range(num_rows))
+    assert [len(texts[i]) for i in order] == sorted(map(len, texts), reverse=True)
+    shares = [process_batches(order, batch_size, p, num_processes) for p in range(num_processes)]
+    everything = process_batches(order, batch_size, 0, 1)
+    assert {k: rows for share in shares for k, rows in share.items()} == everything  # disjoint, nothing missing
+    assert [row for k in sorted(everything) for row in everything[k]] == order
+    assert batch_order(texts, sort_by_length=False) == list(range(num_rows))
 
 
 @pytest.mark.slow  # two processes importing torch and transformers: about 30 s on 2 shared cores
@@ -218,7 +221,7 @@ def test_two_processes_under_accelerate_launch_match_one_process(tiny_teacher, t
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "distilled 11 rows" in completed.stdout  # the closing summary, printed once by the main process
     assert completed.stdout.count("distilled 11 rows") == 1
-    assert "this session: 6 rows" in completed.stdout  # process 0 of 2 ran batches 0 and 2 (rows 0-2, 6-8)
+    assert "this session: 6 rows" in completed.stdout  # process 0 of 2 ran batches 0 and 2 (3 rows each)
 
     _, single = distil(tiny_teacher, tmp_path / "single")
     merged = load_from_disk(tmp_path / "run" / "dataset")

@@ -75,6 +75,11 @@ class DistillationConfig:
     batch_size: int = field(
         default=16, metadata={"help": "Reviews per batch (a batch is the unit of work written as one shard)."}
     )
+    sort_by_length: bool = field(
+        default=True,
+        metadata={"help": "Batch reviews longest first, so a batch holds reviews of similar length (less "
+                          "padding); the output keeps the input order either way."},
+    )
     max_new_tokens: int = field(default=24, metadata={"help": "Tokens generated per rationale."})
     max_review_tokens: int = field(
         default=256, metadata={"help": "Longer reviews are truncated to this many teacher tokens (counted)."}
@@ -137,7 +142,7 @@ class DistillationConfig:
 
     def generation_settings(self) -> dict[str, Any]:
         """The settings that change the generated text (recorded as provenance and in the run fingerprint)."""
-        keys = ("batch_size", "max_new_tokens", "max_review_tokens", "do_sample", "temperature", "top_p", "top_k",
-                "seed", "quantization", "torch_dtype")
+        keys = ("batch_size", "sort_by_length", "max_new_tokens", "max_review_tokens", "do_sample", "temperature",
+                "top_p", "top_k", "seed", "quantization", "torch_dtype")
         settings = asdict(self)
         return {key: getattr(settings[key], "value", settings[key]) for key in keys}

@@ -76,14 +76,26 @@ def _source_hash(reviews: Dataset, text_column: str) -> str:
     return digest.hexdigest()
 
 
-def process_batches(num_rows: int, batch_size: int, process_index: int, num_processes: int) -> dict[int, range]:
-    """This process's share: batch index -> row range, batches ``process_index, process_index + num_processes, ...``.
+def batch_order(texts: Sequence[str | None], sort_by_length: bool) -> list[int]:
+    """Row indices in the order they are batched: longest text first (ties in input order), or input order.
 
-    Batches are fixed by ``batch_size`` alone, so any number of processes produces the same batches (and, greedy,
-    the same text) and a run resumed with another number of processes reuses every finished shard.
+    Batching reviews of similar length cuts padding; longest first makes the progress bar's ETA an upper
+    bound and shows an out-of-memory batch at once.
     """
-    return {k: range(k * batch_size, min((k + 1) * batch_size, num_rows))
-            for k in range(process_index, math.ceil(num_rows / batch_size), num_processes)}
+    if not sort_by_length:
+        return list(range(len(texts)))
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i] or ""))
+
+
+def process_batches(order: Sequence[int], batch_size: int, process_index: int, num_processes: int
+                    ) -> dict[int, list[int]]:
+    """This process's share: batch index -> row indices; batches ``process_index, process_index + num_processes, ...``.
+
+    Batches depend on ``order`` and ``batch_size`` alone, so any number of processes produces the same batches
+    (and, greedy, the same text) and a run resumed with another number of processes reuses every finished shard.
+    """
+    return {k: list(order[k * batch_size:(k + 1) * batch_size])
+            for k in range(process_index, math.ceil(len(order) / batch_size), num_processes)}
 
 
 def read_provenance(dataset: Dataset | DatasetDict) -> dict[str, Any] | None:
@@ -207,9 +219,9 @@ class RationaleGenerator:
         self, reviews: Dataset, store: ShardStore, on_batch_end: Sequence[Callable[[int], None]]
     ) -> DistillationSummary:
         """Distil this process's batches that have no shard yet."""
-        texts = reviews[self.config.text_column]
-        rows_of = process_batches(len(reviews), self.config.batch_size, self.state.process_index,
-                                  self.state.num_processes)
+        texts = list(reviews[self.config.text_column])
+        order = batch_order(texts, self.config.sort_by_length)
+        rows_of = process_batches(order, self.config.batch_size, self.state.process_index, self.state.num_processes)
         batches = list(rows_of)
         todo = [k for k in batches if not store.has(k)]
         summary = DistillationSummary(resumed_batches=len(batches) - len(todo))
@@ -221,6 +233,7 @@ class RationaleGenerator:
         start = time.perf_counter()
         for batch_index in todo:
             payload = self._distil_batch(batch_index, [texts[i] for i in rows_of[batch_index]])
+            payload["row_indices"] = rows_of[batch_index]
             store.write(batch_index, payload)
             summary.session_rows += len(rows_of[batch_index])
             summary.session_new_tokens += payload["stats"]["new_tokens"]
@@ -271,19 +284,20 @@ class RationaleGenerator:
 
     def _merge(self, reviews: Dataset, store: ShardStore, summary: DistillationSummary) -> Dataset:
         """Read every shard (all processes' batches) in order and add the rationale columns."""
-        num_batches = math.ceil(len(reviews) / self.config.batch_size)
-        missing = [k for k in range(num_batches) if not store.has(k)]
+        batches = process_batches(batch_order(list(reviews[self.config.text_column]), self.config.sort_by_length),
+                                  self.config.batch_size, 0, 1)
+        missing = [k for k in batches if not store.has(k)]
         if missing:
             raise RuntimeError(f"shards of batches {missing[:10]} are missing in {store.shard_folder}: "
                                "a process stopped early; run again with the same arguments to finish them")
-        rows = []
-        for batch_index in range(num_batches):
+        rows: list[dict[str, Any]] = [{}] * len(reviews)
+        for batch_index, row_indices in batches.items():
             shard = store.read(batch_index)
-            expected = min(self.config.batch_size, len(reviews) - batch_index * self.config.batch_size)
-            if len(shard["rows"]) != expected:
-                raise ValueError(f"{store.path(batch_index)} holds {len(shard['rows'])} rows, expected {expected}: "
-                                 "the shard was changed after it was written; delete it to redo the batch")
-            rows += shard["rows"]
+            if shard["row_indices"] != row_indices or len(shard["rows"]) != len(row_indices):
+                raise ValueError(f"{store.path(batch_index)} does not hold rows {row_indices}: it was changed "
+                                 "after it was written; delete it to redo the batch")
+            for index, row in zip(row_indices, shard["rows"]):
+                rows[index] = row
             summary.empty_reviews += shard["stats"]["empty_reviews"]
             summary.truncated_reviews += shard["stats"]["truncated_reviews"]
         summary.rows = len(rows)
