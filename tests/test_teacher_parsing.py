@@ -94,7 +94,7 @@ def test_config_defaults_are_greedy_and_parse_enum_strings():
         ({"limit": 0}, "limit"),
         ({"temperature": 0.7}, "do_sample"),
         ({"request_timeout": 0}, "request_timeout"),
-        ({"torch_dtype": "float8"}, "torch_dtype"),
+        ({"dtype": "float8"}, "dtype"),
         ({"backend": "openai"}, "base_url"),
         ({"backend": "openai", "base_url": "http://x/v1", "endpoint_model": "m", "quantization": "8bit"},
          "quantization"),

@@ -130,11 +130,10 @@ class TransformersTeacher:
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
         location, gguf_file, name = _resolve_teacher_location(config)
-        common = {"revision": config.teacher_revision, **({"gguf_file": gguf_file} if gguf_file else {})}
-        dtype = config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
-        load_kwargs = {"dtype": dtype}
+        source = {"revision": config.teacher_revision, **({"gguf_file": gguf_file} if gguf_file else {})}
+        dtype = config.dtype if config.dtype == "auto" else getattr(torch, config.dtype)
         if config.quantization is Quantization.NONE:
-            model = AutoModelForCausalLM.from_pretrained(location, **common, **load_kwargs).to(device)
+            model = AutoModelForCausalLM.from_pretrained(location, **source, dtype=dtype).to(device)
         else:
             quantization = BitsAndBytesConfig(
                 load_in_8bit=config.quantization is Quantization.INT8,
@@ -142,9 +141,9 @@ class TransformersTeacher:
                 bnb_4bit_quant_type="nf4",
             )
             model = AutoModelForCausalLM.from_pretrained(
-                location, **common, **load_kwargs, quantization_config=quantization, device_map={"": str(device)}
+                location, **source, dtype=dtype, quantization_config=quantization, device_map={"": str(device)}
             )
-        tokenizer = AutoTokenizer.from_pretrained(location, **common)
+        tokenizer = AutoTokenizer.from_pretrained(location, **source)
         revision = config.teacher_revision or getattr(model.config, "_commit_hash", None)
         return cls(model, tokenizer, name, revision)
 

@@ -51,7 +51,7 @@ class DistillationConfig:
         default=Quantization.NONE,
         metadata={"help": "Load the transformers teacher in 8-bit or 4-bit (nf4) with bitsandbytes."},
     )
-    torch_dtype: str = field(
+    dtype: str = field(
         default="auto", metadata={"help": "dtype of the transformers teacher: auto, float32, bfloat16 or float16."}
     )
     # --- endpoint ---
@@ -116,8 +116,8 @@ class DistillationConfig:
             raise ValueError(f"limit must be at least 1 or None, got {self.limit}")
         if self.request_timeout <= 0 or self.max_retries < 0 or self.retry_backoff < 0:
             raise ValueError("request_timeout must be > 0, max_retries and retry_backoff >= 0")
-        if self.torch_dtype not in {"auto", "float32", "bfloat16", "float16"}:
-            raise ValueError(f"torch_dtype must be auto, float32, bfloat16 or float16, got {self.torch_dtype!r}")
+        if self.dtype not in {"auto", "float32", "bfloat16", "float16"}:
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         sampling = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
         set_sampling = [name for name, value in sampling.items() if value is not None]
         if set_sampling and not self.do_sample:
@@ -143,6 +143,6 @@ class DistillationConfig:
     def generation_settings(self) -> dict[str, Any]:
         """The settings that change the generated text (recorded as provenance and in the run fingerprint)."""
         keys = ("batch_size", "sort_by_length", "max_new_tokens", "max_review_tokens", "do_sample", "temperature",
-                "top_p", "top_k", "seed", "quantization", "torch_dtype")
+                "top_p", "top_k", "seed", "quantization", "dtype")
         settings = asdict(self)
         return {key: getattr(settings[key], "value", settings[key]) for key in keys}
