@@ -45,7 +45,7 @@ def load_reviews(path: str):
 
 def main(script_args: DistillScriptArguments, config: DistillationConfig) -> None:
     if not Path(script_args.dataset_path).exists():
-        sys.exit(f"error: dataset_path {script_args.dataset_path} does not exist")
+        raise FileNotFoundError(f"dataset_path {script_args.dataset_path} does not exist")
     dataset = load_reviews(script_args.dataset_path)
     generator = RationaleGenerator(config=config)
     result = generator.generate(dataset, source=script_args.dataset_path)
@@ -58,8 +58,9 @@ def main(script_args: DistillScriptArguments, config: DistillationConfig) -> Non
 
 if __name__ == "__main__":
     parser = TrlParser((DistillScriptArguments, DistillationConfig))
+    # User errors (a rejected option combination, a missing file, column or split, the default teacher's
+    # package not installed, an output_dir of another run) end with their message, not a traceback.
     try:
-        script_args, distillation_config = parser.parse_args_and_config()
-    except ValueError as error:  # a rejected combination in DistillationConfig.__post_init__
+        main(*parser.parse_args_and_config())
+    except (ValueError, KeyError, FileNotFoundError, ModuleNotFoundError) as error:
         sys.exit(f"error: {error}")
-    main(script_args, distillation_config)
