@@ -67,7 +67,7 @@ def time_preset(preset: str, options: argparse.Namespace, output_dir: str) -> di
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "seconds_per_step": seconds,
         "examples_per_second": options.batch_size / seconds,
-        "examples_per_epoch": trainer.train_dataset.num_rows,
+        "examples_per_epoch": len(trainer.train_dataset),
     }
 
 

@@ -21,6 +21,8 @@ from rdrec_hf.training import (
     ModelArguments,
     RDRecTrainingArguments,
     build_student,
+    build_trainer,
+    epoch_seed,
     load_student_tokenizer,
     load_trained_student,
     load_training_data,
@@ -231,3 +233,23 @@ def test_unknown_dataset_and_foreign_checkpoint_are_rejected(tmp_path, shared):
         build_student(model_args, load_student_tokenizer(ModelArguments(model_preset="tiny")), seed=0)
     with pytest.raises(ValueError, match="is a 'gpt2' model"):
         load_trained_student(str(tmp_path / "gpt2"))
+
+
+def test_each_epoch_draws_a_fresh_mixture(tmp_path, shared):
+    training_args = tiny_training_args(
+        tmp_path, max_steps=-1, num_train_epochs=2, per_device_train_batch_size=8, do_eval=False, rank_eval=False,
+        task_mixture="0:1:0:1",
+    )
+    trainer = build_trainer(
+        ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=6), training_args
+    )
+    dataset = trainer.train_dataset
+    first_epoch = [dataset[i]["input_ids"] for i in range(len(dataset))]
+    trainer.train()
+    assert dataset.epoch == 1  # told by the trainer at the start of the second epoch
+    second_epoch = [dataset[i]["input_ids"] for i in range(len(dataset))]
+    assert len(second_epoch) == len(first_epoch) and second_epoch != first_epoch
+    # Epoch 0's draw is the plain seeded build: the same as without resampling.
+    dataset.set_epoch(0)
+    assert [dataset[i]["input_ids"] for i in range(len(dataset))] == first_epoch
+    assert epoch_seed(3, 0) == 3 and len({epoch_seed(3, 1), epoch_seed(3, 2), epoch_seed(4, 1)}) == 3

@@ -13,16 +13,20 @@ from .rdrec_config import (
     parse_task_mixture,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
+from .resampling import EpochResampledDataset, SetEpochCallback, epoch_seed
 from .student import build_student, load_student_tokenizer, load_trained_student
 
 __all__ = [
     "Bnb4bitQuantType",
     "DataArguments",
+    "EpochResampledDataset",
     "ModelArguments",
     "RDRecTrainer",
     "RDRecTrainingArguments",
+    "SetEpochCallback",
     "build_student",
     "build_trainer",
+    "epoch_seed",
     "load_student_tokenizer",
     "load_trained_student",
     "load_training_data",

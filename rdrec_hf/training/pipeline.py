@@ -24,6 +24,7 @@ from ..models import ItemIndex
 from ..paths import all_beauty_reviews, p5_dataset_dir
 from .rdrec_config import DataArguments, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
+from .resampling import EpochResampledDataset, epoch_seed
 from .student import build_student, describe_student, load_student_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -110,23 +111,31 @@ def build_trainer(
     """Load the data, build the task mixture and the student (with the catalog attached) and the trainer."""
     data = load_training_data(data_args)
     tokenizer = load_student_tokenizer(model_args)
-    with training_args.main_process_first(desc="building the task mixture"):
-        train_dataset, tasks = build_training_dataset(
-            data, tokenizer, training_args.task_weights,
-            seed=training_args.seed,
-            max_source_length=training_args.max_source_length,
-            max_target_length=training_args.max_target_length,
-            num_negatives=training_args.num_negatives,
-            cache_dir=training_args.dataset_cache_dir,
-        )
-        wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
-        absent = [task.name.lower() for task in wanted if task not in tasks]
-        if absent:
-            logger.warning("left out of the mixture, no data for them in %s: %s", data_args.dataset, ", ".join(absent))
-        evaluating = IntervalStrategy(training_args.eval_strategy) is not IntervalStrategy.NO or training_args.do_eval
-        eval_dataset = build_validation_set(data, tasks, tokenizer, training_args) if evaluating else None
+
+    def build_mixture(epoch: int):
+        with training_args.main_process_first(desc=f"drawing the task mixture of epoch {epoch}"):
+            return build_training_dataset(
+                data, tokenizer, training_args.task_weights,
+                seed=epoch_seed(training_args.seed, epoch),
+                max_source_length=training_args.max_source_length,
+                max_target_length=training_args.max_target_length,
+                num_negatives=training_args.num_negatives,
+                cache_dir=training_args.dataset_cache_dir,
+            )
+
+    train_dataset, tasks = build_mixture(0)
+    wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
+    absent = [task.name.lower() for task in wanted if task not in tasks]
+    if absent:
+        logger.warning("left out of the mixture, no data for them in %s: %s", data_args.dataset, ", ".join(absent))
+    if training_args.resample_each_epoch:
+        train_dataset = EpochResampledDataset(lambda epoch: build_mixture(epoch)[0], train_dataset)
+    eval_dataset = None
+    if IntervalStrategy(training_args.eval_strategy) is not IntervalStrategy.NO or training_args.do_eval:
+        with training_args.main_process_first(desc="building the validation set"):
+            eval_dataset = build_validation_set(data, tasks, tokenizer, training_args)
     logger.info(
-        "training on %d examples (%s)%s", train_dataset.num_rows, ", ".join(t.name.lower() for t in tasks),
+        "training on %d examples per epoch (%s)%s", len(train_dataset), ", ".join(t.name.lower() for t in tasks),
         f", validating on {eval_dataset.num_rows}" if eval_dataset is not None else "",
     )
     model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing)

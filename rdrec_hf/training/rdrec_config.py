@@ -236,6 +236,11 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         metadata={"help": "Negatives beside the positive in a training top-N prompt (default: the dataset's, "
                   "99 as the paper)."},
     )
+    resample_each_epoch: bool = field(
+        default=True,
+        metadata={"help": "Draw the task mixture afresh every epoch (templates, top-N negatives, history "
+                  "segments), as the paper's loader does; off: every epoch repeats epoch 0's examples."},
+    )
     dataset_cache_dir: str | None = field(
         default=None, metadata={"help": "Folder caching the tokenised task mixture between runs (none: no cache)."}
     )

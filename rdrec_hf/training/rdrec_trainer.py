@@ -26,6 +26,7 @@ from ..data import RDRecDataCollator
 from ..tasks import NUM_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import RDRecTrainingArguments
+from .resampling import SetEpochCallback
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         data_collator: default ``RDRecDataCollator`` with the tokenizer's pad id.
         train_dataset / eval_dataset: tokenised examples with a ``task_id`` column (``build_training_dataset``
             / ``build_eval_dataset`` of ``rdrec_hf.data``); the eval set mixes all tasks' validation examples.
+            A train dataset with ``set_epoch`` (``EpochResampledDataset``) is told each epoch that starts.
         processing_class: the tokenizer (saved with the model, used by the ranking evaluation).
         rec_data: the project dataset (``users``, ``items``, ...): validation users for ranking metrics and
             dataset facts for the model card.
@@ -116,7 +118,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         if data_collator is None:
             pad_token_id = processing_class.pad_token_id if processing_class is not None else 0
             data_collator = RDRecDataCollator(pad_token_id=pad_token_id)
-        callbacks = list(callbacks or [])
+        callbacks = [*(callbacks or []), SetEpochCallback()]
         if args.early_stopping_patience is not None:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
         super().__init__(
