@@ -27,6 +27,7 @@ from rdrec_hf.training import (
     load_trained_student,
     load_training_data,
     train_rdrec,
+    train_rdrec_seeds,
 )
 
 TINY = "d_model=32,d_ff=64,num_layers=2,num_decoder_layers=2,num_heads=2,d_kv=16"
@@ -253,3 +254,19 @@ def test_each_epoch_draws_a_fresh_mixture(tmp_path, shared):
     dataset.set_epoch(0)
     assert [dataset[i]["input_ids"] for i in range(len(dataset))] == first_epoch
     assert epoch_seed(3, 0) == 3 and len({epoch_seed(3, 1), epoch_seed(3, 2), epoch_seed(4, 1)}) == 3
+
+
+def test_several_seeds_train_separate_runs_and_report_their_spread(tmp_path, shared):
+    training_args = tiny_training_args(tmp_path, max_steps=1, do_eval=False, rank_eval=False, task_mixture="0:1:0:0")
+    folders, aggregate = train_rdrec_seeds(
+        ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=8), training_args, [1, 2]
+    )
+    assert [Path(folder).name for folder in folders] == ["seed-1", "seed-2"]
+    assert all((Path(folder) / "model.safetensors").is_file() for folder in folders)
+    losses = aggregate["train_loss"]["values"]
+    assert len(losses) == 2 and losses[0] != losses[1]  # different initialisations
+    assert aggregate["train_loss"]["std"] > 0
+    summary = json.loads((tmp_path / "seeds_metrics.json").read_text())
+    assert summary["seeds"] == [1, 2] and summary["metrics"]["train_loss"]["mean"] == pytest.approx(sum(losses) / 2)
+    with pytest.raises(ValueError, match="distinct"):
+        train_rdrec_seeds(ModelArguments(model_preset="tiny"), DataArguments(), training_args, [1, 1])

@@ -2,7 +2,7 @@
 ``train_rdrec``, the one entry point of recipes and the CLI."""
 
 from .model_card import render_model_card
-from .pipeline import build_trainer, load_training_data, train_rdrec
+from .pipeline import build_trainer, load_training_data, train_rdrec, train_rdrec_seeds
 from .rdrec_config import (
     Bnb4bitQuantType,
     DataArguments,
@@ -38,4 +38,5 @@ __all__ = [
     "render_model_card",
     "task_loss_totals",
     "train_rdrec",
+    "train_rdrec_seeds",
 ]

@@ -5,7 +5,10 @@ The one training entry point: ``recipes/train.py`` and the ``rdrec-hf train`` co
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from datasets import DatasetDict, concatenate_datasets
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 SHARED_DATASETS = ("all_beauty", "beauty", "sports")
 MODEL_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels", "task_id")
 TRAINING_CURVES_FILE = "training_curves.png"
+SEEDS_METRICS_FILE = "seeds_metrics.json"
 
 
 def load_training_data(data_args: DataArguments) -> DatasetDict:
@@ -189,4 +193,33 @@ def train_rdrec(
     return trainer, metrics
 
 
-__all__ = ["build_trainer", "load_training_data", "train_rdrec"]
+def train_rdrec_seeds(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: RDRecTrainingArguments,
+    seeds: Sequence[int],
+) -> tuple[list[str], dict]:
+    """``train_rdrec`` once per seed, each in ``<output_dir>/seed-<seed>`` (the paper averages runs because
+    single runs fluctuate). The data (``data_args.dataset_seed``) stays the same across runs.
+
+    Returns the run folders and the mean / spread of every metric (``aggregate_seeds``), also written to
+    ``<output_dir>/seeds_metrics.json``.
+    """
+    from ..evaluation import aggregate_seeds
+
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    folders, runs = [], []
+    for seed in seeds:
+        folder = str(Path(training_args.output_dir) / f"seed-{seed}")
+        _, metrics = train_rdrec(model_args, data_args, replace(training_args, seed=seed, output_dir=folder))
+        folders.append(folder)
+        runs.append(metrics)
+    aggregate = aggregate_seeds(runs)
+    if training_args.should_save:
+        summary = {"seeds": list(seeds), "runs": folders, "metrics": aggregate}
+        Path(training_args.output_dir, SEEDS_METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return folders, aggregate
+
+
+__all__ = ["build_trainer", "load_training_data", "train_rdrec", "train_rdrec_seeds"]
