@@ -38,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-review-tokens", type=int, default=256)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--compare-threads", type=int, default=None,
+                        help="also time the middle batch size with this many threads (e.g. 1 on a busy machine)")
     parser.add_argument("--samples", type=int, default=10, help="rationales shown beside their reviews")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shown sample")
     return parser.parse_args()
@@ -73,27 +75,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         speed_set = reviews.select(range(args.speed_reviews))
         # the largest batch also without length sorting: what batching similar lengths together saves
-        runs = [(size, True) for size in args.batch_sizes] + [(max(args.batch_sizes), False)]
-        for batch_size, sort_by_length in runs:
-            folder = Path(scratch) / f"speed-{batch_size}-{sort_by_length}"
+        runs = [(size, True, args.threads, f"{size}") for size in args.batch_sizes]
+        runs.append((max(args.batch_sizes), False, args.threads, f"{max(args.batch_sizes)}, input order"))
+        if args.compare_threads:
+            middle = sorted(args.batch_sizes)[len(args.batch_sizes) // 2]
+            runs.append((middle, True, args.compare_threads, f"{middle}, {args.compare_threads} thread(s)"))
+        for index, (batch_size, sort_by_length, threads, label) in enumerate(runs):
+            torch.set_num_threads(threads)
+            folder = Path(scratch) / f"speed-{index}"
             _, summary, seconds = distil(teacher, speed_set, batch_size, args, folder, sort_by_length)
             sizes = [min(batch_size, args.speed_reviews - k * batch_size) for k in range(len(seconds))]
             rates = [rows / duration for rows, duration in zip(sizes, seconds)]
-            label = f"{batch_size}" if sort_by_length or batch_size == 1 else f"{batch_size}, input order"
             speed_rows.append((label, statistics.median(rates), args.speed_reviews / sum(seconds),
                                summary.session_new_tokens / sum(seconds), summary.parse_rate))
+        torch.set_num_threads(args.threads)
         parse_set = reviews.select(range(args.parse_reviews))
         result, summary, seconds = distil(teacher, parse_set, max(args.batch_sizes), args, Path(scratch) / "parse")
     load_after = os.getloadavg()[0]
 
     base = speed_rows[0][1]
     lines = [
-        "## Teacher",
+        "## Teacher: SmolLM2 rationale distillation (`benchmarks/bench_teacher.py`)",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_teacher.py {' '.join(os.sys.argv[1:])}`".rstrip() + "  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
         f"{load_before:.1f} at start, {load_after:.1f} at end), torch {torch.__version__}, "
-        f"{args.threads} threads; {started:%Y-%m-%d %H:%M} UTC.  ",
+        f"{args.threads} threads unless noted; {started:%Y-%m-%d %H:%M} UTC.  ",
         f"Teacher: `{teacher.name}` (loaded in {load_seconds:.0f} s), greedy, max_new_tokens "
         f"{args.max_new_tokens}, max_review_tokens {args.max_review_tokens}.",
         "",
