@@ -120,6 +120,7 @@ def render_model_card(
         max_source_length=args.max_source_length,
         max_target_length=args.max_target_length,
         rank_eval_max_users=args.rank_eval_max_users,
+        has_rank_metrics=any("_hr@" in name for name, _ in eval_metrics),
         eval_metrics=eval_metrics,
         **{**facts, "example_history": json.dumps(facts["example_history"])},
     )
