@@ -154,7 +154,7 @@ def test_bitsandbytes_quantized_teacher_answers(t5_tokenizer, tmp_path, quantiza
     layer = teacher.model.model.layers[0].self_attn.q_proj
     assert type(layer).__name__ == {"8bit": "Linear8bitLt", "4bit": "Linear4bit"}[quantization]
     generator, result = distil(teacher, tmp_path, limit=3, quantization=quantization)
-    assert generator.last_summary.session_new_tokens > 0 and len(result) == 3
+    assert generator.last_summary.session_new_tokens > 0 and generator.last_summary.rows == 3
     assert read_provenance(result)["generation"]["quantization"] == quantization
 
 
@@ -176,11 +176,16 @@ def test_output_dir_of_a_different_run_is_refused(tiny_teacher, tmp_path):
         distil(tiny_teacher, tmp_path, limit=4, max_review_tokens=16)
 
 
-def test_drop_failed_and_limit_are_counted(tiny_teacher, tmp_path):
+def test_limit_keeps_the_other_rows_undistilled_and_drop_failed_is_counted(tiny_teacher, tmp_path):
     generator, result = distil(tiny_teacher, tmp_path, limit=5, drop_failed=True)
     summary = generator.last_summary
-    assert summary.rows == 5 and summary.dropped_rows == summary.statuses["failed"] >= 1  # row 3 is empty
-    assert len(result) == 5 - summary.dropped_rows and "failed" not in result["rationale_status"]
+    assert (summary.rows, summary.not_distilled) == (5, 6)
+    assert summary.dropped_rows == summary.statuses["failed"] >= 1  # row 3 is empty
+    assert len(result) == 11 - summary.dropped_rows and "failed" not in result["rationale_status"]
+    beyond_limit = result.select(range(len(result) - 6, len(result)))
+    assert beyond_limit["review"] == make_reviews()["review"][5:]
+    for name in ("user_preference", "item_attribute", "rationale_status"):
+        assert beyond_limit[name] == [None] * 6
 
 
 def test_sampling_is_reproducible_from_the_seed(tiny_teacher, tmp_path):
@@ -236,9 +241,11 @@ def test_project_dataset_round_trips_with_card_through_disk_and_hub_layout(tiny_
 
     project = load_amazon_reviews(all_beauty_reviews())
     _, result = distil(tiny_teacher, tmp_path / "run", project, limit=6)
-    assert len(result["reviews"]) == 6 and len(result["users"]) == len(project["users"])
+    assert len(result["reviews"]) == len(project["reviews"]) and len(result["users"]) == len(project["users"])
+    assert result["reviews"]["rationale_status"][6:] == [None] * (len(project["reviews"]) - 6)
     provenance = read_provenance(result)
     assert provenance["rows"] == 6 and provenance["counts"]["rows"] == 6
+    assert provenance["counts"]["not_distilled"] == len(project["reviews"]) - 6
     assert get_metadata(result).source == get_metadata(project).source  # the data layer's metadata is kept
 
     # datasets caches a local Hub-layout folder by its name: a unique name keeps other runs' tables out.
@@ -250,7 +257,7 @@ def test_project_dataset_round_trips_with_card_through_disk_and_hub_layout(tiny_
 
     card = (hub_folder / "README.md").read_text()
     assert "config_name: reviews" in card and f"Teacher: `{tiny_teacher.name}`" in card
-    assert "| total | 6 |" in card and PROMPT_VERSION in card and "Amazon Review Data (2018)" in card
+    assert "| distilled | 6 |" in card and PROMPT_VERSION in card and "Amazon Review Data (2018)" in card
     assert result["reviews"][0]["review"][:80] in card  # an example beside its rationales
     assert (tmp_path / "saved" / "README.md").read_text() == card
 

@@ -94,7 +94,11 @@ class DistillationConfig:
     reviews_split: str = field(
         default="reviews", metadata={"help": "Split of an input DatasetDict that holds the reviews."}
     )
-    limit: int | None = field(default=None, metadata={"help": "Distil only the first `limit` reviews."})
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "Distil only the first `limit` reviews (a bounded run, e.g. `make demo`); the other "
+                          "rows are kept with null rationale columns."},
+    )
     output_dir: str = field(
         default="runs/distill",
         metadata={"help": "Folder of the shards (one per batch) that make a run resumable."},

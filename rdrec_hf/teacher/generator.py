@@ -31,7 +31,8 @@ PROVENANCE_KEY = "rdrec_rationale_distillation"
 class DistillationSummary:
     """Counts of a finished run (all rows, all processes) and this process's throughput in this session."""
 
-    rows: int = 0
+    rows: int = 0  # rows distilled (the first ``limit`` rows when a limit is set)
+    not_distilled: int = 0  # rows beyond ``limit``: kept, rationale columns left null
     statuses: Counter = field(default_factory=Counter)  # rationale_status -> rows
     failures: Counter = field(default_factory=Counter)  # reason -> answers (two answers per row)
     repairs: Counter = field(default_factory=Counter)  # repair rule -> answers
@@ -51,7 +52,8 @@ class DistillationSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "statuses": dict(self.statuses), "parse_rate": round(self.parse_rate, 4),
                 "failures": dict(self.failures), "repairs": dict(self.repairs), "empty_reviews": self.empty_reviews,
-                "truncated_reviews": self.truncated_reviews, "dropped_rows": self.dropped_rows}
+                "truncated_reviews": self.truncated_reviews, "dropped_rows": self.dropped_rows,
+                "not_distilled": self.not_distilled}
 
     def __str__(self) -> str:
         rate = self.session_new_tokens / self.session_seconds if self.session_seconds else 0.0
@@ -60,7 +62,7 @@ class DistillationSummary:
         return (
             f"distilled {self.rows} rows: {statuses} (parse rate {self.parse_rate:.1%}); "
             f"empty reviews {self.empty_reviews}, truncated reviews {self.truncated_reviews}, "
-            f"dropped {self.dropped_rows}; failures {dict(self.failures)}; repairs {dict(self.repairs)}; "
+            f"dropped {self.dropped_rows}, not distilled (beyond limit) {self.not_distilled}; failures {dict(self.failures)}; repairs {dict(self.repairs)}; "
             f"this session: {self.session_rows} rows in {self.session_seconds:.1f} s ({rows_rate:.2f} rows/s, "
             f"{rate:.1f} new tokens/s), {self.resumed_batches} batches reused from shards"
         )
@@ -184,8 +186,10 @@ class RationaleGenerator:
             on_batch_end: called with the batch index after each batch's shard is written.
 
         Returns:
-            The same type as ``dataset`` with the provenance (see :func:`read_provenance`); with
-            ``config.limit`` only the first ``limit`` reviews.
+            The same type as ``dataset`` with the provenance (see :func:`read_provenance`). With
+            ``config.limit`` only the first ``limit`` reviews are distilled; the others are kept with null
+            ``user_preference``, ``item_attribute`` and ``rationale_status`` (not distilled), so the other
+            tasks still see every review.
         """
         if isinstance(dataset, DatasetDict):
             if self.config.reviews_split not in dataset:
@@ -195,16 +199,16 @@ class RationaleGenerator:
             reviews = dataset
         if self.config.text_column not in reviews.column_names:
             raise KeyError(f"the reviews have no {self.config.text_column!r} column (have {reviews.column_names})")
-        if self.config.limit is not None:
-            reviews = reviews.select(range(min(self.config.limit, len(reviews))))
-        provenance = self.provenance(reviews, source)
+        limit = len(reviews) if self.config.limit is None else min(self.config.limit, len(reviews))
+        to_distil = reviews.select(range(limit)) if limit < len(reviews) else reviews
+        provenance = self.provenance(to_distil, source)
         store = ShardStore(self.config.output_dir, provenance)
         if self.state.is_main_process:
             store.claim()
         self.state.wait_for_everyone()
         store.check()
 
-        summary = self._run_batches(reviews, store, on_batch_end)
+        summary = self._run_batches(to_distil, store, on_batch_end)
         self.state.wait_for_everyone()
         result = self._merge(reviews, store, summary)
         provenance["counts"] = summary.to_dict()
@@ -283,14 +287,15 @@ class RationaleGenerator:
         return parse_answer(answer.text, field, review)
 
     def _merge(self, reviews: Dataset, store: ShardStore, summary: DistillationSummary) -> Dataset:
-        """Read every shard (all processes' batches) in order and add the rationale columns."""
-        batches = process_batches(batch_order(list(reviews[self.config.text_column]), self.config.sort_by_length),
-                                  self.config.batch_size, 0, 1)
+        """Read every shard (all processes' batches) and set the rationale columns of the distilled rows."""
+        num_distilled = len(reviews) if self.config.limit is None else min(self.config.limit, len(reviews))
+        texts = list(reviews[self.config.text_column])[:num_distilled]
+        batches = process_batches(batch_order(texts, self.config.sort_by_length), self.config.batch_size, 0, 1)
         missing = [k for k in batches if not store.has(k)]
         if missing:
             raise RuntimeError(f"shards of batches {missing[:10]} are missing in {store.shard_folder}: "
                                "a process stopped early; run again with the same arguments to finish them")
-        rows: list[dict[str, Any]] = [{}] * len(reviews)
+        rows: list[dict[str, Any]] = [{}] * len(reviews)  # rows beyond the limit stay empty: null columns
         for batch_index, row_indices in batches.items():
             shard = store.read(batch_index)
             if shard["row_indices"] != row_indices or len(shard["rows"]) != len(row_indices):
@@ -300,17 +305,17 @@ class RationaleGenerator:
                 rows[index] = row
             summary.empty_reviews += shard["stats"]["empty_reviews"]
             summary.truncated_reviews += shard["stats"]["truncated_reviews"]
-        summary.rows = len(rows)
-        for row in rows:
+        summary.rows, summary.not_distilled = num_distilled, len(reviews) - num_distilled
+        for row in rows[:num_distilled]:
             summary.statuses[row["rationale_status"]] += 1
             summary.failures.update(row["failures"])
             summary.repairs.update(row["repairs"])
         existing = [name for name in RATIONALE_COLUMNS if name in reviews.column_names]
         result = reviews.remove_columns(existing)
         for name in RATIONALE_COLUMNS:
-            result = result.add_column(name, [row[name] for row in rows], feature=Value("string"))
+            result = result.add_column(name, [row.get(name) for row in rows], feature=Value("string"))
         if self.config.drop_failed:
-            keep = [i for i, row in enumerate(rows) if row["rationale_status"] != RationaleStatus.FAILED.value]
+            keep = [i for i, row in enumerate(rows) if row.get("rationale_status") != RationaleStatus.FAILED.value]
             summary.dropped_rows = len(rows) - len(keep)
             result = result.select(keep)
         return result
