@@ -211,7 +211,6 @@ def test_process_shares_are_disjoint_and_cover_every_row_in_fixed_batches(num_ro
     assert batch_order(texts, sort_by_length=False) == list(range(num_rows))
 
 
-@pytest.mark.slow  # two processes importing torch and transformers: about 30 s on 2 shared cores
 def test_two_processes_under_accelerate_launch_match_one_process(tiny_teacher, tiny_teacher_dir, tmp_path):
     make_reviews().save_to_disk(tmp_path / "reviews")
     config = {"teacher": str(tiny_teacher_dir), "dataset_path": str(tmp_path / "reviews"), "batch_size": 3,
