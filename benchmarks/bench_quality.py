@@ -250,17 +250,21 @@ def runs_by_setting(runs: dict) -> dict[tuple[str, str, str], list[dict]]:
     return groups
 
 
-def sasrec_note(seed_runs: list[dict]) -> str:
-    """Seeds, epochs, training time, machine and dates of one setting's SASRec runs."""
+def sasrec_note(seed_runs: list[dict], device: str) -> str:
+    """Seeds, epochs, training time, machine (with the CPU's load: it is shared) and dates of one setting's
+    SASRec runs."""
     trained = [run["sasrec"] for run in seed_runs]
     first = seed_runs[0]
+    loads = ", ".join(f"{start:.1f}/{end:.1f}" for start, end in (run["load_average_start_end"] for run in seed_runs))
+    load_note = f"1-min load average at start/end {loads}; " if device == "cpu" else ""
     sampled = "seeded sample of " if first["test_user_sample"] else "all "
     return (
         f"{len(seed_runs)} seed(s) {', '.join(str(run['seed']) for run in seed_runs)}; "
         f"epochs {', '.join(str(t['epochs']) for t in trained)} (best {', '.join(str(t['best_epoch']) for t in trained)}; "
         f"{', '.join(sorted({t['stop_reason'] for t in trained}))}); "
         f"{statistics.fmean(t['train_seconds'] for t in trained) / 60:.1f} min training per seed; "
-        f"{sampled}{first['test_users']:,} test users; {first['machine']}; {', '.join(sorted({r['date'][:10] for r in seed_runs}))}"
+        f"{sampled}{first['test_users']:,} test users; {first['machine']}; {load_note}"
+        f"{', '.join(sorted({r['date'][:10] for r in seed_runs}))}"
     )
 
 
@@ -291,7 +295,7 @@ def markdown_report(results: dict) -> str:
                     metrics = aggregate_seeds([run["metrics"]["sasrec"][task] for run in seed_runs])
                     label = f"SASRec ({'GPU' if device == 'cuda' else 'CPU'})"
                     cells = format_metrics(metrics)
-                    lines.append(f"| {indexing} | {label} | " + " | ".join(cells) + f" | {sasrec_note(seed_runs)} |")
+                    lines.append(f"| {indexing} | {label} | " + " | ".join(cells) + f" | {sasrec_note(seed_runs, device)} |")
             for system, metrics in published.get(task, {}).items():
                 lines.append(f"| sequential | {system} (published) | " + " | ".join(format_metrics(metrics)) + " | cited |")
             lines.append("")
