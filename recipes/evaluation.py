@@ -19,7 +19,7 @@ from trl import TrlParser
 
 from rdrec_hf.data import get_metadata
 from rdrec_hf.evaluation import EvaluationConfig, evaluate_model, write_report
-from rdrec_hf.training import DataArguments, load_trained_student, load_training_data, parse_recipe_arguments
+from rdrec_hf.training import DataArguments, load_trained_student, load_training_data, run_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -58,4 +58,4 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
 
 
 if __name__ == "__main__":
-    main(*parse_recipe_arguments(make_parser()))
+    run_recipe(make_parser(), main)

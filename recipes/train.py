@@ -20,7 +20,7 @@ from rdrec_hf.training import (
     DataArguments,
     ModelArguments,
     RDRecTrainingArguments,
-    parse_recipe_arguments,
+    run_recipe,
     train_rdrec,
 )
 
@@ -48,4 +48,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: RD
 
 
 if __name__ == "__main__":
-    main(*parse_recipe_arguments(make_parser()))
+    run_recipe(make_parser(), main)

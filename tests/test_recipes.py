@@ -69,3 +69,14 @@ def test_train_script_reports_a_bad_config_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "task_mixture '1:1:1' must have 4 ratios" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_script_reports_an_unknown_dataset_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / "train.py"), "--model_preset", "tiny", "--dataset", "amazon",
+         "--output_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("error: unknown dataset 'amazon': use one of all_beauty, beauty, sports or a dataset folder")
+    assert "Traceback" not in result.stderr

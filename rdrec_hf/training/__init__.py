@@ -9,8 +9,8 @@ from .rdrec_config import (
     ModelArguments,
     RDRecTrainingArguments,
     parse_config_overrides,
-    parse_recipe_arguments,
     parse_task_mixture,
+    run_recipe,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
 from .resampling import EpochResampledDataset, SetEpochCallback, epoch_seed
@@ -32,10 +32,10 @@ __all__ = [
     "load_training_data",
     "mean_task_losses",
     "parse_config_overrides",
-    "parse_recipe_arguments",
     "parse_task_mixture",
     "per_example_loss",
     "render_model_card",
+    "run_recipe",
     "task_loss_totals",
     "train_rdrec",
     "train_rdrec_seeds",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -301,10 +302,20 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         return parse_task_mixture(self.task_mixture)
 
 
-def parse_recipe_arguments(parser, args=None) -> tuple:
-    """``parser.parse_args_and_config(args)`` for a recipe script: unknown YAML keys and rejected option
-    combinations become one usage error and exit status 2, without a traceback."""
+
+def run_recipe(parser, main) -> None:
+    """Parse a recipe's options (``--config`` YAML, command line over it) and call ``main(*arguments)``.
+
+    User errors end with one message and a non-zero exit, no traceback: unknown YAML keys and rejected
+    option combinations as a usage error (exit 2); bad input found while running (an unknown dataset, a
+    missing file or checkpoint, a checkpoint of another model type: ``ValueError`` / ``FileNotFoundError``)
+    as ``error: ...`` (exit 1).
+    """
     try:
-        return parser.parse_args_and_config(args)
+        arguments = parser.parse_args_and_config()
     except ValueError as error:
         parser.error(str(error))
+    try:
+        main(*arguments)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
