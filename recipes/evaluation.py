@@ -12,7 +12,6 @@ The YAML given with `--config` sets them; the command line overrides the YAML.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 
 from trl import TrlParser

@@ -28,6 +28,10 @@ TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.
 
 logger = logging.getLogger(__name__)
 
+MEAN_TASK_LOSS = "mean_task_loss"
+"""Name of the mean of the per-task validation losses (logged as ``eval_mean_task_loss``), the default
+metric of early stopping and best-model selection, as the paper."""
+
 DEFAULT_LORA_R = 8
 DEFAULT_LORA_ALPHA = 16
 DEFAULT_LORA_DROPOUT = 0.05
@@ -289,7 +293,7 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             if IntervalStrategy(self.eval_strategy) is IntervalStrategy.NO:
                 raise ValueError("early stopping needs an evaluation: set eval_strategy to steps or epoch")
         if self.metric_for_best_model is None and (self.load_best_model_at_end or self.early_stopping_patience):
-            self.metric_for_best_model = "mean_task_loss"
+            self.metric_for_best_model = MEAN_TASK_LOSS
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
             # Without it, a GPU-less multi-process launch trains N independent copies instead of one DDP run.
             logger.warning("multi-process launch without a GPU: training on CPU processes over gloo (use_cpu=True)")

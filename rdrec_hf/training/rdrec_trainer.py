@@ -12,7 +12,6 @@ What it adds (everything else is the parent's, reached through ``super()``):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,13 +24,10 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..data import RDRecDataCollator
 from ..tasks import NUM_TASKS, Task
 from .model_card import render_model_card
-from .rdrec_config import RDRecTrainingArguments
+from .rdrec_config import MEAN_TASK_LOSS, RDRecTrainingArguments
 from .resampling import SetEpochCallback
 
-logger = logging.getLogger(__name__)
-
 TRAIN, EVAL = "train", "eval"
-MEAN_TASK_LOSS = "mean_task_loss"
 TRAINING_ARGS_JSON = "training_args.json"
 RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)
 
