@@ -17,6 +17,7 @@ Weights are random (no pretrained T5 is reachable offline); step time does not d
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -54,6 +55,7 @@ def timed(function, *args, **kwargs):
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     tokenizer = load_tokenizer(t5_tokenizer_dir())
     data, load_s = timed(load_p5_dataset, p5_dataset_dir(args.dataset))
     weights = {Task.parse(name): 1.0 for name in args.tasks.split(",")}
@@ -93,7 +95,8 @@ def main() -> None:
         f"batch {args.batch_size} (median prompt length {statistics.median(lengths):.0f} tokens); "
         f"student preset {args.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters); "
         f"{args.threads} threads, {args.steps} timed steps; torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}\n"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes share the cores)\n"
     )
     print("| stage | seconds | examples/s |")
     print("|---|---|---|")
