@@ -190,7 +190,12 @@ def top_k_items(
         histories: one non-empty item list per user (all of it is masked; the last ``max_length`` items are read).
     Returns:
         [U, k] item indices on the CPU, best first.
+    Raises:
+        ValueError: when a history leaves fewer than ``k`` items to rank.
     """
+    longest = max(len(set(history)) for history in histories)
+    if model.config.num_items - longest < k:
+        raise ValueError(f"a history of {longest} items leaves fewer than k={k} of {model.config.num_items} to rank")
     model.eval()
     device = model.item_embeddings.weight.device
     top = []

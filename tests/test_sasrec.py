@@ -10,12 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 
-# benchmarks/ is a folder of scripts, not a package: load the module from its file.
-_SASREC_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "sasrec.py"
-_spec = importlib.util.spec_from_file_location("benchmarks_sasrec", _SASREC_PATH)
-sasrec = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = sasrec  # dataclasses resolve annotations through sys.modules
-_spec.loader.exec_module(sasrec)
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load_script(name: str):
+    """benchmarks/ is a folder of scripts, not a package: load one as the module its neighbours import."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+sasrec = _load_script("sasrec")
+bench_quality = _load_script("bench_quality")  # imports `sasrec`: the module above
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +141,46 @@ def test_rejects_too_short_training_sequences():
     model = tiny_model()
     with pytest.raises(ValueError, match="at least 2 items"):
         sasrec.train_sasrec(model, [[1, 2], [3]], [[1]], [2], sasrec.SASRecTrainingConfig(max_epochs=1))
+
+
+def test_top_k_rejects_a_history_that_leaves_too_few_items():
+    with pytest.raises(ValueError, match="fewer than k=3"):
+        sasrec.top_k_items(tiny_model(num_items=6), [[1, 2, 3, 4]], k=3)
+
+
+def test_bench_rankings_use_item_ids_exclude_history_and_stay_within_candidates():
+    item_ids = [f"item{n}" for n in range(100, 115)]  # ids that are not indices
+    index_of = {item: position for position, item in enumerate(item_ids, start=1)}
+    users = [
+        {"items": ["item100", "item101", "item102"], "test_negatives": ["item110", "item111", "item112"]},
+        {"items": ["item105", "item103"], "test_negatives": ["item100", "item114", "item109"]},
+    ]
+    rankings = bench_quality.sasrec_rankings(tiny_model(num_items=15), users, index_of, item_ids, batch_size=1)
+    for user, sequential, topn in zip(users, rankings["sequential"], rankings["topn"]):
+        history, target = user["items"][:-1], user["items"][-1]
+        assert len(sequential) == bench_quality.TOP_K and set(sequential) <= set(item_ids) - set(history)
+        assert sorted(topn) == sorted([target, *user["test_negatives"]])
+
+
+def _stored_run(indexing: str, device: str, seed: int, ndcg: float) -> dict:
+    metrics = {name: ndcg for name in bench_quality.METRICS}
+    return {
+        "dataset": "beauty", "indexing": indexing, "seed": seed, "test_users": 10, "test_user_sample": False,
+        "machine": device, "date": "2026-11-26 13:00 UTC", "load_average_start_end": [1.0, 2.0],
+        "metrics": {system: {task: metrics for task in bench_quality.TASKS}
+                    for system in ("popularity", "leak_rule", "sasrec")},
+        "sasrec": {"epochs": 3, "best_epoch": 2, "stop_reason": "early_stopping", "train_seconds": 60.0},
+    }
+
+
+def test_markdown_report_shows_seed_spread_and_baselines_once_per_indexing():
+    runs = {
+        "beauty/random/cuda/seed0": _stored_run("random", "cuda", 0, 0.04),
+        "beauty/random/cuda/seed1": _stored_run("random", "cuda", 1, 0.06),
+        "beauty/random/cpu/seed0": _stored_run("random", "cpu", 0, 0.03),
+    }
+    sequential_table = bench_quality.markdown_report({"runs": runs}).split("#### beauty: Top-N")[0]
+    assert "| random | SASRec (GPU) | 0.0500 ± 0.0141 |" in sequential_table
+    assert "| random | SASRec (CPU) | 0.0300 |" in sequential_table
+    assert sequential_table.count("| random | popularity |") == 1
+    assert "| sequential | RDRec (published) |" in sequential_table
