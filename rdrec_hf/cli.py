@@ -3,12 +3,12 @@
     rdrec-hf prepare   --source PATH --output DIR        raw data -> project dataset
     rdrec-hf distill   --config YAML [options]           teacher rationales for the reviews
     rdrec-hf train     --config YAML [options]           train the student (several seeds: --seeds)
-    rdrec-hf evaluate  --model DIR --dataset DIR ...     the paper's protocol, with baselines
+    rdrec-hf evaluate  --config YAML [options]           the paper's protocol, with baselines
     rdrec-hf recommend --model DIR --user ID ...         top-k items for a user
     rdrec-hf push      model|dataset PATH --repo-id ID   upload with its card
 
-A user error (a missing file, an unknown id, a bad option) prints one message and exits with status 2;
-``--debug`` shows the traceback instead.
+A user error prints one message and no traceback: a bad option exits with status 2 (argparse), a missing
+file, an unknown id or a checkpoint of another model type with status 1. ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
 logger = logging.getLogger("rdrec_hf.cli")
 
 
@@ -71,46 +71,34 @@ def run_prepare(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------------- evaluate
-def load_student(path: str):
-    """Load an RDRec checkpoint (weights, catalog, tokenizer); another model type is a user error."""
-    from transformers import AutoConfig
+# ------------------------------------------------------------------------ distill / train / evaluate
+# These three take the options of their programs in rdrec_hf.scripts (also behind recipes/*.py): a YAML
+# with --config, the command line over it. `rdrec-hf train --help` lists them.
+SCRIPTS = {
+    "distill": ("distill", "distil reviews into rationales with a teacher LM (resumable)"),
+    "train": ("train", "train the student on the four-task mixture (several seeds: --seeds)"),
+    "evaluate": ("evaluation", "evaluate students as the paper does, with the leak rule and popularity"),
+}
 
-    from .data import load_tokenizer
-    from .models import RDRecForConditionalGeneration
+
+def run_script(command: str, script_args: list[str]) -> int:
+    import importlib
+
+    from .training import run_recipe
+
+    module = importlib.import_module(f".scripts.{SCRIPTS[command][0]}", __package__)
+    run_recipe(module.make_parser(prog=f"rdrec-hf {command}"), module.main, script_args)
+    return 0
+
+
+def load_student(path: str):
+    """(model, tokenizer) of a trained student folder (full or LoRA); another model type is a user error."""
+    from .training import load_trained_student
 
     try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as error:
+        return load_trained_student(path)
+    except OSError as error:
         raise UserError(f"{path}: not a model checkpoint ({error})") from None
-    if config.model_type != "rdrec":
-        raise UserError(f"{path}: a '{config.model_type}' checkpoint, not an RDRec student (model_type 'rdrec')")
-    return RDRecForConditionalGeneration.from_pretrained(path), load_tokenizer(path)
-
-
-def run_evaluate(args) -> int:
-    from .data import get_metadata, load_rec_dataset
-    from .evaluation import EvaluationConfig, aggregate_seeds, evaluate_model, write_report
-
-    data = load_rec_dataset(args.dataset)
-    config = EvaluationConfig(
-        tasks=args.tasks, split=args.split, num_beams=args.num_beams, batch_size=args.batch_size,
-        max_users=args.max_users, seed=args.seed, num_samples=args.num_samples,
-    )
-    runs = []
-    for model_path in args.model:
-        model, tokenizer = load_student(model_path)
-        runs.append(evaluate_model(model, data, tokenizer, config))
-    results = runs[0] if len(runs) == 1 else aggregate_seeds(runs)
-    metadata = get_metadata(data)
-    notes = [
-        f"dataset: {args.dataset} ({metadata.indexing.value} item indexing, seed {metadata.seed})",
-        f"models: {', '.join(args.model)}" + (" (mean and std over these runs)" if len(runs) > 1 else ""),
-        f"split: {config.split}; users: {'all' if config.max_users is None else f'seeded sample of {config.max_users}'}",
-    ]
-    paths = write_report(results, args.output_dir, notes=notes)
-    print(paths["report"].read_text(encoding="utf-8"))
-    return 0
 
 
 # --------------------------------------------------------------------------------------------- recommend
@@ -195,19 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: the loader's, 3: one training, one validation and one test item)")
     prepare.set_defaults(handler=run_prepare)
 
-    evaluate = commands.add_parser("evaluate", help="evaluate students as the paper does, with baselines")
-    evaluate.add_argument("--model", action="append", required=True,
-                          help="a trained student folder; repeat for several seeds (mean and std are reported)")
-    evaluate.add_argument("--dataset", required=True, help="the project dataset the students were trained on")
-    evaluate.add_argument("--output-dir", required=True, help="where metrics.json and report.md go")
-    evaluate.add_argument("--tasks", nargs="+", default=["sequential", "topn", "explanation", "rationale"])
-    evaluate.add_argument("--split", choices=["test", "validation"], default="test")
-    evaluate.add_argument("--num-beams", type=int, default=20)
-    evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--max-users", type=int, default=None, help="evaluate a seeded sample of users")
-    evaluate.add_argument("--seed", type=int, default=42, help="seed of the user sample")
-    evaluate.add_argument("--num-samples", type=int, default=3, help="example predictions per task in the report")
-    evaluate.set_defaults(handler=run_evaluate)
+    for command, (_, summary) in SCRIPTS.items():
+        commands.add_parser(command, help=summary, add_help=False)  # its program parses the rest
 
     rec = commands.add_parser("recommend", help="top-k items for a user id and/or a history")
     rec.add_argument("--model", required=True, help="a trained student folder or Hub id")
@@ -231,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command in SCRIPTS:
+        return run_script(args.command, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.handler(args)

@@ -12,6 +12,7 @@ import ast
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -307,7 +308,7 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
 
 
 
-def run_recipe(parser, main) -> None:
+def run_recipe(parser, main, args: Sequence[str] | None = None) -> None:
     """Parse a recipe's options (``--config`` YAML, command line over it) and call ``main(*arguments)``.
 
     User errors end with one message and a non-zero exit, no traceback: unknown YAML keys and rejected
@@ -316,7 +317,7 @@ def run_recipe(parser, main) -> None:
     as ``error: ...`` (exit 1).
     """
     try:
-        arguments = parser.parse_args_and_config()
+        arguments = parser.parse_args_and_config(args)
     except ValueError as error:
         parser.error(str(error))
     try:
