@@ -25,11 +25,12 @@ import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 
 import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, Sequence as SequenceFeature, Value
+
+from ..models.item_index import ItemIndexing
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +76,11 @@ SKIP_REASONS = {
 }
 
 
-class IndexingScheme(str, Enum):
-    """How items are numbered.
-
-    - ``sequential``: the source's numbering (order of first appearance), as in P5/POD/RDRec. It leaks:
-      the test item is often ``max(history) + 1``. Kept to compare with published numbers.
-    - ``random``: a permutation of those numbers drawn from the seed; leak-free.
-    """
-
-    SEQUENTIAL = "sequential"
-    RANDOM = "random"
+# How items are numbered: one enum for the data and the model's catalog. ``sequential`` is the source's
+# numbering (order of first appearance, as in P5/POD/RDRec); it leaks, as the test item is often
+# ``max(history) + 1``, and is kept to compare with published numbers. ``random`` is a permutation of those
+# numbers drawn from the seed: leak-free.
+IndexingScheme = ItemIndexing
 
 
 class DataFormatError(ValueError):
