@@ -39,6 +39,8 @@ PARSED = [
      ("list_marker", "list_joined")),
     ("The item's attributes are:\n- Soft\n- UV filter\nUser preference: cheap", ITEM, REPAIRED,
      "The item's attributes are soft, UV filter.", ("list_marker", "list_joined")),
+    ("The item's attributes are: 1. It's a high-end product. 2. It's expensive", ITEM, REPAIRED,
+     "The item's attributes are it's a high-end product, it's expensive.", ("colon", "list_joined", "unterminated")),
     ("The item's attributes are: It's non-alcohol-based and mild.", ITEM, REPAIRED,
      "The item's attributes are it's non-alcohol-based and mild.", ("colon",)),
 ]

@@ -15,7 +15,8 @@ Rules, in order (each repair is named in ``ParsedAnswer.repairs`` and makes the 
      sentence is rebuilt as the canonical opening followed by the label's content.
    - Absent and unlabelled: fails (``no_answer``).
    - ``list_joined``: the opening ends its line ("The item's attributes are:") and items follow one per
-     line: they are joined with commas into one sentence (up to a line holding the other answer or a label).
+     line, or a numbered list follows on the same line ("... are: 1. Soft. 2. Light"): the items are
+     joined with commas into one sentence (up to a line holding the other answer or a label).
    - ``colon``: a colon right after the opening is dropped ("The item's attributes are: soft" -> "... are soft").
 5. The rationale is the first sentence from the opening (ended by ``.``, ``!`` or ``?`` before a space or
    the end); later sentences are generation past the answer and are dropped without a repair.
@@ -67,6 +68,7 @@ _LABEL_PATTERNS = {
 }
 _MARKDOWN = re.compile(r"\*\*|__|`|^#+\s*", re.MULTILINE)
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_INLINE_MARKER = re.compile(r"(?:^|\s)\d+[.)]\s+")
 _BARE_MARKER = re.compile(r"(?:\d+[.)]?|[-*•])")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _DANGLING_WORDS = {"and", "or", "but", "with", "of", "to", "for", "a", "an", "the", "in", "on", "that", "which", "as"}
@@ -170,6 +172,10 @@ def _from_opening(lines: list[str], field: RationaleField, repairs: list[str]) -
         if after.startswith(":"):  # "The item's attributes are: soft, light."
             repairs.append("colon")
             after = _lower_first(after[1:].strip())
+        if _LIST_MARKER.match(after):  # "The item's attributes are: 1. Soft. 2. Light" on one line
+            repairs.append("list_joined")
+            inline_items = [item.strip().rstrip(".;,") for item in _INLINE_MARKER.split(after)]
+            after = ", ".join(_lower_first(item) for item in inline_items if item)
         return " ".join([f"{head} {after}".rstrip(), *items]), len(head)
     return None
 
