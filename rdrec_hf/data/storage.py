@@ -91,8 +91,15 @@ def load_rec_dataset(path_or_hub_id: str | Path) -> DatasetDict:
             raise FileNotFoundError(f"{path}: neither a saved dataset (dataset_dict.json) nor a Hub layout (README.md)")
         source = str(path) if path.exists() else str(path_or_hub_id)
         configs = set(get_dataset_config_names(source))
+        # datasets keys its cache of a local folder by the folder's name, not its content: two folders called
+        # `hub/` would share one cache entry, so a local folder is always read afresh.
+        mode = "force_redownload" if path.exists() else None
         data = DatasetDict(
-            {name: load_dataset(source, name, split=HUB_SPLIT) for name in SCHEMA_SPLITS if name in configs}
+            {
+                name: load_dataset(source, name, split=HUB_SPLIT, download_mode=mode)
+                for name in SCHEMA_SPLITS
+                if name in configs
+            }
         )
     validate_rec_dataset(data)
     return data
