@@ -16,8 +16,7 @@ CONFIGS = sorted(RECIPES.glob("**/config_*.yaml"))
 
 
 def recipe_parser(stage: str) -> TrlParser:
-    """The parser of ``recipes/<stage>.py``: its ``make_parser()``, or for the distillation script (which builds
-    its parser inline) a parser of the same two dataclasses."""
+    """The parser of ``recipes/<stage>.py``: its ``make_parser()``."""
     path = RECIPES / f"{stage}.py"
     assert path.is_file(), f"no script {path} for the configs in recipes/*/{stage}/"
     name = f"recipe_{stage}"
@@ -25,10 +24,8 @@ def recipe_parser(stage: str) -> TrlParser:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while being created
     spec.loader.exec_module(module)
-    if hasattr(module, "make_parser"):
-        return module.make_parser()
-    assert stage == "distill", f"{path} must expose make_parser() returning its TrlParser"
-    return TrlParser((module.DistillScriptArguments, module.DistillationConfig))
+    assert hasattr(module, "make_parser"), f"{path} must expose make_parser() returning its TrlParser"
+    return module.make_parser()
 
 
 def test_every_dataset_has_full_and_lora_training_recipes_with_a_readme():

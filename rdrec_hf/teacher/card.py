@@ -8,13 +8,12 @@ which declares the same configs. A lone ``Dataset`` is one Parquet file under ``
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
 from ..data.schema import METADATA
-from ..data.storage import HUB_SPLIT, export_hub_folder, save_rec_dataset
+from ..data.storage import HUB_SPLIT, export_hub_folder, save_rec_dataset, upload_hub_folder
 from .generator import RATIONALE_COLUMNS, read_provenance
 from .prompts import prompt_text_for_card
 
@@ -97,11 +96,4 @@ def export_rationale_hub_folder(dataset: Dataset | DatasetDict, folder: str | Pa
 def push_rationale_dataset(dataset: Dataset | DatasetDict, repo_id: str, private: bool = False,
                            token: str | None = None) -> str:
     """Upload the layout of :func:`export_rationale_hub_folder` to the Hub dataset ``repo_id``; its URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    with tempfile.TemporaryDirectory() as folder:
-        export_rationale_hub_folder(dataset, folder)
-        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder)
-    return f"https://huggingface.co/datasets/{repo_id}"
+    return upload_hub_folder(lambda folder: export_rationale_hub_folder(dataset, folder), repo_id, private, token)
