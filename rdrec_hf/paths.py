@@ -41,3 +41,8 @@ def p5_dataset_dir(name: str) -> Path:
 def all_beauty_reviews() -> Path:
     """The real Amazon 2018 All_Beauty 5-core reviews (JSON lines, gzip)."""
     return shared_dir() / "data" / "amazon-2018" / "All_Beauty_5.json.gz"
+
+
+def hub_card_template(name: str) -> Path:
+    """A card template of ``hub_cards/`` (shipped in the package as ``rdrec_hf/hub_cards``, a link to it)."""
+    return Path(__file__).resolve().parent / "hub_cards" / name

@@ -14,10 +14,11 @@ from datasets import Dataset, DatasetDict
 
 from ..data.schema import METADATA
 from ..data.storage import HUB_SPLIT, export_hub_folder, save_rec_dataset, upload_hub_folder
+from ..paths import hub_card_template
 from .generator import RATIONALE_COLUMNS, read_provenance
 from .prompts import prompt_text_for_card
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "hub_cards" / "rationale_dataset_card.md"
+CARD_TEMPLATE = hub_card_template("rationale_dataset_card.md")
 _COLUMN_HELP = {
     "user_preference": "teacher sentence: what the user prefers (null when failed)",
     "item_attribute": "teacher sentence: what the item's attributes are (null when failed)",

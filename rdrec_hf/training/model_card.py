@@ -9,11 +9,12 @@ from pathlib import Path
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, ModelCardData
 
+from ..paths import hub_card_template
 from ..tasks import Task
 from .rdrec_config import TASK_MIXTURE_ORDER, RDRecTrainingArguments
 
 SPEED_SUFFIXES = ("_runtime", "_per_second")
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "hub_cards" / "model_card.md"
+MODEL_CARD_TEMPLATE = hub_card_template("model_card.md")
 
 
 def latest_eval_metrics(log_history: Sequence[Mapping]) -> dict[str, float]:
