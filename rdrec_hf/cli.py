@@ -19,6 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .data.schema import DEFAULT_NUM_NEGATIVES
+
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
 logger = logging.getLogger("rdrec_hf.cli")
 
@@ -178,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="item numbering: random (leak-free, default) or sequential (the paper's, leaks the test item)",
     )
     prepare.add_argument("--seed", type=int, default=0, help="seed of the item permutation and of the negatives")
-    prepare.add_argument("--num-negatives", type=int, default=99, help="stored top-N negatives per user and split")
+    prepare.add_argument("--num-negatives", type=int, default=DEFAULT_NUM_NEGATIVES,
+                         help="stored top-N negatives per user and split")
     prepare.add_argument("--min-interactions", type=int, help="Amazon reviews: fewest distinct items a user needs "
                          "(default: the loader's, 3: one training, one validation and one test item)")
     prepare.set_defaults(handler=run_prepare)
