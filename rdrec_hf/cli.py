@@ -22,7 +22,6 @@ from pathlib import Path
 from .data.schema import DEFAULT_NUM_NEGATIVES
 
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
-logger = logging.getLogger("rdrec_hf.cli")
 
 
 class UserError(Exception):
@@ -216,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_script(args.command, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    # Log lines go to stderr: stdout carries the results (`recommend --json` prints JSON only).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.handler(args)

@@ -66,12 +66,11 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
     ]
     output_dir = Path(script_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    curves = model_paths[0] / TRAINING_CURVES_FILE
-    if len(model_paths) == 1 and curves.is_file():
-        if curves.resolve() != (output_dir / TRAINING_CURVES_FILE).resolve():
-            shutil.copyfile(curves, output_dir / TRAINING_CURVES_FILE)
-    else:
-        curves = None
-    paths = write_report(results, output_dir, notes=notes, curves_png=TRAINING_CURVES_FILE if curves else None)
+    # One model: its training curves go into the report (copied unless the report sits in the model folder).
+    curves, report_curves = model_paths[0] / TRAINING_CURVES_FILE, output_dir / TRAINING_CURVES_FILE
+    embed_curves = len(model_paths) == 1 and curves.is_file()
+    if embed_curves and curves.resolve() != report_curves.resolve():
+        shutil.copyfile(curves, report_curves)
+    paths = write_report(results, output_dir, notes=notes, curves_png=TRAINING_CURVES_FILE if embed_curves else None)
     logger.info("wrote %s and %s", paths["metrics"], paths["report"])
     return results
