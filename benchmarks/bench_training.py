@@ -2,7 +2,8 @@
 
 For each size preset, in one run: the same data and task mixture through ``build_trainer`` (the code path
 of ``train_rdrec``), ``--steps`` optimiser steps timed by a callback; the first ``--warmup`` steps are left
-out. Reports the median seconds per step, examples per second and the ratio to the smallest preset.
+out. Reports the median seconds per step, examples per second, the ratio to the smallest preset and the peak
+resident memory of the run (each preset in its own process, ``isolation.run_isolated``).
 
     .venv/bin/python benchmarks/bench_training.py                         # tiny, mini, small; 2 threads
     .venv/bin/python benchmarks/bench_training.py --presets small t5-small --steps 6 --batch-size 32
@@ -20,6 +21,7 @@ import tempfile
 import time
 
 import torch
+from isolation import run_isolated
 from transformers import TrainerCallback
 
 from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, build_trainer
@@ -52,6 +54,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def time_preset(preset: str, options: argparse.Namespace, output_dir: str) -> dict:
+    torch.set_num_threads(options.threads)
+    logging.basicConfig(level=logging.WARNING)
     training_args = RDRecTrainingArguments(
         output_dir=output_dir, max_steps=options.warmup + options.steps, per_device_train_batch_size=options.batch_size,
         task_mixture=options.task_mixture, save_strategy="no", logging_steps=10**6, report_to="none", use_cpu=True,
@@ -73,20 +77,18 @@ def time_preset(preset: str, options: argparse.Namespace, output_dir: str) -> di
 
 def main() -> None:
     options = parse_args()
-    torch.set_num_threads(options.threads)
-    logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as output_dir:
-        rows = [time_preset(preset, options, output_dir) for preset in options.presets]
+        rows = [run_isolated(time_preset, preset, options, output_dir) for preset in options.presets]
     print(f"machine: {platform.processor() or platform.machine()}, {options.threads} torch threads; "
           f"dataset {options.dataset}, mixture {options.task_mixture}, batch {options.batch_size}, "
           f"median of {options.steps} steps after {options.warmup} warm-up")
-    print("| preset | parameters | s / step | examples / s | ratio to first | one epoch |")
-    print("|---|---|---|---|---|---|")
+    print("| preset | parameters | s / step | examples / s | ratio to first | one epoch | peak memory |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         epoch_minutes = row["examples_per_epoch"] / row["examples_per_second"] / 60
         print(f"| {row['preset']} | {row['parameters'] / 1e6:.1f} M | {row['seconds_per_step']:.2f} | "
               f"{row['examples_per_second']:.1f} | {row['seconds_per_step'] / rows[0]['seconds_per_step']:.1f}x | "
-              f"{row['examples_per_epoch']:,} examples, {epoch_minutes:.1f} min |")
+              f"{row['examples_per_epoch']:,} examples, {epoch_minutes:.1f} min | {row['peak_rss_mib']:,.0f} MiB |")
 
 
 if __name__ == "__main__":
