@@ -3,8 +3,8 @@
 Four task mixtures (explanation:sequential:rationale:top-N), each trained with the same budget
 (recipes/all_beauty/train/config_ablation.yaml: steps, batch, learning rate) once per seed and evaluated on
 every All_Beauty test user (recipes/all_beauty/evaluation/config_ablation.yaml), through the same programs as
-`rdrec-hf train --seeds` and `rdrec-hf evaluate --seeds`. A mixture whose evaluation is already on disk is
-read back, so an interrupted run resumes. Writes benchmarks/results/ablation.{json,md}:
+`rdrec-hf train --seeds` and `rdrec-hf evaluate --seeds` (`seeded_runs.train_and_evaluate`). A mixture whose
+evaluation is already on disk is read back, so an interrupted run resumes. Writes benchmarks/results/ablation.{json,md}:
 
     .venv/bin/rdrec-hf distill --config recipes/all_beauty/distill/config_demo.yaml --limit 1024 \
         --output_dir runs/all_beauty/ablation/distill --save_path runs/all_beauty/ablation/rationales
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-from rdrec_hf.scripts import evaluation as evaluation_script
-from rdrec_hf.scripts import train as train_script
+from seeded_runs import metric_cell, num_examples, train_and_evaluate
 
 RESULTS_DIR = Path(__file__).parent / "results"
 RECIPES = Path(__file__).parents[1] / "recipes" / "all_beauty"
@@ -48,49 +47,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_variant(folder: Path, mixture: str, options: argparse.Namespace) -> dict:
-    """Train every seed of one mixture and evaluate them; returns the evaluation's mean / std per metric."""
-    metrics_file = folder / "eval" / "metrics.json"
-    if metrics_file.is_file():
-        return json.loads(metrics_file.read_text(encoding="utf-8"))
-    seeds = [str(seed) for seed in options.seeds]
-    train_options = ["--config", options.train_config, "--task_mixture", mixture, "--output_dir", str(folder), "--seeds", *seeds]
-    train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
-    eval_options = [
-        "--config", options.eval_config, "--model_name_or_path", str(folder), "--output_dir", str(folder / "eval"),
-        "--seeds", *seeds,
-    ]
-    return evaluation_script.main(*evaluation_script.make_parser().parse_args_and_config(eval_options))
-
-
-def cell(results: dict, task: str, metric: str, system: str = "model") -> str:
-    entry = results.get(task, {})
-    if "skipped" in entry or system not in entry:
-        return "n/a"
-    value = entry[system][metric]
-    if isinstance(value, dict):  # aggregated over seeds
-        if system != "model" or value["std"] is None:  # baselines do not depend on the seed; one seed: no spread
-            return f"{value['mean']:.4f}"
-        return f"{value['mean']:.4f} ± {value['std']:.4f}"
-    return f"{value:.4f}"
-
-
-def examples(results: dict, task: str) -> int:
-    """Test examples of a task (the same for every seed: the users and reviews do not depend on it)."""
-    count = results.get(task, {}).get("num_examples", 0)
-    return int(count["mean"]) if isinstance(count, dict) else count
-
-
 def markdown(results: dict[str, dict], options: argparse.Namespace) -> list[str]:
     header = "| variant | mixture | " + " | ".join(f"{task} {metric}" for task, metric in COLUMNS) + " |"
     lines = [header, "|---|---|" + "---:|" * len(COLUMNS)]
     for name, (_, mixture) in VARIANTS.items():
-        lines.append(f"| {name} | `{mixture}` | " + " | ".join(cell(results[name], *column) for column in COLUMNS) + " |")
+        lines.append(f"| {name} | `{mixture}` | " + " | ".join(metric_cell(results[name], *column) for column in COLUMNS) + " |")
     first = results[next(iter(VARIANTS))]
     for system in ("popularity", "leak_rule"):
-        cells = [cell(first, task, metric, system) if task in ("sequential", "topn") else "" for task, metric in COLUMNS]
+        cells = [metric_cell(first, task, metric, system) if task in ("sequential", "topn") else "" for task, metric in COLUMNS]
         lines.append(f"| {system.replace('_', ' ')} | | " + " | ".join(cells) + " |")
-    counts = ", ".join(f"{task} {examples(first, task)}" for task in ("sequential", "topn", "explanation", "rationale"))
+    counts = ", ".join(f"{task} {num_examples(first, task)}" for task in ("sequential", "topn", "explanation", "rationale"))
     lines += ["", f"Mean ± sample std over seeds {', '.join(map(str, options.seeds))}; test examples: {counts}."]
     return lines
 
@@ -100,7 +66,12 @@ def main() -> None:
     if options.threads:
         torch.set_num_threads(options.threads)
     root = Path(options.output_root)
-    results = {name: run_variant(root / folder, mixture, options) for name, (folder, mixture) in VARIANTS.items()}
+    results = {
+        name: train_and_evaluate(
+            options.train_config, options.eval_config, root / folder, options.seeds, ["--task_mixture", mixture]
+        )
+        for name, (folder, mixture) in VARIANTS.items()
+    }
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     lines = [f"Rationale ablation on All_Beauty ({stamp}); budget {options.train_config}", "", *markdown(results, options)]

@@ -1,0 +1,58 @@
+"""Train a student once per seed and evaluate the runs, through the programs behind `rdrec-hf train --seeds`
+and `rdrec-hf evaluate --seeds`; format the mean ± spread for the tables of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from rdrec_hf.scripts import evaluation as evaluation_script
+from rdrec_hf.scripts import train as train_script
+
+
+def train_and_evaluate(
+    train_config: str, eval_config: str, folder: Path, seeds: Sequence[int], overrides: Sequence[str] = ()
+) -> dict:
+    """`train --config train_config --output_dir folder --seeds ...` then `evaluate` of the same runs into
+    ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both. Returns the evaluation's mean / std
+    per metric. When ``folder/eval/metrics.json`` exists the runs are not redone: it is read back (resume)."""
+    metrics_file = folder / "eval" / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text(encoding="utf-8"))
+    seed_options = ["--seeds", *map(str, seeds)]
+    train_options = ["--config", train_config, *overrides, "--output_dir", str(folder), *seed_options]
+    train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
+    eval_options = [
+        "--config", eval_config, *overrides, "--model_name_or_path", str(folder), "--output_dir", str(folder / "eval"),
+        *seed_options,
+    ]
+    return evaluation_script.main(*evaluation_script.make_parser().parse_args_and_config(eval_options))
+
+
+def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:
+    """Wall minutes of each seed's training (``train_runtime`` of its train_results.json)."""
+    return [
+        json.loads((folder / f"seed-{seed}" / "train_results.json").read_text(encoding="utf-8"))["train_runtime"] / 60
+        for seed in seeds
+    ]
+
+
+def metric_cell(results: dict, task: str, metric: str, system: str = "model") -> str:
+    """``mean ± std`` of the model over seeds; the mean alone for a baseline (it does not depend on the
+    training seed) or a single run; ``n/a`` when the task was skipped."""
+    entry = results.get(task, {})
+    if "skipped" in entry or system not in entry:
+        return "n/a"
+    value = entry[system][metric]
+    if isinstance(value, dict):
+        if system != "model" or value["std"] is None:
+            return f"{value['mean']:.4f}"
+        return f"{value['mean']:.4f} ± {value['std']:.4f}"
+    return f"{value:.4f}"
+
+
+def num_examples(results: dict, task: str) -> int:
+    """Test examples of a task (the same for every seed: the users and reviews do not depend on it)."""
+    count = results.get(task, {}).get("num_examples", 0)
+    return int(count["mean"]) if isinstance(count, dict) else count
