@@ -23,7 +23,7 @@ import torch
 from seeded_runs import metric_cell, num_examples, train_and_evaluate
 
 RESULTS_DIR = Path(__file__).parent / "results"
-RECIPES = Path(__file__).parents[1] / "recipes" / "all_beauty"
+RECIPES = Path("recipes") / "all_beauty"  # run from the repository root, like the runs/ paths
 # name -> (output folder, task mixture explanation:sequential:rationale:top-N)
 VARIANTS = {
     "all four tasks (RDRec)": ("all_tasks", "1:1:1:1"),
