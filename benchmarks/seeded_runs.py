@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from rdrec_hf.evaluation.report import count_value, format_value
 from rdrec_hf.scripts import evaluation as evaluation_script
 from rdrec_hf.scripts import train as train_script
+from rdrec_hf.training import seed_run_dir
 
 
 def train_and_evaluate(
@@ -33,7 +35,7 @@ def train_and_evaluate(
 def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:
     """Wall minutes of each seed's training (``train_runtime`` of its train_results.json)."""
     return [
-        json.loads((folder / f"seed-{seed}" / "train_results.json").read_text(encoding="utf-8"))["train_runtime"] / 60
+        json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))["train_runtime"] / 60
         for seed in seeds
     ]
 
@@ -45,14 +47,11 @@ def metric_cell(results: dict, task: str, metric: str, system: str = "model") ->
     if "skipped" in entry or system not in entry:
         return "n/a"
     value = entry[system][metric]
-    if isinstance(value, dict):
-        if system != "model" or value["std"] is None:
-            return f"{value['mean']:.4f}"
-        return f"{value['mean']:.4f} ± {value['std']:.4f}"
-    return f"{value:.4f}"
+    if system != "model" and isinstance(value, dict):  # baselines do not depend on the training seed
+        value = value["mean"]
+    return format_value(value)
 
 
 def num_examples(results: dict, task: str) -> int:
     """Test examples of a task (the same for every seed: the users and reviews do not depend on it)."""
-    count = results.get(task, {}).get("num_examples", 0)
-    return int(count["mean"]) if isinstance(count, dict) else count
+    return count_value(results.get(task, {}).get("num_examples", 0))

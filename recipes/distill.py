@@ -1,4 +1,4 @@
-"""Distil reviews into RDRec rationales with a teacher LM
+"""Distil reviews into RDRec rationales with a teacher LM.
 
     python recipes/distill.py --config recipes/all_beauty/distill/config_smollm2.yaml [--limit 100 ...]
     accelerate launch --multi_gpu --num_processes 2 recipes/distill.py --config ...

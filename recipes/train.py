@@ -1,4 +1,4 @@
-"""Train the RDRec student on the four-task mixture
+"""Train the RDRec student on the four-task mixture.
 
     accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/train.py \\
         --config recipes/beauty/train/config_full.yaml [--any_option value ...]

@@ -93,7 +93,7 @@ def _metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
 
 
-def _count(value) -> int:
+def count_value(value) -> int:
     """A count from per-seed results or its mean from aggregated ones."""
     return int(value["mean"] if isinstance(value, Mapping) else value)
 
@@ -110,10 +110,10 @@ def markdown_tables(results: Mapping) -> str:
             continue
         systems = [system for system in SYSTEM_LABELS if system in task_results]
         metric_names = sorted({name for system in systems for name in task_results[system]}, key=_metric_sort_key)
-        lines = [f"### {task} ({_count(task_results['num_examples']):,} examples)", ""]
+        lines = [f"### {task} ({count_value(task_results['num_examples']):,} examples)", ""]
         if task_results.get("protocol"):
             lines += [task_results["protocol"], ""]
-        missing_ids = _count(task_results.get("missing_ids", 0))
+        missing_ids = count_value(task_results.get("missing_ids", 0))
         if missing_ids:
             lines += [f"Ranking slots the beams left empty (counted as misses): {missing_ids}.", ""]
         lines.append("| system | " + " | ".join(_metric_label(name) for name in metric_names) + " |")

@@ -16,7 +16,7 @@ from trl import TrlParser
 
 from ..data import get_metadata
 from ..evaluation import EvaluationConfig, aggregate_seeds, evaluate_model, write_report
-from ..training import DataArguments, load_trained_student, load_training_data
+from ..training import DataArguments, load_trained_student, load_training_data, seed_run_dir
 from ..training.pipeline import TRAINING_CURVES_FILE
 from . import configure_logging
 
@@ -49,7 +49,7 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
     configure_logging()
     data = load_training_data(data_args)
     root = Path(script_args.model_name_or_path)
-    model_paths = [root / f"seed-{seed}" for seed in script_args.seeds] if script_args.seeds else [root]
+    model_paths = [seed_run_dir(root, seed) for seed in script_args.seeds] if script_args.seeds else [root]
     runs = []
     for path in model_paths:
         model, tokenizer = load_trained_student(str(path))

@@ -2,7 +2,7 @@
 ``train_rdrec``, the one entry point of recipes and the CLI."""
 
 from .model_card import render_model_card
-from .pipeline import build_trainer, load_training_data, train_rdrec, train_rdrec_seeds
+from .pipeline import build_trainer, load_training_data, seed_run_dir, train_rdrec, train_rdrec_seeds
 from .rdrec_config import (
     Bnb4bitQuantType,
     DataArguments,
@@ -36,6 +36,7 @@ __all__ = [
     "per_example_loss",
     "render_model_card",
     "run_recipe",
+    "seed_run_dir",
     "task_loss_totals",
     "train_rdrec",
     "train_rdrec_seeds",

@@ -193,6 +193,12 @@ def train_rdrec(
     return trainer, metrics
 
 
+def seed_run_dir(output_dir: str | Path, seed: int) -> Path:
+    """The folder of one seed's run under a multi-seed ``output_dir`` (``train_rdrec_seeds`` writes it, the
+    evaluation program reads it)."""
+    return Path(output_dir) / f"seed-{seed}"
+
+
 def train_rdrec_seeds(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -211,7 +217,7 @@ def train_rdrec_seeds(
         raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
     folders, runs = [], []
     for seed in seeds:
-        folder = str(Path(training_args.output_dir) / f"seed-{seed}")
+        folder = str(seed_run_dir(training_args.output_dir, seed))
         _, metrics = train_rdrec(model_args, data_args, replace(training_args, seed=seed, output_dir=folder))
         folders.append(folder)
         runs.append(metrics)
@@ -222,4 +228,4 @@ def train_rdrec_seeds(
     return folders, aggregate
 
 
-__all__ = ["build_trainer", "load_training_data", "train_rdrec", "train_rdrec_seeds"]
+__all__ = ["build_trainer", "load_training_data", "seed_run_dir", "train_rdrec", "train_rdrec_seeds"]

@@ -307,7 +307,6 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         return parse_task_mixture(self.task_mixture)
 
 
-
 def run_recipe(parser, main, args: Sequence[str] | None = None) -> None:
     """Parse a recipe's options (``--config`` YAML, command line over it) and call ``main(*arguments)``.
 
