@@ -14,16 +14,21 @@ from rdrec_hf.training import seed_run_dir
 
 
 def train_and_evaluate(
-    train_config: str, eval_config: str, folder: Path, seeds: Sequence[int], overrides: Sequence[str] = ()
+    train_config: str,
+    eval_config: str,
+    folder: Path,
+    seeds: Sequence[int],
+    overrides: Sequence[str] = (),
+    train_overrides: Sequence[str] = (),
 ) -> dict:
     """`train --config train_config --output_dir folder --seeds ...` then `evaluate` of the same runs into
-    ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both. Returns the evaluation's mean / std
+    ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both, ``train_overrides`` to training only. Returns the evaluation's mean / std
     per metric. When ``folder/eval/metrics.json`` exists the runs are not redone: it is read back (resume)."""
     metrics_file = folder / "eval" / "metrics.json"
     if metrics_file.is_file():
         return json.loads(metrics_file.read_text(encoding="utf-8"))
     seed_options = ["--seeds", *map(str, seeds)]
-    train_options = ["--config", train_config, *overrides, "--output_dir", str(folder), *seed_options]
+    train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder), *seed_options]
     train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
     eval_options = [
         "--config", eval_config, *overrides, "--model_name_or_path", str(folder), "--output_dir", str(folder / "eval"),

@@ -15,6 +15,7 @@ from .models import (
     ITEM_INDEX_FILE,
     SIZE_PRESETS,
     ItemGenerationOutput,
+    ItemIdScheme,
     ItemIndex,
     ItemIndexing,
     RDRecConfig,
@@ -26,6 +27,7 @@ __all__ += [
     "ITEM_INDEX_FILE",
     "SIZE_PRESETS",
     "ItemGenerationOutput",
+    "ItemIdScheme",
     "ItemIndex",
     "ItemIndexing",
     "RDRecConfig",
@@ -35,7 +37,6 @@ __all__ += [
 
 # --- data ---
 from .data import (
-    IndexingScheme,
     RDRecDataCollator,
     build_eval_dataset,
     build_training_dataset,
@@ -47,7 +48,6 @@ from .data import (
 )
 
 __all__ += [
-    "IndexingScheme",
     "RDRecDataCollator",
     "build_eval_dataset",
     "build_training_dataset",

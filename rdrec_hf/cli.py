@@ -19,7 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .data.schema import DEFAULT_NUM_NEGATIVES
+from .data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, DEFAULT_NUM_NEGATIVES
+from .models.item_ids import ItemIndexing
 
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
 
@@ -54,7 +55,10 @@ def run_prepare(args) -> int:
 
     source = Path(args.source)
     fmt = detect_source_format(source) if args.format == "auto" else args.format
-    options = dict(indexing=args.indexing, seed=args.seed, num_negatives=args.num_negatives)
+    options = dict(
+        indexing=args.indexing, seed=args.seed, num_negatives=args.num_negatives,
+        num_clusters=args.num_clusters, max_cluster_size=args.max_cluster_size,
+    )
     if fmt == "p5":
         data = load_p5_dataset(source, **options)
     elif fmt == "amazon":
@@ -175,9 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--format", choices=["auto", "p5", "amazon"], default="auto")
     prepare.add_argument("--output", required=True, help="folder to save the dataset in")
     prepare.add_argument(
-        "--indexing", choices=["random", "sequential"], default="random",
-        help="item numbering: random (leak-free, default) or sequential (the paper's, leaks the test item)",
+        "--indexing", choices=[scheme.value for scheme in ItemIndexing], default="random",
+        help="item-id scheme: random numbers (leak-free, default), sequential numbers (the paper's, leaks the "
+        "test item), independent (one new token per item), collaborative or collaborative+independent "
+        "(spectral clustering of the training co-occurrence graph, Hua et al. 2023)",
     )
+    prepare.add_argument("--num-clusters", type=int, default=DEFAULT_NUM_CLUSTERS,
+                         help="collaborative ids: clusters per level")
+    prepare.add_argument("--max-cluster-size", type=int, default=DEFAULT_MAX_CLUSTER_SIZE,
+                         help="collaborative ids: a larger cluster is clustered again")
     prepare.add_argument("--seed", type=int, default=0, help="seed of the item permutation and of the negatives")
     prepare.add_argument("--num-negatives", type=int, default=DEFAULT_NUM_NEGATIVES,
                          help="stored top-N negatives per user and split")

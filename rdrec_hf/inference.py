@@ -44,7 +44,8 @@ def recommend(
     explain: bool = False,
     max_explanation_tokens: int = 48,
 ) -> list[Recommendation]:
-    """Top-``k`` next items for a user, best first, by catalog-constrained beam search (the sequential task).
+    """Top-``k`` next items for a user, best first (the sequential task): exact one-step ranking with one-token
+    ids (independent), catalog-constrained beam search otherwise.
 
     Args:
         model: an `RDRecForConditionalGeneration` with its catalog (`model.item_index`), e.g. from
@@ -53,7 +54,7 @@ def recommend(
         history: the user's items (project ids), oldest first; the prompt keeps the last 20 as in training.
         user_id: the user's project id; None uses an anonymous mention (`user_0`) for a user unseen in training.
         k: how many items; fewer come back only when fewer valid catalog items remain.
-        num_beams: beams of the constrained search (at least ``k``).
+        num_beams: beams of the constrained search (at least ``k``; unused by exact ranking).
         exclude_history: never recommend an item of ``history``.
         explain: also generate an explanation (the explanation task) for every recommended item.
     Raises:
@@ -67,23 +68,24 @@ def recommend(
     unknown = [item for item in history if item not in item_index.position]
     if unknown:
         raise ValueError(f"items not in the model's catalog: {unknown[:10]}")
-    if num_beams < k:
+    if num_beams < k and not item_index.is_single_token:
         raise ValueError(f"num_beams={num_beams} cannot return {k} items; use num_beams >= k")
     user_id = ANONYMOUS_USER if user_id is None else str(user_id)
     model.eval()
     device = next(model.parameters()).device
-    prompt = prompt_for(Task.SEQUENTIAL, user_id=user_id, history=history)
+    prompt = prompt_for(Task.SEQUENTIAL, user_id=user_id, history=history, scheme=item_index.scheme)
     output = model.generate(
         **_model_inputs(tokenizer, [prompt], Task.SEQUENTIAL, device),
         item_index=item_index,
         exclude_items=[list(history)] if exclude_history else None,
-        num_beams=num_beams,
+        num_beams=max(num_beams, k),
         num_return_sequences=k,
     )
     items, scores = output.item_ids[0], output.scores[0]
     explanations: list[str | None] = [None] * len(items)
     if explain and items:
-        prompts = [prompt_for(Task.EXPLANATION, user_id=user_id, item_id=item) for item in items]
+        prompts = [prompt_for(Task.EXPLANATION, user_id=user_id, item_id=item, scheme=item_index.scheme)
+                   for item in items]
         generated = model.generate(
             **_model_inputs(tokenizer, prompts, Task.EXPLANATION, device),
             max_new_tokens=max_explanation_tokens,

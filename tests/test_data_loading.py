@@ -10,7 +10,7 @@ import pytest
 
 from rdrec_hf.data import (
     DataFormatError,
-    IndexingScheme,
+    ItemIndexing,
     choose_explanation,
     export_hub_folder,
     get_metadata,
@@ -63,11 +63,11 @@ def test_p5_keeps_the_file_numbering_under_sequential_indexing(beauty):
     first = beauty["users"][0]
     assert (first["user_id"], first["original_id"], first["items"]) == ("1", "A1YJEY40YUW4SE", ["1", "2", "3", "4", "5"])
     assert beauty["items"]["item_id"][:3] == ["1", "2", "3"]
-    assert get_metadata(beauty).indexing is IndexingScheme.SEQUENTIAL
+    assert get_metadata(beauty).indexing is ItemIndexing.SEQUENTIAL
 
 
 def test_random_indexing_renames_items_consistently(beauty, beauty_random):
-    assert get_metadata(beauty_random).indexing is IndexingScheme.RANDOM
+    assert get_metadata(beauty_random).indexing is ItemIndexing.RANDOM
     names, random_names = _item_names(beauty), _item_names(beauty_random)
     assert sorted(random_names, key=int) == [str(i) for i in range(1, 12_102)]
     assert sorted(random_names.values()) == sorted(names.values())

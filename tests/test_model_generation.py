@@ -86,7 +86,7 @@ def test_allowed_counts_prune_exclusions_and_restrict_to_candidates(catalog_inde
         (lambda tok: ItemIndex(["1"], [[209]], vocab_size=32100, eos_token_id=1), "must end with EOS"),
         (lambda tok: ItemIndex(["1"], [[40000, 1]], vocab_size=32100, eos_token_id=1), "exceed the vocabulary"),
         (lambda tok: ItemIndex(["1", "01"], [[209, 1], [209, 1]], 32100, 1), "same target tokens"),
-        (lambda tok: ItemIndex(["1"], [[209, 1]], 32100, 1, indexing="alphabetical"), "alphabetical"),
+        (lambda tok: ItemIndex(["1"], [[209, 1]], 32100, 1, scheme="alphabetical"), "alphabetical"),
     ],
 )
 def test_bad_catalogs_raise(t5_tokenizer, build, message):

@@ -4,15 +4,10 @@ rdrec_hf installed, plain T5 checkpoints, and 8-bit / 4-bit loading on CPU."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import sysconfig
-import textwrap
 
 import pytest
 import torch
-from test_model_support import prompt_batch, seeded_model
+from test_model_support import prompt_batch, run_as_remote_code, seeded_model
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
 
 from rdrec_hf import Task
@@ -30,7 +25,7 @@ def save_with_catalog(directory, tokenizer, **overrides):
     """A tiny student with a catalog (random indexing, asin-like original ids), saved to `directory`."""
     model = seeded_model(seed=11, **overrides)
     index = ItemIndex.from_catalog(
-        CATALOG, tokenizer, original_ids=[f"ASIN{item}" for item in CATALOG], indexing=ItemIndexing.RANDOM
+        CATALOG, tokenizer, original_ids=[f"ASIN{item}" for item in CATALOG], scheme=ItemIndexing.RANDOM
     )
     model.set_item_index(index)
     model.save_pretrained(directory)
@@ -80,48 +75,17 @@ def test_auto_classes_after_import(saved, batch):
     assert {"configuration_rdrec.py", "modeling_rdrec.py", "item_index.py"} <= {p.name for p in directory.iterdir()}
 
 
-REMOTE_CODE_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    sys.path.append(sys.argv[1])  # site-packages without its .pth files: the editable rdrec_hf stays invisible
-    try:
-        import rdrec_hf
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("rdrec_hf is importable; this check would prove nothing")
-    import torch
-    from transformers import AutoModelForSeq2SeqLM
-    model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[2], trust_remote_code=True)
-    batch = {key: torch.tensor(value) for key, value in json.loads(sys.argv[3]).items()}
-    logits = model(**batch, decoder_input_ids=torch.tensor([[0, 209], [0, 586]])).logits
-    out = model.generate(**batch, item_index=model.item_index, num_beams=5, num_return_sequences=5)
-    print(json.dumps({"class": type(model).__module__, "logits": logits.flatten()[:50].tolist(),
-                      "items": out.item_ids, "asin": model.item_index.original_id("17")}))
-    """
-)
+REMOTE_CODE_SCRIPT = """
+logits = model(**batch, decoder_input_ids=torch.tensor([[0, 209], [0, 586]])).logits
+out = model.generate(**batch, item_index=model.item_index, num_beams=5, num_return_sequences=5)
+print(json.dumps({"class": type(model).__module__, "logits": logits.flatten()[:50].tolist(),
+                  "items": out.item_ids, "asin": model.item_index.original_id("17")}))
+"""
 
 
 def test_trust_remote_code_loads_where_rdrec_hf_is_not_installed(saved, batch, tmp_path):
     model, directory = saved
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HF_HOME": str(tmp_path / "hf_home"),  # fresh modules cache for the copied code
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    serialised_batch = json.dumps({key: value.tolist() for key, value in batch.items()})
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", REMOTE_CODE_SCRIPT, sysconfig.get_paths()["purelib"], str(directory),
-         serialised_batch],  # fmt: skip
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_as_remote_code(REMOTE_CODE_SCRIPT, directory, batch, tmp_path)
     assert report["class"].startswith("transformers_modules.")
     assert report["asin"] == "ASIN17"
     torch.testing.assert_close(torch.tensor(report["logits"]), logits_of(model, batch).flatten()[:50])

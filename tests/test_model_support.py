@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
 import torch
 
 from rdrec_hf.data.tokenization import encode_prompts
@@ -18,3 +25,39 @@ def seeded_model(seed: int = 0, preset: str = "tiny", **overrides) -> RDRecForCo
 def prompt_batch(tokenizer, prompts: list[str], task_ids: list[int]) -> dict[str, torch.Tensor]:
     """Encode prompts as the data layer does (whole-word ids from offsets) and add one task id per prompt."""
     return {**encode_prompts(tokenizer, prompts, max_length=128, return_tensors="pt"), "task_id": torch.tensor(task_ids)}
+
+
+WITHOUT_RDREC_HF = """
+import json, sys
+sys.path.append(sys.argv[1])  # site-packages without its .pth files: the editable rdrec_hf stays invisible
+try:
+    import rdrec_hf
+except ImportError:
+    pass
+else:
+    raise SystemExit("rdrec_hf is importable; this check would prove nothing")
+import torch
+from transformers import AutoModelForSeq2SeqLM
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[2], trust_remote_code=True)
+batch = {key: torch.tensor(value) for key, value in json.loads(sys.argv[3]).items()}
+"""
+
+
+def run_as_remote_code(script: str, directory, batch: dict[str, torch.Tensor], tmp_path, extra_args=()) -> dict:
+    """Run `script` in a Python where rdrec_hf cannot be imported, after `model` (loaded from `directory` with
+    `trust_remote_code=True`) and `batch` are defined (`extra_args` follow as `sys.argv[4:]`); return the JSON
+    of its last output line."""
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "HF_HOME": str(tmp_path / "hf_home"),  # fresh modules cache for the copied code
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    serialised_batch = json.dumps({key: value.tolist() for key, value in batch.items()})
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", WITHOUT_RDREC_HF + textwrap.dedent(script),
+         sysconfig.get_paths()["purelib"], str(directory), serialised_batch, *extra_args],  # fmt: skip
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

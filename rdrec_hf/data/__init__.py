@@ -7,9 +7,9 @@ from .collator import RDRecDataCollator
 from .p5 import load_p5_dataset
 from .schema import (
     DataFormatError,
-    IndexingScheme,
     RecDatasetMetadata,
     get_metadata,
+    item_id_scheme,
     split_target,
     training_history,
     validate_rec_dataset,
@@ -20,7 +20,6 @@ from .tokenization import encode_prompts, load_tokenizer, whole_word_ids
 
 __all__ = [
     "DataFormatError",
-    "IndexingScheme",
     "RDRecDataCollator",
     "RationaleKind",
     "RecDatasetMetadata",
@@ -30,6 +29,7 @@ __all__ = [
     "encode_prompts",
     "export_hub_folder",
     "get_metadata",
+    "item_id_scheme",
     "load_amazon_reviews",
     "load_p5_dataset",
     "load_rec_dataset",

@@ -35,7 +35,9 @@ from .schema import (
     DEFAULT_NUM_NEGATIVES,
     MIN_SEQUENCE_LENGTH,
     DataFormatError,
-    IndexingScheme,
+    DEFAULT_MAX_CLUSTER_SIZE,
+    DEFAULT_NUM_CLUSTERS,
+    ItemIndexing,
     RecDatasetMetadata,
     SourceUser,
     assemble_rec_dataset,
@@ -111,8 +113,10 @@ def _read_reviews(path: Path) -> list[dict]:
 def load_amazon_reviews(
     path: str | Path,
     min_interactions: int = MIN_SEQUENCE_LENGTH,
-    indexing: IndexingScheme | str = IndexingScheme.SEQUENTIAL,
+    indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
     seed: int = 0,
+    num_clusters: int = DEFAULT_NUM_CLUSTERS,
+    max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE,
     num_negatives: int = DEFAULT_NUM_NEGATIVES,
 ):
     """Load raw Amazon review JSON lines into the project schema (see the module docstring for the rules).
@@ -164,8 +168,10 @@ def load_amazon_reviews(
     metadata = RecDatasetMetadata(
         source=str(path),
         source_format="amazon-reviews",
-        indexing=IndexingScheme(indexing),
+        indexing=ItemIndexing(indexing),
         seed=seed,
+        num_clusters=num_clusters,
+        max_cluster_size=max_cluster_size,
         num_negatives=num_negatives,
         options={"min_interactions": min_interactions},
         counts={"raw_reviews": len(rows), "raw_users": len(by_user), "raw_items": len({r["item"] for r in rows})},

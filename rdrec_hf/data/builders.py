@@ -2,8 +2,9 @@
 
 Training (:func:`build_training_dataset`) only ever reads the training part of the leave-one-out split:
 
-- ``SEQUENTIAL``: per user, a random contiguous segment of the training history (``items[:-2]``); its last
-  item is the target, the up to 20 items before it are the prompt's history;
+- ``SEQUENTIAL``: per user, a random contiguous segment of the training history (``items[:-2]``), drawn as
+  the reference code does (start uniform, then end uniform after it); its last item is the target, the up
+  to 20 items before it are the prompt's history;
 - ``TOPN``: per user, a random training item as the positive plus ``num_negatives`` items sampled outside
   *all* the user's items, in a random order;
 - ``EXPLANATION``: per training review (``split == "train"``), user + item -> the explanation sentence;
@@ -13,7 +14,9 @@ Training (:func:`build_training_dataset`) only ever reads the training part of t
 Evaluation (:func:`build_eval_dataset`) uses the fixed template, the stored negatives of the split and, for
 text tasks, the reviews of that split.
 
-Texts are generated in plain Python from explicit seeds, then tokenised once by a batched ``datasets.map``
+Items are written and targeted by the dataset's item-id scheme (:func:`item_id_scheme`): prompts carry its
+mentions, ranking targets its target tokens (the tokenizer must hold the scheme's new tokens). Texts are
+generated in plain Python from explicit seeds, then tokenised once by a batched ``datasets.map``
 (not per batch in the collator); pass ``cache_dir`` to keep the tokenised result on disk, keyed by the
 dataset, the options and the tokenizer.
 """
@@ -32,8 +35,19 @@ from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
 from ..tasks import Task
-from .schema import ITEMS, REVIEWS, TRAIN, USERS, get_metadata, sample_negatives, split_target, training_history
-from .templates import MAX_HISTORY_ITEMS, RationaleKind, prompt_for, sample_prompt
+from ..models.item_ids import ItemIdScheme
+from .schema import (
+    ITEMS,
+    REVIEWS,
+    TRAIN,
+    USERS,
+    get_metadata,
+    item_id_scheme,
+    sample_negatives,
+    split_target,
+    training_history,
+)
+from .templates import RationaleKind, prompt_for, sample_prompt
 from .tokenization import encode_prompts
 
 logger = logging.getLogger(__name__)
@@ -44,14 +58,25 @@ USABLE_RATIONALE_STATUSES = ("ok", "repaired")
 RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "item_attribute"}
 
 
-def _tokenize(batch: dict, tokenizer, max_source_length: int, max_target_length: int) -> dict:
+RANKING_TASK_IDS = (int(Task.SEQUENTIAL), int(Task.TOPN))
+
+
+def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int) -> dict:
     encoded = encode_prompts(tokenizer, batch["source_text"], max_source_length)
     if "target_text" in batch:
-        encoded["labels"] = tokenizer(batch["target_text"], truncation=True, max_length=max_target_length)["input_ids"]
+        labels = tokenizer(batch["target_text"], truncation=True, max_length=max_target_length)["input_ids"]
+        item_rows = [row for row, task_id in enumerate(batch["task_id"]) if task_id in RANKING_TASK_IDS]
+        if item_rows:  # ranking targets are item ids: their tokens come from the scheme
+            item_labels = scheme.target_token_ids([batch["target_text"][row] for row in item_rows], tokenizer)
+            for row, tokens in zip(item_rows, item_labels):
+                labels[row] = tokens
+        encoded["labels"] = labels
     return encoded
 
 
-def _tokenized_dataset(columns: dict, tokenizer, max_source_length: int, max_target_length: int, cache_file) -> Dataset:
+def _tokenized_dataset(
+    columns: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int, cache_file
+) -> Dataset:
     """``Dataset.from_dict(columns)`` plus model columns from one batched map; warns about length limits."""
     if cache_file is not None and Path(cache_file).is_file():
         logger.info("loading tokenised examples from %s", cache_file)
@@ -61,7 +86,7 @@ def _tokenized_dataset(columns: dict, tokenizer, max_source_length: int, max_tar
         batched=True,
         batch_size=1000,
         fn_kwargs=dict(
-            tokenizer=tokenizer, max_source_length=max_source_length, max_target_length=max_target_length
+            tokenizer=tokenizer, scheme=scheme, max_source_length=max_source_length, max_target_length=max_target_length
         ),
         cache_file_name=str(cache_file) if cache_file is not None else None,
         desc="tokenising",
@@ -117,25 +142,25 @@ def _training_units(data: DatasetDict, task: Task) -> list:
     return units
 
 
-def _training_example(task: Task, unit, rng: random.Random, negatives: list[int] | None):
+def _training_example(task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme):
     """``(source_text, target_text)`` of one training example drawn from ``unit`` (top-N: with its negatives)."""
     if task is Task.SEQUENTIAL:
         user_id, items = unit
         history = training_history(items)
-        end = rng.randrange(1, len(history))  # target position
-        start = rng.randrange(max(0, end - MAX_HISTORY_ITEMS), end)  # segment start, <= 20 items before target
-        return sample_prompt(rng, task, user_id=user_id, history=history[start:end]), history[end]
+        start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
+        end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
+        return sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), history[end]
     if task is Task.TOPN:
         user_id, items = unit
         positive = rng.choice(training_history(items))
         candidates = [str(i) for i in negatives] + [positive]
         rng.shuffle(candidates)
-        return sample_prompt(rng, task, user_id=user_id, candidates=candidates), positive
+        return sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive
     if task is Task.EXPLANATION:
         user_id, item_id, explanation = unit
-        return sample_prompt(rng, task, user_id=user_id, item_id=item_id), explanation
+        return sample_prompt(rng, task, user_id=user_id, item_id=item_id, scheme=scheme), explanation
     kind, user_id, item_id, target = unit
-    return sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id), target
+    return sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id, scheme=scheme), target
 
 
 def build_training_dataset(
@@ -168,8 +193,9 @@ def build_training_dataset(
         {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
          "lengths": [max_source_length, max_target_length]},
     )
+    scheme = item_id_scheme(data)
     if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
-        dataset = _tokenized_dataset({}, tokenizer, max_source_length, max_target_length, cache_file)
+        dataset = _tokenized_dataset({}, tokenizer, scheme, max_source_length, max_target_length, cache_file)
         return dataset, sorted({Task(task_id) for task_id in dataset["task_id"]})
     num_items = data[ITEMS].num_rows
     columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
@@ -192,14 +218,14 @@ def build_training_dataset(
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
         progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
         for index, unit_negatives in progress:
-            source, target = _training_example(task, units[index], rng, unit_negatives)
+            source, target = _training_example(task, units[index], rng, unit_negatives, scheme)
             columns["source_text"].append(source)
             columns["target_text"].append(target)
             columns["task_id"].append(int(task))
         counts[task.name.lower()] = f"{count:,} from {len(units):,} units"
     permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
     columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
-    dataset = _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file)
+    dataset = _tokenized_dataset(columns, tokenizer, scheme, max_source_length, max_target_length, cache_file)
     logger.info("training mixture (seed %d): %d examples; %s", seed, dataset.num_rows, counts)
     return dataset, used
 
@@ -211,7 +237,7 @@ def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[i
     return sorted(random.Random(seed).sample(range(total), max_examples))
 
 
-def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int) -> dict[str, list]:
+def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme: ItemIdScheme) -> dict[str, list]:
     """Untokenised evaluation columns of a ranking task for the given users."""
     negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
     columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
@@ -226,14 +252,14 @@ def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int) -> dic
             candidates = [target, *negatives]
             random.Random(f"{seed}:{user_id}").shuffle(candidates)  # independent of which users are sampled
             columns["candidates"].append(candidates)
-            columns["source_text"].append(prompt_for(task, user_id=user_id, candidates=candidates))
+            columns["source_text"].append(prompt_for(task, user_id=user_id, candidates=candidates, scheme=scheme))
         else:
-            columns["source_text"].append(prompt_for(task, user_id=user_id, history=history))
+            columns["source_text"].append(prompt_for(task, user_id=user_id, history=history, scheme=scheme))
     columns["target_text"] = list(columns["target_item"])
     return columns
 
 
-def _text_eval_rows(data: DatasetDict, task: Task, split: str) -> dict[str, list]:
+def _text_eval_rows(data: DatasetDict, task: Task, split: str, scheme: ItemIdScheme) -> dict[str, list]:
     """Untokenised evaluation columns of a text task from the reviews of ``split``."""
     split_target(["", ""], split)  # validates the split name
     if REVIEWS not in data:
@@ -255,7 +281,7 @@ def _text_eval_rows(data: DatasetDict, task: Task, split: str) -> dict[str, list
             columns["user_id"].append(row["user_id"])
             columns["item_id"].append(row["item_id"])
             columns["source_text"].append(
-                prompt_for(task, user_id=row["user_id"], item_id=row["item_id"], kind=kind))
+                prompt_for(task, user_id=row["user_id"], item_id=row["item_id"], kind=kind, scheme=scheme))
             columns["target_text"].append(target)
             if kind is not None:
                 columns["rationale_kind"].append(kind.value)
@@ -290,12 +316,13 @@ def build_eval_dataset(
     ranking tasks the users at positions ``sorted(random.Random(seed).sample(range(num_users), max_examples))``.
     """
     task = Task.parse(task)
+    scheme = item_id_scheme(data)
     if task in (Task.SEQUENTIAL, Task.TOPN):
         users = data[USERS]
         keep = _sample_positions(users.num_rows, max_examples, seed)
-        columns = _ranking_eval_rows(users if keep is None else users.select(keep), task, split, seed)
+        columns = _ranking_eval_rows(users if keep is None else users.select(keep), task, split, seed, scheme)
     else:
-        columns = _text_eval_rows(data, task, split)
+        columns = _text_eval_rows(data, task, split, scheme)
         keep = _sample_positions(len(columns["source_text"]), max_examples, seed)
         if keep is not None:
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
@@ -304,4 +331,4 @@ def build_eval_dataset(
         cache_dir, f"{task.name.lower()}-{split}", data, tokenizer,
         {"max_examples": max_examples, "seed": seed, "lengths": [max_source_length, max_target_length]},
     )
-    return _tokenized_dataset(columns, tokenizer, max_source_length, max_target_length, cache_file)
+    return _tokenized_dataset(columns, tokenizer, scheme, max_source_length, max_target_length, cache_file)

@@ -24,7 +24,9 @@ from pathlib import Path
 from .schema import (
     DEFAULT_NUM_NEGATIVES,
     DataFormatError,
-    IndexingScheme,
+    DEFAULT_MAX_CLUSTER_SIZE,
+    DEFAULT_NUM_CLUSTERS,
+    ItemIndexing,
     RecDatasetMetadata,
     SourceUser,
     assemble_rec_dataset,
@@ -134,8 +136,10 @@ def _load_review_records(path: Path, id2user: dict, id2item: dict, skipped: Coun
 
 def load_p5_dataset(
     folder: str | Path,
-    indexing: IndexingScheme | str = IndexingScheme.SEQUENTIAL,
+    indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
     seed: int = 0,
+    num_clusters: int = DEFAULT_NUM_CLUSTERS,
+    max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE,
     num_negatives: int = DEFAULT_NUM_NEGATIVES,
 ):
     """Load a P5/POD/RDRec data folder into the project schema (see :mod:`rdrec_hf.data.schema`).
@@ -168,8 +172,10 @@ def load_p5_dataset(
     metadata = RecDatasetMetadata(
         source=str(folder),
         source_format="p5",
-        indexing=IndexingScheme(indexing),
+        indexing=ItemIndexing(indexing),
         seed=seed,
+        num_clusters=num_clusters,
+        max_cluster_size=max_cluster_size,
         num_negatives=num_negatives,
         options={
             "negative_file": NEGATIVE_FILE if negative_lines else None,

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, Sequence as SequenceFeature, Value
 
-from ..models.item_index import ItemIndexing
+from ..models.item_ids import ItemIdScheme, ItemIndexing
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ TRAIN, VALIDATION, TEST = "train", "validation", "test"
 EVAL_SPLITS = (VALIDATION, TEST)
 MIN_SEQUENCE_LENGTH = 3  # leave-one-out needs one training item, one validation and one test item
 DEFAULT_NUM_NEGATIVES = 99
+# Collaborative ids (Hua et al. 2023): clusters per level, and the size above which a cluster is split again.
+DEFAULT_NUM_CLUSTERS = 20
+DEFAULT_MAX_CLUSTER_SIZE = 500
 
 USER_FEATURES = Features(
     {
@@ -80,7 +83,6 @@ SKIP_REASONS = {
 # numbering (order of first appearance, as in P5/POD/RDRec); it leaks, as the test item is often
 # ``max(history) + 1``, and is kept to compare with published numbers. ``random`` is a permutation of those
 # numbers drawn from the seed: leak-free.
-IndexingScheme = ItemIndexing
 
 
 class DataFormatError(ValueError):
@@ -96,7 +98,9 @@ class RecDatasetMetadata:
     """What a dataset was built from and how; stored in the ``metadata`` split.
 
     Fields: ``source`` (the file or folder read), ``source_format`` (``p5`` / ``amazon-reviews``),
-    ``indexing``, ``seed`` (item permutation and negatives), ``num_negatives`` (asked per user and split),
+    ``indexing`` (the item-id scheme), ``seed`` (item permutation, negatives, clustering), ``num_negatives``
+    (asked per user and split), ``num_clusters`` / ``max_cluster_size`` and ``item_codes`` (collaborative
+    schemes: the clustering's settings and each item's cluster path, see :func:`item_id_scheme`),
     ``options`` (other loader options), ``counts`` (``users``, ``items``, ``interactions``, ``reviews``,
     ``users_with_fewer_negatives`` and ``raw_*`` counts before filtering) and ``skipped`` (records skipped
     per reason of :data:`SKIP_REASONS`).
@@ -104,15 +108,18 @@ class RecDatasetMetadata:
 
     source: str
     source_format: str
-    indexing: IndexingScheme
+    indexing: ItemIndexing
     seed: int
     num_negatives: int
     options: dict = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    num_clusters: int = DEFAULT_NUM_CLUSTERS
+    max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE
+    item_codes: dict[str, list[int]] | None = None
 
     def __post_init__(self):
-        self.indexing = IndexingScheme(self.indexing)
+        self.indexing = ItemIndexing(self.indexing)
         unknown = set(self.skipped) - set(SKIP_REASONS)
         if unknown:
             raise ValueError(f"unknown skip reasons {sorted(unknown)}; documented ones: {sorted(SKIP_REASONS)}")
@@ -162,10 +169,11 @@ def leave_one_out_split(position: int, sequence_length: int) -> str:
     return TRAIN
 
 
-def item_permutation(num_items: int, indexing: IndexingScheme, seed: int) -> list[int]:
-    """``new_id = permutation[old_id - 1]`` for ids ``1..num_items``; identity for ``sequential``."""
+def item_permutation(num_items: int, indexing: ItemIndexing, seed: int) -> list[int]:
+    """``new_id = permutation[old_id - 1]`` for ids ``1..num_items``; identity for ``sequential``, the same
+    seeded permutation for every other scheme (so schemes compared at one seed share ids and negatives)."""
     permutation = list(range(1, num_items + 1))
-    if IndexingScheme(indexing) is IndexingScheme.RANDOM:
+    if ItemIndexing(indexing) is not ItemIndexing.SEQUENTIAL:  # every leak-free scheme numbers items at random
         random.Random(seed).shuffle(permutation)
     return permutation
 
@@ -280,6 +288,8 @@ def assemble_rec_dataset(
     if reviews is not None:
         splits[REVIEWS] = _split_reviews(reviews, kept_users, {u.user_id for u in users}, rename, skipped)
 
+    if metadata.indexing.is_collaborative:
+        metadata.item_codes = _collaborative_item_codes(kept_users, num_items, item_ids, metadata)
     metadata.skipped = dict(sorted(skipped.items()))
     metadata.counts = {
         "users": len(kept_users),
@@ -295,6 +305,28 @@ def assemble_rec_dataset(
         logger.warning("%s: skipped %s (%s)", metadata.source, metadata.skipped, "; ".join(
             f"{reason}: {SKIP_REASONS[reason]}" for reason in metadata.skipped))
     return DatasetDict(splits)
+
+
+def _collaborative_item_codes(users, num_items: int, item_ids: Sequence[str], metadata) -> dict[str, list[int]]:
+    """Cluster path of every item (final id -> code) from the training interactions only: each user's
+    validation and test items never enter the co-occurrence graph. Graph nodes are in catalog order (the
+    ``items`` split), so the codes can be recomputed from the saved dataset alone."""
+    from .item_graph import collaborative_codes, cooccurrence_graph
+
+    catalog = sorted(item_ids, key=int)
+    position = {item_id: node for node, item_id in enumerate(catalog)}
+    node_of_source = [position[item_id] for item_id in item_ids]  # source number - 1 -> graph node
+    histories = [[node_of_source[item - 1] for item in training_history(user.items)] for user in users]
+    codes = collaborative_codes(
+        cooccurrence_graph(histories, num_items), metadata.num_clusters, metadata.max_cluster_size, metadata.seed
+    )
+    return {item_id: code for item_id, code in zip(catalog, codes)}
+
+
+def item_id_scheme(data_or_metadata: "DatasetDict | RecDatasetMetadata") -> ItemIdScheme:
+    """The item-id rule of a project dataset (its indexing, with the cluster codes of collaborative schemes)."""
+    metadata = data_or_metadata if isinstance(data_or_metadata, RecDatasetMetadata) else get_metadata(data_or_metadata)
+    return ItemIdScheme(metadata.indexing, metadata.item_codes)
 
 
 def _split_reviews(reviews, kept_users, all_user_ids, rename, skipped: Counter) -> Dataset:

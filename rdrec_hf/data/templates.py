@@ -2,7 +2,8 @@
 
 Training samples one of several templates per task (from a seeded generator); evaluation and inference
 always use the first template of each list (:func:`prompt_for`), which is also among the training ones.
-Users and items appear as ``user_<id>`` / ``item_<id>`` mentions; item lists are space-separated mentions
+Users appear as ``user_<id>``; items as their item-id scheme's mention (``item_<id>`` for numbers as text,
+new tokens otherwise, see :class:`rdrec_hf.models.ItemIdScheme`); item lists are space-separated mentions
 (no punctuation glued to an id, so whole-word spans stay clean). The rationale task has two prompt kinds:
 about a user (target: the teacher's ``user_preference``) and about an item (target: ``item_attribute``).
 """
@@ -13,9 +14,11 @@ import random
 from collections.abc import Sequence
 from enum import Enum
 
+from ..models.item_ids import ItemIdScheme, ItemIndexing
 from ..tasks import Task
 
 MAX_HISTORY_ITEMS = 20  # the paper's sequential window
+TEXT_IDS = ItemIdScheme(ItemIndexing.RANDOM)  # numbers as text: the mention rule of sequential and random
 
 
 class RationaleKind(str, Enum):
@@ -39,10 +42,10 @@ TOPN_TEMPLATES = (
     "user_{user} candidates {candidates}",
 )
 EXPLANATION_TEMPLATES = (
-    "Explain why user_{user} chose item_{item} .",
-    "Write the reason user_{user} would give for item_{item} .",
-    "What does user_{user} say about item_{item} ?",
-    "user_{user} item_{item}",
+    "Explain why user_{user} chose {item} .",
+    "Write the reason user_{user} would give for {item} .",
+    "What does user_{user} say about {item} ?",
+    "user_{user} {item}",
 )
 RATIONALE_TEMPLATES = {
     RationaleKind.USER: (
@@ -50,16 +53,16 @@ RATIONALE_TEMPLATES = {
         "What does user_{user} like?",
     ),
     RationaleKind.ITEM: (
-        "Describe the attributes of item_{item} .",
-        "What is item_{item} like?",
+        "Describe the attributes of {item} .",
+        "What is {item} like?",
     ),
 }
 TEMPLATES = {Task.SEQUENTIAL: SEQUENTIAL_TEMPLATES, Task.TOPN: TOPN_TEMPLATES, Task.EXPLANATION: EXPLANATION_TEMPLATES}
 
 
-def mention_list(items: Sequence[str]) -> str:
-    """``["3", "17"] -> "item_3 item_17"``."""
-    return " ".join(f"item_{item}" for item in items)
+def mention_list(items: Sequence[str], scheme: ItemIdScheme = TEXT_IDS) -> str:
+    """``["3", "17"] -> "item_3 item_17"`` (text ids; other schemes write their own mentions)."""
+    return " ".join(scheme.mention(item) for item in items)
 
 
 def templates_for(task: Task, kind: RationaleKind | None = None) -> tuple[str, ...]:
@@ -77,13 +80,14 @@ def render(
     history: Sequence[str] = (),
     item_id: str | None = None,
     candidates: Sequence[str] = (),
+    scheme: ItemIdScheme = TEXT_IDS,
 ) -> str:
-    """Fill a template; the history keeps its last :data:`MAX_HISTORY_ITEMS` items."""
+    """Fill a template, items written by ``scheme``; the history keeps its last :data:`MAX_HISTORY_ITEMS` items."""
     return template.format(
         user=user_id,
-        item=item_id,
-        history=mention_list(list(history)[-MAX_HISTORY_ITEMS:]),
-        candidates=mention_list(candidates),
+        item=scheme.mention(item_id) if item_id is not None else None,
+        history=mention_list(list(history)[-MAX_HISTORY_ITEMS:], scheme),
+        candidates=mention_list(candidates, scheme),
     )
 
 
@@ -99,8 +103,9 @@ def prompt_for(
     item_id: str | None = None,
     candidates: Sequence[str] = (),
     kind: RationaleKind | str | None = None,
+    scheme: ItemIdScheme = TEXT_IDS,
 ) -> str:
-    """The fixed evaluation / inference prompt of a task.
+    """The fixed evaluation / inference prompt of a task, items written by ``scheme``.
 
     ``SEQUENTIAL``: ``user_id`` + ``history``; ``TOPN``: ``user_id`` + ``candidates``; ``EXPLANATION``:
     ``user_id`` + ``item_id``; ``RATIONALE``: ``kind="user"`` + ``user_id`` or ``kind="item"`` + ``item_id``.
@@ -119,4 +124,4 @@ def prompt_for(
     missing = [name for name, value in needed.items() if value is None or (not isinstance(value, str) and not value)]
     if missing:
         raise ValueError(f"prompt for {task.name.lower()} needs {missing}")
-    return render(templates_for(task, kind)[0], user_id, history, item_id, candidates)
+    return render(templates_for(task, kind)[0], user_id, history, item_id, candidates, scheme)

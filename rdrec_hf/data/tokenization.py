@@ -1,6 +1,7 @@
 """Tokenizer loading, prompt encoding and whole-word ids from fast-tokenizer offsets.
 
-Whole-word ids mark the tokens of each ``user_<id>`` / ``item_<id>`` mention: the k-th mention of a prompt
+Whole-word ids mark the tokens of each user / item mention (``user_<id>``, ``item_<id>``, or a run of new item
+tokens; the pattern is the item-id scheme's :data:`rdrec_hf.models.item_ids.MENTION_PATTERN`): the k-th mention of a prompt
 gets id k (1, 2, ...) on every token whose character span overlaps the mention, every other token gets 0
 (special tokens included). Using character offsets instead of scanning token strings for ``_`` makes this
 correct for any fast tokenizer, including ones that merge an id's last digit with the punctuation after it.
@@ -8,13 +9,13 @@ correct for any fast tokenizer, including ones that merge an id's last digit wit
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-MENTION_PATTERN = re.compile(r"(?<![A-Za-z0-9_])(?:user|item)_\d+(?!\d)")
+from ..models.item_ids import MENTION_PATTERN
+
 SENTENCEPIECE_FILE = "spiece.model"
 
 
@@ -39,7 +40,7 @@ def load_tokenizer(name_or_path: str | Path):
 
 
 def mention_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans ``[start, end)`` of the ``user_<id>`` / ``item_<id>`` mentions, in order."""
+    """Character spans ``[start, end)`` of the user and item mentions, in order."""
     return [match.span() for match in MENTION_PATTERN.finditer(text)]
 
 

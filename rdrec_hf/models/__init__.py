@@ -4,7 +4,7 @@ Typical use (shapes: B examples, L prompt tokens)::
 
     config = RDRecConfig.from_preset("small")                      # or from_pretrained("t5-small") below
     model = RDRecForConditionalGeneration(config)                   # plain T5 weights load too
-    model.set_item_index(ItemIndex.from_catalog(item_ids, tokenizer, original_ids=asins, indexing="random"))
+    model.set_item_index(ItemIndex.from_catalog(item_ids, tokenizer, original_ids=asins, scheme="random"))
     loss = model(input_ids, attention_mask, whole_word_ids, task_id, labels=labels).loss
     top = model.generate(input_ids=..., attention_mask=..., whole_word_ids=..., task_id=...,
                          item_index=model.item_index, exclude_items=histories, num_beams=20, num_return_sequences=10)
@@ -16,21 +16,25 @@ Typical use (shapes: B examples, L prompt tokens)::
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from .configuration_rdrec import SIZE_PRESETS, RDRecConfig
-from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemIndexing, ItemTrieLogitsProcessor
+from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing
+from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemTrieLogitsProcessor
 from .modeling_rdrec import ItemGenerationOutput, RDRecForConditionalGeneration
 from .peft_utils import rdrec_lora_config
 
 AutoConfig.register(RDRecConfig.model_type, RDRecConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RDRecConfig, RDRecForConditionalGeneration, exist_ok=True)
-# Saved checkpoints carry `auto_map` and copies of configuration_rdrec.py, modeling_rdrec.py and item_index.py,
+# Saved checkpoints carry `auto_map` and copies of configuration_rdrec.py, modeling_rdrec.py, item_index.py and
+# item_ids.py,
 # so `trust_remote_code=True` loads them where rdrec_hf is not installed.
 RDRecConfig.register_for_auto_class()
 RDRecForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 
 __all__ = [
     "ITEM_INDEX_FILE",
+    "MENTION_PATTERN",
     "SIZE_PRESETS",
     "ItemGenerationOutput",
+    "ItemIdScheme",
     "ItemIndex",
     "ItemIndexing",
     "ItemTrieLogitsProcessor",

@@ -2,9 +2,9 @@
 
 Hub custom code: this file imports only ``torch`` and ``transformers`` (it is copied beside saved checkpoints).
 
-The decoder target of item ``"1234"`` is its bare id string tokenised with the model's tokenizer, EOS
-included (``["▁12", "34", "</s>"]`` with the T5 vocabulary). Because every sequence ends with EOS, the trie's
-leaves are exactly the catalog items. The trie is stored as tensors so a whole batch of beams is masked
+The decoder target of an item comes from its [`ItemIdScheme`] (``"1234"`` with the text schemes:
+``["▁12", "34", "</s>"]`` with the T5 vocabulary; ``["<item_1234>"]`` with independent ids). Targets either
+all end with EOS or all have the same length, so the trie's leaves are exactly the catalog items. The trie is stored as tensors so a whole batch of beams is masked
 with a few vectorised gathers per decoding step.
 """
 
@@ -13,21 +13,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 
 import torch
 from transformers import LogitsProcessor
 
+from .item_ids import ItemIdScheme, ItemIndexing
+
 ITEM_INDEX_FILE = "item_index.json"
-ITEM_INDEX_FORMAT_VERSION = 1
-
-
-class ItemIndexing(str, Enum):
-    """How the catalog's item ids were assigned (recorded with the catalog, shown in model cards)."""
-
-    SEQUENTIAL = "sequential"  # in order of first appearance (the P5/RDRec data; leaks the test item, see README)
-    RANDOM = "random"  # a seeded random permutation
+ITEM_INDEX_FORMAT_VERSION = 2  # 2: the item-id scheme (with collaborative codes) replaces "indexing"
 
 
 class ItemIndex:
@@ -50,7 +44,7 @@ class ItemIndex:
         vocab_size: int,
         eos_token_id: int,
         original_ids: Sequence[str] | None = None,
-        indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+        scheme: ItemIdScheme | ItemIndexing | str = ItemIndexing.SEQUENTIAL,
     ):
         item_ids = [str(item_id) for item_id in item_ids]
         if not item_ids:
@@ -64,7 +58,7 @@ class ItemIndex:
         self.original_ids = [str(o) for o in original_ids] if original_ids is not None else list(item_ids)
         self.vocab_size = int(vocab_size)
         self.eos_token_id = int(eos_token_id)
-        self.indexing = ItemIndexing(indexing)
+        self.scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
         self.position = {item_id: position for position, item_id in enumerate(item_ids)}
         if len(self.position) != len(item_ids):
             duplicate = next(i for n, i in enumerate(item_ids) if i in item_ids[:n])
@@ -77,30 +71,51 @@ class ItemIndex:
         item_ids: Sequence[str],
         tokenizer,
         original_ids: Sequence[str] | None = None,
-        indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+        scheme: ItemIdScheme | ItemIndexing | str = ItemIndexing.SEQUENTIAL,
     ) -> "ItemIndex":
-        """Tokenise each item id (its bare string, EOS appended by the tokenizer) and build the trie.
+        """Tokenise each item's target (`scheme.target_token_ids`) and build the trie.
 
         `original_ids[i]` is the source id (e.g. the asin) of `item_ids[i]`; it defaults to the id itself.
+        The tokenizer must already hold the scheme's new tokens (`scheme.add_tokens`).
         """
         item_ids = [str(item_id) for item_id in item_ids]
         if not item_ids:
             raise ValueError("ItemIndex.from_catalog: the catalog is empty; at least one item id is needed")
         if tokenizer.eos_token_id is None:
             raise ValueError("ItemIndex.from_catalog: the tokenizer has no EOS token; item targets must end with one")
-        token_ids = tokenizer(item_ids, add_special_tokens=True)["input_ids"]
-        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, indexing)
+        scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
+        token_ids = scheme.target_token_ids(item_ids, tokenizer)
+        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, scheme)
+
+    @property
+    def indexing(self) -> ItemIndexing:
+        return self.scheme.indexing
+
+    @property
+    def is_single_token(self) -> bool:
+        """Every target is one token (independent ids): one decoder step scores the whole catalog exactly."""
+        return not self.scheme.ends_with_eos and self.max_length == 1
 
     def _build_trie(self) -> None:
         children: dict[tuple[int, int], int] = {}
         item_of_leaf: dict[int, str] = {}
         leaf_of_item = []
         paths = []
+        fixed_length = len(self.token_ids[0])
         for item_id, tokens in zip(self.item_ids, self.token_ids):
-            if not tokens or tokens[-1] != self.eos_token_id or self.eos_token_id in tokens[:-1]:
+            if self.scheme.ends_with_eos and (
+                not tokens or tokens[-1] != self.eos_token_id or self.eos_token_id in tokens[:-1]
+            ):
                 raise ValueError(
                     f"ItemIndex: target tokens of item {item_id!r} must end with EOS ({self.eos_token_id}) "
                     f"exactly once, got {tokens}"
+                )
+            if not self.scheme.ends_with_eos and (
+                len(tokens) != fixed_length or not tokens or self.eos_token_id in tokens
+            ):
+                raise ValueError(
+                    f"ItemIndex: {self.indexing.value} targets have one fixed length without EOS; item "
+                    f"{item_id!r} has {tokens}"
                 )
             if not all(0 <= token < self.vocab_size for token in tokens):
                 raise ValueError(f"ItemIndex: target tokens of item {item_id!r} exceed the vocabulary: {tokens}")
@@ -152,7 +167,7 @@ class ItemIndex:
 
     def __repr__(self) -> str:
         return (
-            f"ItemIndex({len(self)} items, indexing={self.indexing.value!r}, {self.num_nodes} trie nodes, "
+            f"ItemIndex({len(self)} items, scheme={self.indexing.value!r}, {self.num_nodes} trie nodes, "
             f"max_length={self.max_length}, vocab_size={self.vocab_size})"
         )
 
@@ -192,13 +207,17 @@ class ItemIndex:
 
         Args:
             sequences: `[R, T]` generated tokens without the decoder start token; everything after the
-                first EOS is ignored (beam search pads finished rows with EOS or pad).
+                first EOS (fixed-length targets: after `max_length` tokens) is ignored (beam search pads finished rows with EOS or pad).
         Returns:
             `[R]` catalog positions or -1.
         """
-        is_eos = sequences == self.eos_token_id
-        eos_length = is_eos.int().argmax(dim=1) + 1  # tokens up to and including the first EOS
-        complete = is_eos.any(dim=1) & (eos_length <= self.max_length)
+        if self.scheme.ends_with_eos:
+            is_eos = sequences == self.eos_token_id
+            eos_length = is_eos.int().argmax(dim=1) + 1  # tokens up to and including the first EOS
+            complete = is_eos.any(dim=1) & (eos_length <= self.max_length)
+        else:  # fixed-length targets: the first max_length tokens
+            eos_length = torch.full((sequences.shape[0],), self.max_length, device=sequences.device)
+            complete = torch.full_like(eos_length, sequences.shape[1] >= self.max_length, dtype=torch.bool)
         nodes = self.walk(sequences[:, : self.max_length])
         node_at_eos = nodes.gather(1, eos_length.clamp(max=nodes.shape[1] - 1)[:, None]).squeeze(1)
         leaf = self.on_device(sequences.device)["leaf_item"][node_at_eos.clamp(min=0)]
@@ -242,12 +261,13 @@ class ItemIndex:
         return counts
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the catalog (ids, original ids, indexing, target tokens) to `directory/ITEM_INDEX_FILE`."""
+        """Write the catalog (ids, original ids, item-id scheme, target tokens) to `directory/ITEM_INDEX_FILE`."""
         path = Path(directory) / ITEM_INDEX_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format_version": ITEM_INDEX_FORMAT_VERSION,
             "indexing": self.indexing.value,
+            "scheme": self.scheme.to_dict(),
             "vocab_size": self.vocab_size,
             "eos_token_id": self.eos_token_id,
             "items": [
@@ -268,11 +288,11 @@ class ItemIndex:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
-        if payload.get("format_version") != ITEM_INDEX_FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: item index format_version {payload.get('format_version')!r}, "
-                f"expected {ITEM_INDEX_FORMAT_VERSION}"
-            )
+        version = payload.get("format_version")
+        if version not in (1, ITEM_INDEX_FORMAT_VERSION):
+            raise ValueError(f"{path}: item index format_version {version!r}, expected {ITEM_INDEX_FORMAT_VERSION}")
+        # Version 1 catalogs hold text ids only: their "indexing" is the whole scheme.
+        scheme = ItemIdScheme.from_dict(payload["scheme"]) if version > 1 else ItemIdScheme(payload["indexing"])
         items = payload["items"]
         return cls(
             [entry["item_id"] for entry in items],
@@ -280,7 +300,7 @@ class ItemIndex:
             payload["vocab_size"],
             payload["eos_token_id"],
             [entry["original_id"] for entry in items],
-            payload["indexing"],
+            scheme,
         )
 
 
@@ -330,4 +350,4 @@ class ItemTrieLogitsProcessor(LogitsProcessor):
         return masked
 
 
-__all__ = ["ITEM_INDEX_FILE", "ItemIndex", "ItemIndexing", "ItemTrieLogitsProcessor"]
+__all__ = ["ITEM_INDEX_FILE", "ItemIndex", "ItemTrieLogitsProcessor"]

@@ -231,6 +231,8 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             kwargs: generation arguments. Item mode defaults: `num_beams=20`, `num_return_sequences=num_beams`,
                 `max_new_tokens=item_index.max_length`, `length_penalty=0.0` (scores are plain sums of token
                 log-probabilities), `early_stopping=False` (exact stop rule when lengths are not penalised).
+                `exact` (default: `item_index.is_single_token`): rank one-token ids (independent) exactly
+                from one decoder step instead of beam search; `num_beams` then only sets the default count.
         """
         if item_index is None and (exclude_items is not None or candidate_items is not None):
             raise ValueError("exclude_items and candidate_items need item_index (e.g. item_index=model.item_index)")
@@ -265,6 +267,7 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         num_beams: int = 20,
         num_return_sequences: int | None = None,
         logits_processor: LogitsProcessorList | None = None,
+        exact: bool | None = None,
         **kwargs,
     ) -> ItemGenerationOutput:
         self._check_item_index(item_index)
@@ -273,6 +276,15 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         if num_return_sequences > num_beams:
             raise ValueError(f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams})")
         allowed_counts = item_index.allowed_counts(batch_size, exclude_items, candidate_items)
+        exact = item_index.is_single_token if exact is None else exact
+        if exact:
+            if not item_index.is_single_token:
+                raise ValueError(f"exact=True needs one-token item ids (independent); this catalog is {item_index!r}")
+            if logits_processor:
+                raise ValueError("exact ranking scores one decoder step; it takes no logits_processor")
+            return self._rank_single_token_items(
+                inputs_embeds, attention_mask, item_index, allowed_counts, num_return_sequences
+            )
         processors = LogitsProcessorList(logits_processor or [])
         processors.append(ItemTrieLogitsProcessor(item_index, allowed_counts, num_beams))
         kwargs.setdefault("max_new_tokens", item_index.max_length)
@@ -290,7 +302,36 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         )
         del output.scores
         positions = item_index.items_of_sequences(output.sequences[:, 1:]).cpu().view(batch_size, num_return_sequences)
-        scores = output.sequences_scores.cpu().view(batch_size, num_return_sequences)
+        return self._item_generation_output(item_index, allowed_counts, positions, output.sequences_scores.cpu())
+
+    def _rank_single_token_items(
+        self, inputs_embeds, attention_mask, item_index: ItemIndex, allowed_counts, num_return_sequences: int
+    ) -> ItemGenerationOutput:
+        """The top allowed items of one decoder step: with one-token ids this is the exact ranking that beam
+        search approximates (same scores: log-softmax over the whole vocabulary, then the trie mask)."""
+        batch_size = inputs_embeds.shape[0]
+        encoded = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        start = torch.full((batch_size, 1), self.config.decoder_start_token_id, device=inputs_embeds.device)
+        logits = self(encoder_outputs=encoded, attention_mask=attention_mask, decoder_input_ids=start).logits
+        log_probs = logits[:, 0].float().log_softmax(-1)  # [B, V]
+        item_tokens = torch.tensor([tokens[0] for tokens in item_index.token_ids], device=log_probs.device)
+        item_scores = log_probs[:, item_tokens]  # [B, num_items], catalog order
+        allowed = allowed_counts[:, item_index.item_leaf].to(item_scores.device) > 0
+        item_scores = item_scores.masked_fill(~allowed, float("-inf"))
+        k = min(num_return_sequences, item_scores.shape[1])
+        scores, positions = item_scores.topk(k, dim=1)
+        positions = positions.masked_fill(scores == float("-inf"), -1).cpu()
+        if k < num_return_sequences:  # fewer catalog items than asked: pad so num_missing counts them
+            positions = torch.cat([positions, positions.new_full((batch_size, num_return_sequences - k), -1)], 1)
+            scores = torch.cat([scores, scores.new_full((batch_size, num_return_sequences - k), float("-inf"))], 1)
+        return self._item_generation_output(item_index, allowed_counts, positions, scores.cpu().flatten())
+
+    def _item_generation_output(
+        self, item_index: ItemIndex, allowed_counts, positions: torch.LongTensor, sequence_scores: torch.Tensor
+    ) -> ItemGenerationOutput:
+        """Distinct allowed items per example from `[B, R]` catalog positions (-1: none) and `[B * R]` scores."""
+        batch_size, num_return_sequences = positions.shape
+        scores = sequence_scores.view(batch_size, num_return_sequences)
         # Keep complete items allowed for their example; drop dummy/truncated hypotheses and repeats.
         leaf_counts = allowed_counts.gather(1, item_index.item_leaf[positions.clamp(min=0)])
         keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE) & (leaf_counts > 0)

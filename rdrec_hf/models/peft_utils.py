@@ -14,11 +14,16 @@ def rdrec_lora_config(
     alpha: int = 16,
     dropout: float = 0.05,
     target_modules: Sequence[str] = ("q", "v"),
+    new_token_ids: Sequence[int] = (),
     **kwargs,
 ) -> LoraConfig:
     """A `LoraConfig` for [`RDRecForConditionalGeneration`]: LoRA on the T5 attention projections named in
     `target_modules`, with the whole-word and task soft-prompt embeddings fully trained and saved in the
     adapter (`modules_to_save`), since a plain T5 base checkpoint does not contain them.
+
+    `new_token_ids` (e.g. the new item tokens of an `ItemIdScheme`) are the vocabulary rows that train and
+    are saved with the adapter, through PEFT's `trainable_token_indices` on the shared embedding (tied to the
+    output layer, so it covers both).
 
     Extra `kwargs` go to `LoraConfig` (e.g. `bias`, `use_rslora`).
     """
@@ -31,5 +36,6 @@ def rdrec_lora_config(
         lora_dropout=dropout,
         target_modules=list(target_modules),
         modules_to_save=list(RDRecForConditionalGeneration.rdrec_embedding_modules),
+        trainable_token_indices={"shared": list(new_token_ids)} if new_token_ids else None,
         **kwargs,
     )

@@ -15,20 +15,20 @@ from datasets import DatasetDict, concatenate_datasets
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..data import (
-    IndexingScheme,
     build_eval_dataset,
     build_training_dataset,
     get_metadata,
+    item_id_scheme,
     load_amazon_reviews,
     load_p5_dataset,
     load_rec_dataset,
 )
-from ..models import ItemIndex
+from ..models import ItemIndex, ItemIndexing
 from ..paths import all_beauty_reviews, p5_dataset_dir
-from .rdrec_config import DataArguments, ModelArguments, RDRecTrainingArguments
+from .rdrec_config import DataArguments, ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
 from .resampling import EpochResampledDataset, epoch_seed
-from .student import build_student, describe_student, load_student_tokenizer
+from .student import build_student, describe_student, init_item_embeddings_from_svd, load_student_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,19 @@ def load_training_data(data_args: DataArguments) -> DatasetDict:
     """The project dataset named by ``data_args.dataset`` (a shared dataset or a prepared folder), cut to
     ``user_limit`` users when set."""
     name = data_args.dataset
-    options = {"indexing": data_args.indexing, "seed": data_args.dataset_seed}
+    options = {
+        "indexing": data_args.indexing,
+        "seed": data_args.dataset_seed,
+        "num_clusters": data_args.num_clusters,
+        "max_cluster_size": data_args.max_cluster_size,
+    }
     if name == "all_beauty":
         data = load_amazon_reviews(all_beauty_reviews(), **options)
     elif name in SHARED_DATASETS:
         data = load_p5_dataset(p5_dataset_dir(name), **options)
     elif Path(name).is_dir():
         data = load_rec_dataset(name)
-        if data_args.indexing is not IndexingScheme(get_metadata(data).indexing):
+        if data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
             logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
     else:
         raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)} or a dataset folder")
@@ -115,6 +120,10 @@ def build_trainer(
     """Load the data, build the task mixture and the student (with the catalog attached) and the trainer."""
     data = load_training_data(data_args)
     tokenizer = load_student_tokenizer(model_args)
+    scheme = item_id_scheme(data)
+    added = scheme.add_tokens(tokenizer, data["items"]["item_id"])
+    if added:
+        logger.info("%s item ids: added %d tokens to the vocabulary (%d in all)", scheme.indexing.value, added, len(tokenizer))
 
     def build_mixture(epoch: int):
         with training_args.main_process_first(desc=f"drawing the task mixture of epoch {epoch}"):
@@ -142,12 +151,13 @@ def build_trainer(
         "training on %d examples per epoch (%s)%s", len(train_dataset), ", ".join(t.name.lower() for t in tasks),
         f", validating on {eval_dataset.num_rows}" if eval_dataset is not None else "",
     )
-    model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing)
     items = data["items"]
-    item_index = ItemIndex.from_catalog(
-        items["item_id"], tokenizer, original_ids=items["original_id"], indexing=get_metadata(data).indexing.value
-    )
-    (model.get_base_model() if model_args.use_peft else model).set_item_index(item_index)
+    item_index = ItemIndex.from_catalog(items["item_id"], tokenizer, original_ids=items["original_id"], scheme=scheme)
+    model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing, item_index)
+    base_model = model.get_base_model() if model_args.use_peft else model
+    if model_args.item_embedding_init is ItemEmbeddingInit.SVD:
+        init_item_embeddings_from_svd(base_model, data, tokenizer, item_index, training_args.seed)
+    base_model.set_item_index(item_index)
     logger.info(describe_student(model))
     return RDRecTrainer(
         model=model,

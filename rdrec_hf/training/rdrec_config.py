@@ -21,7 +21,8 @@ from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
 from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH
-from ..data.schema import IndexingScheme
+from ..data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS
+from ..models.item_ids import ItemIndexing
 from ..tasks import Task
 
 TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.RATIONALE, Task.TOPN)
@@ -37,6 +38,13 @@ DEFAULT_LORA_R = 8
 DEFAULT_LORA_ALPHA = 16
 DEFAULT_LORA_DROPOUT = 0.05
 DEFAULT_LORA_TARGET_MODULES = ("q", "v")
+
+
+class ItemEmbeddingInit(str, Enum):
+    """How the embedding rows of new item tokens start."""
+
+    DEFAULT = "default"  # the model's own rule (a preset: its normal init; a checkpoint: the resize's mean init)
+    SVD = "svd"  # truncated SVD of the training user-item matrix (see `rdrec_hf.data.item_graph`)
 
 
 class Bnb4bitQuantType(str, Enum):
@@ -113,6 +121,14 @@ class ModelArguments:
         default=None,
         metadata={"help": "Tokenizer folder; default: the checkpoint's own, else the shared T5 vocabulary."},
     )
+    item_embedding_init: ItemEmbeddingInit = field(
+        default=ItemEmbeddingInit.DEFAULT,
+        metadata={
+            "help": "Start of the item tokens' embedding rows (schemes with an item token: independent, "
+            "collaborative+independent): `default`, or `svd`: item factors V*sqrt(S) of a truncated SVD of the "
+            "training user-item matrix, rescaled to the embedding table's std."
+        },
+    )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
     lora_r: int | None = field(
         default=None, metadata={"help": f"LoRA rank (needs `use_peft`; default {DEFAULT_LORA_R})."}
@@ -147,6 +163,7 @@ class ModelArguments:
         if (self.model_name_or_path is None) == (self.model_preset is None):
             raise ValueError("give exactly one of `model_name_or_path` (a checkpoint) and `model_preset` (from scratch)")
         parse_config_overrides(self.config_overrides)  # fail now, not after the data is built
+        self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
         self.bnb_4bit_quant_type = Bnb4bitQuantType(self.bnb_4bit_quant_type)
         lora_options = {
             "lora_r": self.lora_r,
@@ -195,10 +212,21 @@ class DataArguments:
             "dataset (`rdrec-hf prepare` / `rdrec-hf distill`)."
         },
     )
-    indexing: IndexingScheme = field(
-        default=IndexingScheme.SEQUENTIAL,
-        metadata={"help": "Item numbering when loading raw data: `sequential` (as P5/RDRec; leaks the test "
-                  "item) or `random` (leak-free). A prepared dataset folder keeps its own."},
+    indexing: ItemIndexing = field(
+        default=ItemIndexing.SEQUENTIAL,
+        metadata={"help": "Item-id scheme when loading raw data: `sequential` (numbers as P5/RDRec; leaks the "
+                  "test item), `random` (leak-free numbers), `independent` (one new token per item), "
+                  "`collaborative` or `collaborative+independent` (spectral-clustering ids, Hua et al. 2023). "
+                  "A prepared dataset folder keeps its own."},
+    )
+    num_clusters: int = field(
+        default=DEFAULT_NUM_CLUSTERS,
+        metadata={"help": "Collaborative schemes: clusters per level of the spectral clustering (Hua et al.'s "
+                  "best on beauty: 10)."},
+    )
+    max_cluster_size: int = field(
+        default=DEFAULT_MAX_CLUSTER_SIZE,
+        metadata={"help": "Collaborative schemes: a cluster with more items than this is clustered again."},
     )
     dataset_seed: int = field(
         default=0,
@@ -210,7 +238,10 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        self.indexing = IndexingScheme(self.indexing)
+        self.indexing = ItemIndexing(self.indexing)
+        if self.num_clusters < 2 or self.max_cluster_size < 1:
+            raise ValueError(f"need num_clusters >= 2 and max_cluster_size >= 1, got {self.num_clusters}, "
+                             f"{self.max_cluster_size}")
         if self.user_limit is not None and self.user_limit <= 0:
             raise ValueError(f"user_limit must be positive, got {self.user_limit}")
 
@@ -264,6 +295,17 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     )
     rank_eval_num_beams: int = field(
         default=20, metadata={"help": "Beams of the constrained generation ranking sequential recommendation."}
+    )
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Stop training after this many wall-clock minutes (checked after each step, so the "
+                  "last step may end slightly later). None: no limit."},
+    )
+    max_train_cpu_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Stop training after this many minutes of this process's CPU time: a CPU budget that "
+                  "other jobs on the machine do not shrink (with one torch thread, single-thread minutes). "
+                  "None: no limit."},
     )
     early_stopping_patience: int | None = field(
         default=None,

@@ -12,13 +12,15 @@ What it adds (everything else is the parent's, reached through ``super()``):
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from datasets import DatasetDict
-from transformers import EarlyStoppingCallback, Seq2SeqTrainer
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import RDRecDataCollator
@@ -26,6 +28,27 @@ from ..tasks import NUM_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, RDRecTrainingArguments
 from .resampling import SetEpochCallback
+
+logger = logging.getLogger(__name__)
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training once `minutes` have passed since training began, on `clock` (`time.perf_counter` for
+    wall-clock time, `time.process_time` for this process's CPU time)."""
+
+    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "max_train_minutes"):
+        if minutes <= 0:
+            raise ValueError(f"{name} must be positive, got {minutes}")
+        self.seconds, self.clock, self.name = minutes * 60, clock, name
+        self.started: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.clock() - self.started >= self.seconds:
+            logger.info("%s=%.1f reached at step %d", self.name, self.seconds / 60, state.global_step)
+            control.should_training_stop = True
 
 TRAIN, EVAL = "train", "eval"
 TRAINING_ARGS_JSON = "training_args.json"
@@ -117,6 +140,10 @@ class RDRecTrainer(Seq2SeqTrainer):
         callbacks = [*(callbacks or []), SetEpochCallback()]
         if args.early_stopping_patience is not None:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+        if args.max_train_minutes is not None:
+            callbacks.append(TimeBudgetCallback(args.max_train_minutes))
+        if args.max_train_cpu_minutes is not None:
+            callbacks.append(TimeBudgetCallback(args.max_train_cpu_minutes, time.process_time, "max_train_cpu_minutes"))
         super().__init__(
             model=model,
             args=args,

@@ -1,0 +1,121 @@
+"""Item-id schemes on P5 beauty, leak-free: the student under one CPU budget per scheme and seed.
+
+Each (scheme, seed) trains recipes/beauty/train/config_item_ids.yaml with `--indexing <scheme>` (30 wall
+minutes on one thread; item tokens start from the training SVD where the scheme has one) and evaluates with
+recipes/beauty/evaluation/config_item_ids.yaml (a seeded sample of 5,000 test users; popularity and the leak
+rule on the same users), through the programs of `rdrec-hf train --seeds` / `rdrec-hf evaluate --seeds`.
+SASRec under the same budget on the same users comes from `benchmarks/bench_quality.py --wall-budget-s 1800
+--test-users 5000 --output benchmarks/results/sasrec_item_ids.json`. Runs go to runs/beauty/item-ids/<scheme>; an evaluated folder is read
+back, so the command resumes. Writes benchmarks/results/item_ids.{json,md}:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_item_ids.py --schemes independent --seeds 42 43
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from seeded_runs import metric_cell, num_examples, train_and_evaluate, training_minutes
+
+from rdrec_hf.evaluation import aggregate_seeds
+from rdrec_hf.models import ItemIndexing
+
+RESULTS_DIR = Path(__file__).parent / "results"
+RECIPES = Path("recipes") / "beauty"  # run from the repository root, like the runs/ paths
+METRICS = ("hr@5", "ndcg@5", "hr@10", "ndcg@10")
+SCHEMES_WITH_ITEM_TOKEN = (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT)
+SASREC_RUN = "beauty/random/cpu/seed0"  # bench_quality.py's key: dataset / indexing / device / seed
+BAR_FACTOR = 5  # the issue's bar: the best leak-free scheme at 5x popularity's test NDCG@10, every seed
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--schemes", nargs="+", default=["random", "independent", "collaborative", "collaborative+independent"],
+        choices=[scheme.value for scheme in ItemIndexing if scheme is not ItemIndexing.SEQUENTIAL],
+        help="item-id schemes, in table order",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43], help="training seeds of every scheme")
+    parser.add_argument("--sasrec", type=Path, default=RESULTS_DIR / "sasrec_item_ids.json",
+                        help="bench_quality.py results holding SASRec under the same budget and users")
+    return parser
+
+
+def run_folder(scheme: str, seed: int) -> Path:
+    """One (scheme, seed) per folder, so seeds run as separate resumable processes."""
+    return Path("runs") / "beauty" / "item-ids" / scheme.replace("+", "-") / f"run-{seed}"
+
+
+def sasrec_under_budget(path: Path, num_users: int) -> dict | None:
+    """SASRec's sequential metrics from bench_quality's JSON when it ran on the same number of sampled users."""
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text(encoding="utf-8"))["runs"].get(SASREC_RUN, {})
+    return run if run.get("test_users") == num_users else None
+
+
+def main(args: argparse.Namespace) -> dict:
+    results, minutes = {}, {}
+    for scheme in args.schemes:
+        # The SVD start needs an item token; the other schemes keep the model's own initialisation.
+        init = [] if ItemIndexing(scheme) in SCHEMES_WITH_ITEM_TOKEN else ["--item_embedding_init", "default"]
+        runs = []
+        for seed in args.seeds:
+            folder = run_folder(scheme, seed)
+            runs.append(train_and_evaluate(
+                str(RECIPES / "train" / "config_item_ids.yaml"), str(RECIPES / "evaluation" / "config_item_ids.yaml"),
+                folder, [seed], ["--indexing", scheme], train_overrides=init,
+            ))  # fmt: skip
+            minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
+        results[scheme] = aggregate_seeds(runs)
+    return report(args, results, minutes)
+
+
+def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
+    users = next(num_examples(result, "sequential") for result in results.values())
+    sasrec = sasrec_under_budget(args.sasrec, users)
+    popularity = next(iter(results.values()))["sequential"]["popularity"]["ndcg@10"]
+    popularity = popularity["mean"] if isinstance(popularity, dict) else popularity
+    bar = BAR_FACTOR * popularity
+    lines = [
+        f"Item-id schemes, beauty, leak-free ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC); sequential "
+        f"recommendation on a seeded sample of {users:,} test users (full ranking, history excluded); student "
+        f"rows: mean ± sample std over seeds {', '.join(map(str, args.seeds))}.",
+        "",
+        "| system | " + " | ".join(metric.upper() for metric in METRICS) + " | per-seed NDCG@10 |",
+        "|---|" + "---:|" * (len(METRICS) + 1),
+    ]
+    verdicts = {}
+    for scheme, result in results.items():
+        per_seed = result["sequential"]["model"]["ndcg@10"].get("values", [])
+        verdicts[scheme] = bool(per_seed) and min(per_seed) >= bar
+        cells = " | ".join(metric_cell(result, "sequential", metric) for metric in METRICS)
+        lines.append(f"| student, {scheme} | {cells} | {', '.join(f'{v:.4f}' for v in per_seed)} |")
+    first = next(iter(results.values()))
+    for system, name in (("popularity", "popularity"), ("leak_rule", "leak rule")):
+        cells = " | ".join(metric_cell(first, "sequential", metric, system) for metric in METRICS)
+        lines.append(f"| {name} | {cells} | |")
+    if sasrec is not None:
+        metrics = sasrec["metrics"]["sasrec"]["sequential"]
+        lines.append("| SASRec (same budget and users) | " + " | ".join(f"{metrics[m]:.4f}" for m in METRICS) + " | |")
+    lines += ["", f"- Bar: NDCG@10 >= {BAR_FACTOR} x popularity = {bar:.4f} for every seed."]
+    lines += [f"- {scheme}: training minutes per seed " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
+              for scheme in results]
+    summary = {
+        "seeds": args.seeds, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
+        "bar_met": verdicts, "sasrec": None if sasrec is None else {
+            "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],
+            "command": sasrec["command"]},
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "item_ids.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS_DIR / "item_ids.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return summary
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())

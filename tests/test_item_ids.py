@@ -1,0 +1,261 @@
+"""Item-id schemes: the one rule (mentions, targets, new tokens), whole-word ids, exact one-step ranking, and
+every scheme end to end on real All_Beauty data (prepare -> train -> save -> from_pretrained / AutoTokenizer /
+trust_remote_code)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from test_model_support import prompt_batch, run_as_remote_code, seeded_model
+
+from rdrec_hf import Task
+from rdrec_hf.data import load_amazon_reviews, load_rec_dataset, save_rec_dataset, training_history
+from rdrec_hf.data.schema import item_id_scheme
+from rdrec_hf.data.templates import prompt_for
+from rdrec_hf.data.tokenization import encode_prompts
+from rdrec_hf.models import ItemIdScheme, ItemIndex, ItemIndexing, RDRecForConditionalGeneration
+from rdrec_hf.paths import all_beauty_reviews
+from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
+
+CODES = {"3": [0, 1, 0], "17": [0, 1, 1], "42": [2, 0]}
+
+
+# ------------------------------------------------------------------------------------------ the rule
+@pytest.mark.parametrize(
+    "indexing, mention, target, new_tokens",
+    [
+        ("random", "item_17", "17", []),
+        ("sequential", "item_17", "17", []),
+        ("independent", "<item_17>", "<item_17>", ["<item_17>"]),
+        ("collaborative", "<c0_0><c1_1><c2_1>", "<c0_0><c1_1><c2_1>", ["<c0_0>", "<c1_1>", "<c2_1>"]),
+        ("collaborative+independent", "<c0_0><c1_1><item_17>", "<c0_0><c1_1><item_17>",
+         ["<c0_0>", "<c1_1>", "<item_17>"]),
+    ],
+)
+def test_scheme_gives_mention_target_and_new_tokens(indexing, mention, target, new_tokens):
+    scheme = ItemIdScheme(indexing, CODES if ItemIndexing(indexing).is_collaborative else None)
+    assert scheme.mention("17") == mention
+    assert scheme.target_text("17") == target
+    assert scheme.item_tokens("17") == new_tokens
+    assert ItemIdScheme.from_dict(json.loads(json.dumps(scheme.to_dict()))) == scheme
+    assert scheme.ends_with_eos == (indexing != "independent")
+
+
+def test_scheme_rejects_missing_or_stray_codes():
+    with pytest.raises(ValueError, match="needs the items' cluster codes"):
+        ItemIdScheme("collaborative")
+    with pytest.raises(ValueError, match="takes no cluster codes"):
+        ItemIdScheme("independent", CODES)
+    with pytest.raises(KeyError, match="no cluster code"):
+        ItemIdScheme("collaborative", CODES).mention("99")
+    with pytest.raises(ValueError, match="lacks the independent item tokens"):
+        ItemIdScheme("independent").target_token_ids(["3"], copy.deepcopy(_bare_tokenizer()))
+
+
+def _bare_tokenizer():
+    from transformers import T5Tokenizer
+
+    from rdrec_hf.paths import t5_tokenizer_dir
+
+    return T5Tokenizer.from_pretrained(str(t5_tokenizer_dir()))
+
+
+@pytest.mark.parametrize("indexing", ["independent", "collaborative", "collaborative+independent"])
+def test_whole_word_ids_cover_every_new_token(t5_tokenizer, indexing):
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    scheme = ItemIdScheme(indexing, CODES if ItemIndexing(indexing).is_collaborative else None)
+    scheme.add_tokens(tokenizer, list(CODES))
+    prompt = prompt_for(Task.SEQUENTIAL, user_id="12", history=["3", "17", "42"], scheme=scheme)
+    encoded = encode_prompts(tokenizer, [prompt], max_length=64)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    words = encoded["whole_word_ids"][0]
+    new = set(scheme.new_tokens(list(CODES)))
+    new_positions = [position for position, token in enumerate(tokens) if token in new]
+    assert len(new_positions) == sum(len(scheme.item_tokens(item)) for item in CODES)
+    assert all(words[position] > 0 for position in new_positions)
+    # user_12 is mention 1; the three items are mentions 2, 3, 4, each spanning all of its tokens
+    assert sorted({words[position] for position in new_positions}) == [2, 3, 4]
+    for item, mention in zip(CODES, (2, 3, 4)):
+        assert [tokens[p] for p in new_positions if words[p] == mention] == scheme.item_tokens(item)
+
+
+# -------------------------------------------------------------------------------- exact ranking
+CATALOG = [str(item) for item in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def independent_tokenizer(t5_tokenizer):
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    ItemIdScheme("independent").add_tokens(tokenizer, CATALOG)
+    return tokenizer
+
+
+def test_independent_catalog_is_one_token_without_eos(independent_tokenizer):
+    index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    assert index.is_single_token and index.max_length == 1
+    assert index.token_ids[16] == independent_tokenizer.convert_tokens_to_ids(["<item_17>"])
+    sequences = torch.tensor([index.token_ids[16] + [0], index.token_ids[2] + [5]])
+    assert index.items_of_sequences(sequences).tolist() == [16, 2]
+
+
+def trained_independent_model(tokenizer, targets: list[str], steps: int = 40):
+    """A tiny student trained (seeded, no dropout) to map user_i -> <item_targets[i]> (one-token targets)."""
+    model = seeded_model(seed=11, vocab_size=len(tokenizer), dropout_rate=0.0).train()
+    scheme = ItemIdScheme("independent")
+    prompts = [prompt_for(Task.SEQUENTIAL, user_id=str(user), history=[CATALOG[user]], scheme=scheme)
+               for user in range(len(targets))]
+    batch = prompt_batch(tokenizer, prompts, [Task.SEQUENTIAL] * len(targets))
+    labels = torch.tensor(scheme.target_token_ids(targets, tokenizer))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), batch, loss.item()
+
+
+def test_exact_ranking_equals_beam_search_on_a_trained_model(independent_tokenizer):
+    targets = ["17", "3", "40", "22"]
+    model, batch, final_loss = trained_independent_model(independent_tokenizer, targets)
+    assert final_loss < 0.5
+    index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    model.set_item_index(index)
+    exclude = [["1", "2"], [], ["40"], CATALOG[:30]]
+    beams = model.generate(**batch, item_index=index, num_beams=12, num_return_sequences=10,
+                           exclude_items=exclude, exact=False)  # fmt: skip
+    exact = model.generate(**batch, item_index=index, num_beams=12, num_return_sequences=10, exclude_items=exclude)
+    assert exact.item_ids == beams.item_ids
+    torch.testing.assert_close(torch.tensor(exact.scores), torch.tensor(beams.scores), atol=1e-4, rtol=1e-5)
+    assert [items[0] for items in exact.item_ids[:2]] == targets[:2]
+    assert "40" not in exact.item_ids[2] and not set(exact.item_ids[3]) & set(CATALOG[:30])
+    # exact scores are the same log-likelihoods as teacher forcing
+    scored = model.score_candidates(**batch, candidate_items=exact.item_ids)
+    torch.testing.assert_close(scored, torch.tensor(exact.scores), atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="one-token item ids"):
+        model.generate(**batch, item_index=ItemIndex.from_catalog(CATALOG, independent_tokenizer), exact=True)
+
+
+def test_exact_ranking_counts_a_shortfall(independent_tokenizer):
+    model = seeded_model(seed=2, vocab_size=len(independent_tokenizer))
+    index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    batch = prompt_batch(independent_tokenizer, ["user_1 history <item_3>"], [Task.SEQUENTIAL])
+    output = model.generate(**batch, item_index=index, num_return_sequences=10, candidate_items=[["1", "2", "3"]],
+                            exclude_items=[["3"]])  # fmt: skip
+    assert sorted(output.item_ids[0]) == ["1", "2"] and output.num_missing == [8]
+
+
+# --------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, shared):
+    """All_Beauty prepared once per scheme (83 items: collaborative ids are one level of 20 clusters)."""
+    folders = {}
+    for indexing in ItemIndexing:
+        folder = tmp_path_factory.mktemp(indexing.value.replace("+", "-"))
+        data = load_amazon_reviews(all_beauty_reviews(), indexing=indexing, seed=0)
+        save_rec_dataset(data, folder)
+        folders[indexing] = folder
+    return folders
+
+
+def test_collaborative_codes_come_from_training_interactions_only(prepared):
+    data = load_rec_dataset(prepared[ItemIndexing.COLLABORATIVE])
+    scheme = item_id_scheme(data)
+    items = data["items"]["item_id"]
+    targets = [scheme.target_text(item) for item in items]
+    assert len(set(targets)) == len(items) and set(scheme.codes) == set(items)
+    # the same codes again from the training histories alone: the held-out items cannot have shaped them
+    from rdrec_hf.data.item_graph import collaborative_codes, cooccurrence_graph
+
+    position = {item: p for p, item in enumerate(items)}
+    histories = [[position[item] for item in training_history(user_items)] for user_items in data["users"]["items"]]
+    codes = collaborative_codes(cooccurrence_graph(histories, len(items)), 20, 500, 0)
+    assert {item: codes[p] for item, p in position.items()} == scheme.codes
+
+
+def test_random_and_independent_share_numbers_and_negatives(prepared):
+    random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
+    for indexing in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE):
+        other = load_rec_dataset(prepared[indexing])
+        assert other["users"]["items"] == random_data["users"]["items"]
+        assert other["users"]["test_negatives"] == random_data["users"]["test_negatives"]
+
+
+@pytest.mark.parametrize("indexing", list(ItemIndexing))
+def test_every_scheme_round_trips_through_training_and_loading(prepared, indexing, tmp_path):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    output_dir = tmp_path / "student"
+    args = RDRecTrainingArguments(
+        output_dir=str(output_dir), max_steps=3, per_device_train_batch_size=8, learning_rate=5e-3,
+        save_strategy="no", eval_strategy="no", max_source_length=96, max_target_length=16,
+        use_cpu=True, report_to="none", seed=3, task_mixture="0:1:0:0", logging_steps=1,
+    )  # fmt: skip
+    with_item_token = indexing in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT)
+    model_args = ModelArguments(
+        model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="svd" if with_item_token else "default"
+    )
+    trainer, _ = train_rdrec(model_args, DataArguments(dataset=str(prepared[indexing])), args)
+    data = load_rec_dataset(prepared[indexing])
+    scheme = item_id_scheme(data)
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    new_tokens = scheme.new_tokens(data["items"]["item_id"])
+    assert all(token in tokenizer.get_vocab() for token in new_tokens)
+    model = RDRecForConditionalGeneration.from_pretrained(output_dir)
+    assert model.item_index.scheme == scheme
+    assert model.config.vocab_size >= len(tokenizer) == 32100 + len(new_tokens)
+    history = data["users"]["items"][0][:3]
+    prompt = prompt_for(Task.SEQUENTIAL, user_id="1", history=history, scheme=model.item_index.scheme)
+    batch = prompt_batch(tokenizer, [prompt], [Task.SEQUENTIAL])
+    output = model.generate(**batch, item_index=model.item_index, num_beams=5, num_return_sequences=5,
+                            exclude_items=[history])  # fmt: skip
+    assert len(output.item_ids[0]) == 5 and not set(output.item_ids[0]) & set(history)
+    auto = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    torch.testing.assert_close(auto(**batch, decoder_input_ids=torch.zeros(1, 1, dtype=torch.long)).logits,
+                               model(**batch, decoder_input_ids=torch.zeros(1, 1, dtype=torch.long)).logits)  # fmt: skip
+    if indexing is ItemIndexing.COLLABORATIVE_INDEPENDENT:  # the richest scheme also loads as Hub code
+        remote = run_as_remote_code(REMOTE_CODE_SCRIPT, output_dir, batch, tmp_path, extra_args=[json.dumps(history)])
+        assert remote == {"items": output.item_ids, "scheme": scheme.indexing.value}
+
+
+REMOTE_CODE_SCRIPT = """
+history = json.loads(sys.argv[4])
+out = model.generate(**batch, item_index=model.item_index, num_beams=5, num_return_sequences=5, exclude_items=[history])
+print(json.dumps({"items": out.item_ids, "scheme": model.item_index.indexing.value}))
+"""
+
+
+def test_lora_trains_and_saves_the_new_item_token_rows(independent_tokenizer, tmp_path):
+    from safetensors.torch import load_file
+
+    from rdrec_hf.training import build_student
+
+    base = seeded_model(seed=4, vocab_size=len(independent_tokenizer))
+    index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    base.set_item_index(index)
+    base.save_pretrained(tmp_path / "base")
+    model_args = ModelArguments(model_name_or_path=str(tmp_path / "base"), use_peft=True)
+    model = build_student(model_args, independent_tokenizer, seed=0, item_index=index)
+    trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert any("trainable_tokens" in name for name in trained)
+    new_rows = torch.tensor(independent_tokenizer.convert_tokens_to_ids([f"<item_{item}>" for item in CATALOG]))
+    before = model.get_input_embeddings()(new_rows).detach().clone()
+    old_rows = torch.tensor([5, 100])
+    old_before = model.get_input_embeddings()(old_rows).detach().clone()
+    batch = prompt_batch(independent_tokenizer, ["user_1 history <item_3>", "user_2 history <item_9>"],
+                         [Task.SEQUENTIAL] * 2)  # fmt: skip
+    labels = torch.tensor(ItemIdScheme("independent").target_token_ids(["4", "10"], independent_tokenizer))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not torch.allclose(model.get_input_embeddings()(new_rows), before)
+    torch.testing.assert_close(model.get_input_embeddings()(old_rows), old_before)  # only the new rows train
+    model.save_pretrained(tmp_path / "adapter")
+    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert any("trainable_tokens" in key for key in saved)
