@@ -24,6 +24,12 @@ __all__ = ["collaborative_codes", "cooccurrence_graph", "svd_item_embeddings", "
 
 logger = logging.getLogger(__name__)
 
+# Warnings of SpectralClustering that co-occurrence sub-graphs raise routinely: counted in the summary log
+# instead of shown one by one. Sub-clusters often fall into a few components (their indicators are what is
+# clustered by); small ones make LOBPCG hand over to an exact dense solver; LOBPCG may stop just short of
+# its tolerance (approximate eigenvectors, still a valid partition).
+_EXPECTED_WARNINGS = ("Graph is not fully connected", "too small relative to the block size", "with accuracies")
+
 
 def user_item_matrix(histories: Sequence[Sequence[int]], num_items: int) -> sp.csr_matrix:
     """Binary ``[num_users, num_items]`` float32 matrix: 1 where the user holds the item.
@@ -63,7 +69,7 @@ def collaborative_codes(
     """Collaborative item ids, as OpenP5's ``generate_collaborative_id``: a hierarchical spectral clustering of
     the co-occurrence ``graph`` (``[num_items, num_items]``, e.g. from `cooccurrence_graph`).
 
-    The items are split by ``SpectralClustering(num_clusters, affinity="precomputed", assign_labels=
+    The whole catalog is split by ``SpectralClustering(num_clusters, affinity="precomputed", assign_labels=
     "cluster_qr", random_state=seed)``, and every cluster of more than ``max_cluster_size`` items again, on its
     own sub-graph, with the same settings. An item's code is its cluster labels from the root down, then its
     rank (0..leaf size - 1, in item order) in its leaf cluster. Returns the codes by item position: unique, of
@@ -97,14 +103,17 @@ def collaborative_codes(
     graph = sp.csr_matrix(graph, dtype=np.float64)
     num_items = graph.shape[0]
     codes: list[list[int]] = [[] for _ in range(num_items)]
-    counts: Counter = Counter()
+    counts: Counter = Counter()  # isolated items, splits without progress, expected warnings
     leaves = []
     pending = [np.arange(num_items)]  # tree nodes: ascending item positions sharing one code prefix
     with tqdm(total=num_items, desc="collaborative ids", unit="item", leave=False) as progress:
         while pending:
             items = pending.pop()
             labels = None
-            if len(items) > max_cluster_size:
+            # The whole catalog is always split (as Hua et al.: N clusters first); children only when too large.
+            # A child never holds every item: a split without progress makes a leaf.
+            is_root = len(items) == num_items
+            if len(items) > max_cluster_size or (is_root and num_items > num_clusters):
                 subgraph = graph if len(items) == num_items else graph[items][:, items]
                 labels = _split(subgraph, num_clusters, seed, counts)
                 if labels.max() == 0:
@@ -124,9 +133,11 @@ def collaborative_codes(
     depths = sorted(Counter(map(len, codes)).items())
     logger.info(
         "collaborative ids of %d items (N=%d, k=%d, seed %d): code lengths %s, %d leaves, largest %d; %d items "
-        "without co-occurrence, %d more without an edge inside their cluster; %d splits made no progress",
+        "without any training co-occurrence; %d items set apart at a split for having no edge in their (sub)graph; "
+        "%d splits made no progress; %d of %d spectral splits ended with LOBPCG short of its tolerance",
         num_items, num_clusters, max_cluster_size, seed, dict(depths), len(leaves), max(leaves, default=0),
-        counts["isolated_root"], counts["isolated_deeper"], counts["no_progress"],
+        int((graph.getnnz(axis=1) == 0).sum()), counts["isolated"], counts["no_progress"], counts["inexact"],
+        counts["spectral"],
     )  # fmt: skip
     return codes
 
@@ -135,23 +146,29 @@ def _split(graph: sp.csr_matrix, num_clusters: int, seed: int, counts: Counter) 
     """Cluster labels ``[n]`` (0..m-1, contiguous) of one (sub)graph ``[n, n]``; see `collaborative_codes`."""
     num_items = graph.shape[0]
     isolated = graph.getnnz(axis=1) == 0
-    counts["isolated_root" if not counts["splits"] else "isolated_deeper"] += int(isolated.sum())
-    counts["splits"] += 1
     if isolated.all():
         return np.arange(num_items) * num_clusters // num_items
+    counts["isolated"] += int(isolated.sum())  # once per item: below, its cluster holds isolated items only
     connected = np.flatnonzero(~isolated)
     labels = np.full(num_items, num_clusters)  # isolated items: one cluster after the spectral labels
     if len(connected) <= num_clusters:
         labels[connected] = np.arange(len(connected))
     else:
+        counts["spectral"] += 1
         clustering = SpectralClustering(
             n_clusters=num_clusters, affinity="precomputed", assign_labels="cluster_qr", random_state=seed,
             eigen_solver="lobpcg",
         )  # fmt: skip
-        with warnings.catch_warnings():
-            # Sub-clusters are often split into a few components; their indicators are what we cluster by.
-            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             labels[connected] = clustering.fit_predict(graph[connected][:, connected])
+        inexact = False
+        for warning in caught:
+            message = str(warning.message)
+            inexact |= "with accuracies" in message
+            if not any(text in message for text in _EXPECTED_WARNINGS):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        counts["inexact"] += inexact
     return np.unique(labels, return_inverse=True)[1]  # labels of empty clusters are not kept
 
 
