@@ -102,7 +102,7 @@ def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
         metrics = sasrec["metrics"]["sasrec"]["sequential"]
         lines.append("| SASRec (same budget and users) | " + " | ".join(f"{metrics[m]:.4f}" for m in METRICS) + " | |")
     lines += ["", f"- Bar: NDCG@10 >= {BAR_FACTOR} x popularity = {bar:.4f} for every seed."]
-    lines += [f"- {scheme}: training minutes per seed " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
+    lines += [f"- {scheme}: training wall minutes per seed (the budget is 30 CPU minutes) " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
               for scheme in results]
     summary = {
         "seeds": args.seeds, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
