@@ -26,7 +26,6 @@ from rdrec_hf.models import ItemIndexing
 RESULTS_DIR = Path(__file__).parent / "results"
 RECIPES = Path("recipes") / "beauty"  # run from the repository root, like the runs/ paths
 METRICS = ("hr@5", "ndcg@5", "hr@10", "ndcg@10")
-SCHEMES_WITH_ITEM_TOKEN = (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT)
 SASREC_RUN = "beauty/random/cpu/seed0"  # bench_quality.py's key: dataset / indexing / device / seed
 BAR_FACTOR = 5  # the bar: the best leak-free scheme at 5x popularity's test NDCG@10, every seed
 
@@ -61,7 +60,7 @@ def main(args: argparse.Namespace) -> dict:
     results, minutes = {}, {}
     for scheme in args.schemes:
         # The SVD start needs an item token; the other schemes keep the model's own initialisation.
-        init = [] if ItemIndexing(scheme) in SCHEMES_WITH_ITEM_TOKEN else ["--item_embedding_init", "default"]
+        init = [] if ItemIndexing(scheme).has_item_token else ["--item_embedding_init", "default"]
         runs = []
         for seed in args.seeds:
             folder = run_folder(scheme, seed)

@@ -64,12 +64,17 @@ RANKING_TASK_IDS = (int(Task.SEQUENTIAL), int(Task.TOPN))
 def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int) -> dict:
     encoded = encode_prompts(tokenizer, batch["source_text"], max_source_length)
     if "target_text" in batch:
-        labels = tokenizer(batch["target_text"], truncation=True, max_length=max_target_length)["input_ids"]
-        item_rows = [row for row, task_id in enumerate(batch["task_id"]) if task_id in RANKING_TASK_IDS]
-        if item_rows:  # ranking targets are item ids: their tokens come from the scheme
-            item_labels = scheme.target_token_ids([batch["target_text"][row] for row in item_rows], tokenizer)
-            for row, tokens in zip(item_rows, item_labels):
-                labels[row] = tokens
+        # Ranking targets are item ids, whose tokens come from the scheme; text targets are tokenised as text.
+        is_item = [task_id in RANKING_TASK_IDS for task_id in batch["task_id"]]
+        labels = [None] * len(is_item)
+        for wanted, encode in (
+            (True, lambda texts: scheme.target_token_ids(texts, tokenizer)),
+            (False, lambda texts: tokenizer(texts, truncation=True, max_length=max_target_length)["input_ids"]),
+        ):
+            rows = [row for row, item in enumerate(is_item) if item is wanted]
+            if rows:
+                for row, tokens in zip(rows, encode([batch["target_text"][row] for row in rows])):
+                    labels[row] = tokens
         encoded["labels"] = labels
     return encoded
 

@@ -41,6 +41,11 @@ class ItemIndexing(str, Enum):
         return self in (ItemIndexing.SEQUENTIAL, ItemIndexing.RANDOM)
 
     @property
+    def has_item_token(self) -> bool:
+        """Every item has a token of its own (``<item_N>``)."""
+        return self in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT)
+
+    @property
     def is_collaborative(self) -> bool:
         """Ids need the cluster codes of the training co-occurrence graph."""
         return self in (ItemIndexing.COLLABORATIVE, ItemIndexing.COLLABORATIVE_INDEPENDENT)

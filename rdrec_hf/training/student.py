@@ -127,9 +127,9 @@ def init_item_embeddings_from_svd(model, data, tokenizer, item_index, seed: int)
     """
     from ..data import training_history
     from ..data.item_graph import svd_item_embeddings
-    from ..models.item_ids import ItemIndexing, item_token
+    from ..models.item_ids import item_token
 
-    if item_index.indexing not in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT):
+    if not item_index.indexing.has_item_token:
         raise ValueError(f"item_embedding_init=svd needs an item token per item; {item_index.indexing.value} has none")
     histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
     embeddings = model.get_input_embeddings().weight
