@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
+from rdrec_hf import ItemIndexing
 from rdrec_hf.data import (
     DataFormatError,
-    ItemIndexing,
     choose_explanation,
     export_hub_folder,
     get_metadata,
