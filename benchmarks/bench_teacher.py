@@ -9,11 +9,21 @@ order) at each batch size, one after the other (batched longest first, as by def
 batch size once more in input order); the median over batches of rows/s, where a row is one review and
 two rationales (two generated answers). Parse rate: the first ``--parse-reviews`` reviews at the
 largest batch size. Prints a markdown section for BENCHMARKS.md.
+
+``--paths`` compares instead the ways of running the teacher, on the same first ``--parse-reviews`` reviews
+at batch 16, with each thread count of ``--path-threads``: today's path (each question reads the whole
+prompt), the shared prefix (each review read once for both questions), the explanation sentence as input
+(the paper's reference code), and int8 dynamic quantization (with the shared prefix). Each reports rows/s,
+parse rate and the rows whose two rationales equal today's path's, and the time all 4,068 All_Beauty reviews
+would take:
+
+    .venv/bin/python benchmarks/bench_teacher.py --paths --path-threads 2 1
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import random
@@ -28,6 +38,10 @@ import torch
 from rdrec_hf.data import load_amazon_reviews
 from rdrec_hf.paths import all_beauty_reviews
 from rdrec_hf.teacher import DistillationConfig, RationaleGenerator, TransformersTeacher
+from rdrec_hf.teacher.backends import quantize_linear_layers
+
+ALL_BEAUTY_REVIEWS = 4068  # reviews with text the paper-protocol ablation distils
+PATH_KEYS = ("today", "shared", "explanation", "int8")
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,14 +56,19 @@ def parse_args() -> argparse.Namespace:
                         help="also time the middle batch size with this many threads (e.g. 1 on a busy machine)")
     parser.add_argument("--samples", type=int, default=10, help="rationales shown beside their reviews")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shown sample")
+    parser.add_argument("--paths", action="store_true", help="compare the teacher paths instead (see above)")
+    parser.add_argument("--path-threads", type=int, nargs="+", default=[2, 1], help="thread counts of --paths")
+    parser.add_argument("--only", nargs="+", choices=PATH_KEYS, default=list(PATH_KEYS),
+                        help="the paths of --paths to run (today's is always first: the others are compared with it)")
     return parser.parse_args()
 
 
-def distil(teacher, reviews, batch_size: int, args, output_dir: Path, sort_by_length: bool = True):
+def distil(teacher, reviews, batch_size: int, args, output_dir: Path, sort_by_length: bool = True,
+           text_column: str = "review"):
     """Run the generator; (result, summary, seconds of each batch)."""
     config = DistillationConfig(batch_size=batch_size, max_review_tokens=args.max_review_tokens,
                                 max_new_tokens=args.max_new_tokens, output_dir=str(output_dir),
-                                sort_by_length=sort_by_length)
+                                sort_by_length=sort_by_length, text_column=text_column)
     generator = RationaleGenerator(teacher, config)
     marks = [time.perf_counter()]
     result = generator.generate(reviews, on_batch_end=[lambda _: marks.append(time.perf_counter())])
@@ -61,6 +80,51 @@ def one_line(text: str | None, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def rationale_pairs(result) -> list[tuple]:
+    return list(zip(result["user_preference"], result["item_attribute"]))
+
+
+def compare_paths(args, teacher, reviews) -> list[str]:
+    """The path table: (path, threads) rows timed one after the other on the same reviews."""
+    int8_teacher = TransformersTeacher(quantize_linear_layers(copy.deepcopy(teacher.model)), teacher.tokenizer,
+                                       teacher.name, teacher.revision)
+    paths = [  # (name, teacher, share the prefix, input column), in PATH_KEYS order
+        ("today: each question reads the whole prompt", teacher, False, "review"),
+        ("shared prefix (the default)", teacher, True, "review"),
+        ("shared prefix, explanation sentence as input", teacher, True, "explanation"),
+        ("shared prefix, int8 dynamic quantization", int8_teacher, True, "review"),
+    ]
+    paths = [path for key, path in zip(PATH_KEYS, paths) if key == "today" or key in args.only]
+    subset = reviews.select(range(args.parse_reviews))
+    lines = [
+        f"Teacher paths on the first {args.parse_reviews} All_Beauty reviews, batch 16, timed one after the "
+        "other in one process; `identical` = rows whose two rationales equal today's path's at the same thread "
+        "count.",
+        "",
+        f"| path | threads | rows/s | ratio to today | parse rate | identical to today | {ALL_BEAUTY_REVIEWS:,} reviews |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        for threads in args.path_threads:
+            torch.set_num_threads(threads)
+            today = None
+            for index, (name, path_teacher, share, column) in enumerate(paths):
+                path_teacher.share_prefix = share
+                result, summary, seconds = distil(path_teacher, subset, 16, args, Path(scratch) / f"{threads}-{index}",
+                                                  text_column=column)
+                rate = args.parse_reviews / sum(seconds)
+                if today is None:
+                    today = (rate, rationale_pairs(result))
+                same = sum(a == b for a, b in zip(rationale_pairs(result), today[1]))
+                identical = "n/a (other input)" if column != "review" else f"{same}/{args.parse_reviews}"
+                hours = ALL_BEAUTY_REVIEWS / rate / 3600
+                lines.append(f"| {name} | {threads} | {rate:.2f} | {rate / today[0]:.2f} | {summary.parse_rate:.1%} | "
+                             f"{identical} | {hours:.2f} h |")
+                print(lines[-1], flush=True)
+    teacher.share_prefix = True
+    return lines
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -70,6 +134,17 @@ def main() -> None:
     teacher = TransformersTeacher.from_config(DistillationConfig())
     load_seconds = time.perf_counter() - start
     reviews = load_amazon_reviews(all_beauty_reviews())["reviews"]
+    if args.paths:
+        lines = compare_paths(args, teacher, reviews)
+        print("\n".join([
+            "## Teacher paths (`benchmarks/bench_teacher.py --paths`)", "",
+            f"Command: `.venv/bin/python benchmarks/bench_teacher.py {' '.join(os.sys.argv[1:])}`  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores (load average {load_before:.1f} at start, "
+            f"{os.getloadavg()[0]:.1f} at end), torch {torch.__version__}; {started:%Y-%m-%d %H:%M} UTC. Teacher "
+            f"`{teacher.name}`, greedy, max_new_tokens {args.max_new_tokens}, max_review_tokens {args.max_review_tokens}.",
+            "", *lines,
+        ]))
+        return
 
     speed_rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -62,19 +62,21 @@ class ChatHandler(BaseHTTPRequestHandler):
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
             time.sleep(server.delay)
-            self._answer(prompt, attempt)
+            status, body = self._answer(prompt, attempt)
         finally:
+            # Out of flight before the reply leaves: once the client has it, it may send the next request.
             with server.lock:
                 server.in_flight -= 1
+        self._reply(status, body)
 
-    def _answer(self, prompt: str, attempt: int) -> None:
+    def _answer(self, prompt: str, attempt: int) -> tuple[int, bytes]:
         asks_user = "prefer?" in prompt
         if "BROKEN" in prompt or ("FLAKY" in prompt and attempt == 1):
-            return self._reply(500, b'{"error": "overloaded"}')
+            return 500, b'{"error": "overloaded"}'
         if "BADREQUEST" in prompt:
-            return self._reply(400, b'{"error": "bad request"}')
+            return 400, b'{"error": "bad request"}'
         if "NOTJSON" in prompt:
-            return self._reply(200, b"<html>proxy error</html>")
+            return 200, b"<html>proxy error</html>"
         if "SLOW" in prompt:
             time.sleep(SLOW_SECONDS)
         if "GARBAGE" in prompt:
@@ -86,7 +88,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         else:
             text = "**Item attributes:** a light scent and a thick texture"
         body = {"choices": [{"message": {"role": "assistant", "content": text}}], "usage": {"completion_tokens": 7}}
-        self._reply(200, json.dumps(body).encode())
+        return 200, json.dumps(body).encode()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from rdrec_hf.teacher import (
     TransformersTeacher,
     read_provenance,
 )
+from rdrec_hf.teacher.backends import common_prefix_length
 from rdrec_hf.teacher.generator import batch_order, process_batches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,6 +157,97 @@ def test_bitsandbytes_quantized_teacher_answers(t5_tokenizer, tmp_path, quantiza
     generator, result = distil(teacher, tmp_path, limit=3, quantization=quantization)
     assert generator.last_summary.session_new_tokens > 0 and generator.last_summary.rows == 3
     assert read_provenance(result)["generation"]["quantization"] == quantization
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 2 and common_prefix_length([[7], [8]]) == 0
+
+
+def count_prompt_positions(model) -> tuple[list[int], object]:
+    """A forward pre-hook on the decoder stack adding up the positions it reads (prompt and generated)."""
+    positions = [0]
+
+    def hook(module, args, kwargs):
+        tokens = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs.get("inputs_embeds")
+        positions[0] += tokens.shape[0] * tokens.shape[1]
+
+    return positions, model.model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_shared_prefix_reads_each_review_once_and_gives_the_identical_dataset(tiny_teacher, tmp_path):
+    from rdrec_hf.data import load_amazon_reviews
+    from rdrec_hf.paths import all_beauty_reviews
+
+    reviews = load_amazon_reviews(all_beauty_reviews())["reviews"].select(range(12))
+    results, read = {}, {}
+    try:
+        for share in (False, True):
+            tiny_teacher.share_prefix = share
+            positions, handle = count_prompt_positions(tiny_teacher.model)
+            try:
+                results[share] = distil(tiny_teacher, tmp_path / str(share), reviews, batch_size=5,
+                                        max_review_tokens=96, max_new_tokens=8)[1]
+            finally:
+                handle.remove()
+            read[share] = positions[0]
+    finally:
+        tiny_teacher.share_prefix = True
+    assert results[True].to_dict() == results[False].to_dict()
+    # Each review is read once instead of twice: well under the unshared positions (questions and answers remain).
+    assert read[True] < 0.7 * read[False], read
+
+
+def test_greedy_rows_that_finish_leave_the_batch_with_the_same_tokens(tiny_teacher):
+    from rdrec_hf.teacher.backends import Sampling, TeacherRequest
+    from rdrec_hf.teacher.prompts import ANSWER_OPENINGS, RationaleField, build_messages
+
+    reviews = [f"Review {i}: " + "the cream is smooth and light on dry skin. " * (i + 1) for i in range(6)]
+    requests = [TeacherRequest(build_messages(review, field, False), ANSWER_OPENINGS[field], prefix_group=row)
+                for row, review in enumerate(reviews) for field in RationaleField]
+    sampling = Sampling(max_new_tokens=10)
+    config = tiny_teacher.model.generation_config
+    original_eos = config.eos_token_id
+    try:
+        tiny_teacher.share_prefix = False
+        free = tiny_teacher.answer(requests, sampling, seed=0)
+        # Make a token the random model writes mid-answer the end of sequence, so rows finish at different steps.
+        tokens = [tiny_teacher.tokenizer(a.text[len(r.opening):], add_special_tokens=False)["input_ids"]
+                  for a, r in zip(free, requests)]
+        config.eos_token_id = max({t for row in tokens for t in row[1:5]}, key=lambda t: sum(t in row for row in tokens))
+        answers = {}
+        for share in (False, True):
+            tiny_teacher.share_prefix = share
+            answers[share] = tiny_teacher.answer(requests, sampling, seed=0)
+    finally:
+        config.eos_token_id, tiny_teacher.share_prefix = original_eos, True
+    lengths = [answer.new_tokens for answer in answers[False]]
+    assert min(lengths) < 10 and len(set(lengths)) > 1  # rows did finish early, at different steps
+    assert answers[True] == answers[False]
+
+
+def test_dynamic_int8_teacher_quantizes_every_linear_layer(t5_tokenizer, tmp_path):
+    folder = save_tiny_llama(tmp_path / "tiny-llama", t5_tokenizer)
+    teacher = TransformersTeacher.from_config(DistillationConfig(teacher=str(folder), quantization="dynamic-int8"))
+    linear_types = {type(module) for module in teacher.model.modules() if isinstance(module, torch.nn.Linear)}
+    assert linear_types == set()  # every nn.Linear was replaced
+    assert isinstance(teacher.model.model.layers[0].mlp.up_proj, torch.ao.nn.quantized.dynamic.Linear)
+    generator, result = distil(teacher, tmp_path / "run", limit=3, quantization="dynamic-int8")
+    assert generator.last_summary.session_new_tokens > 0
+    assert read_provenance(result)["generation"]["quantization"] == "dynamic-int8"
+    assert DistillationConfig(teacher=str(folder), gguf_file="m.gguf", quantization="dynamic-int8").gguf_file
+
+
+def test_explanation_sentence_input_is_recorded_in_provenance_and_card(tiny_teacher, tmp_path):
+    from rdrec_hf.teacher.card import render_rationale_card
+
+    reviews = make_reviews()
+    reviews = reviews.add_column("explanation", [f"The cream {i} is smooth." for i in range(len(reviews))])
+    _, result = distil(tiny_teacher, tmp_path, reviews, text_column="explanation", limit=3)
+    assert read_provenance(result)["text_column"] == "explanation"
+    assert "the explanation sentence of each review" in render_rationale_card(result)
+    _, whole = distil(tiny_teacher, tmp_path / "whole", reviews, limit=3)
+    assert "the whole review" in render_rationale_card(whole)
 
 
 def test_teacher_location_accepts_a_gguf_file_path(tmp_path):

@@ -103,7 +103,7 @@ def test_config_defaults_are_greedy_and_parse_enum_strings():
         ({"backend": "openai", "base_url": "http://x/v1", "endpoint_model": "m", "teacher": "gpt2"}, "teacher"),
         ({"base_url": "http://x/v1"}, "backend 'openai'"),
         ({"gguf_file": "model.gguf"}, "set teacher"),
-        ({"teacher": "repo", "gguf_file": "model.gguf", "quantization": "8bit"}, "already quantized"),
+        ({"teacher": "repo", "gguf_file": "model.gguf", "quantization": "8bit"}, "cannot be loaded with bitsandbytes"),
         ({"backend": "vllm"}, "vllm"),
     ],
 )

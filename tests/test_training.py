@@ -270,3 +270,32 @@ def test_several_seeds_train_separate_runs_and_report_their_spread(tmp_path, sha
     assert summary["seeds"] == [1, 2] and summary["metrics"]["train_loss"]["mean"] == pytest.approx(sum(losses) / 2)
     with pytest.raises(ValueError, match="distinct"):
         train_rdrec_seeds(ModelArguments(model_preset="tiny"), DataArguments(), training_args, [1, 1])
+
+
+def test_grouping_by_length_follows_each_epochs_draw(tmp_path, shared):
+    from datasets import Dataset
+
+    from rdrec_hf.training.resampling import EpochLengthGroupedSampler, EpochResampledDataset
+
+    draws = {0: list(range(1, 9)), 1: list(range(8, 0, -1))}  # prompt lengths of each epoch's examples
+
+    def build(epoch):
+        return Dataset.from_dict({"input_ids": [[5] * length for length in draws[epoch]]})
+
+    dataset = EpochResampledDataset(build, build(0))
+    sampler = EpochLengthGroupedSampler(2, dataset)
+    torch.manual_seed(0)
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        order = list(sampler)
+        lengths = [draws[epoch][i] for i in order]
+        assert sorted(order) == list(range(8)) and lengths[0] == 8  # the longest batch first
+        # batches (mega-batches here) are sorted by this epoch's lengths, longest first; the parent swaps the
+        # longest example to the front, which may unsort one of them
+        assert sum(lengths[k] > lengths[k + 1] for k in range(0, 8, 2)) >= 3, (epoch, lengths)
+
+    training_args = tiny_training_args(tmp_path, train_sampling_strategy="group_by_length", resample_each_epoch=True,
+                                       do_eval=False, rank_eval=False)
+    trainer = build_trainer(ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=6),
+                            training_args)
+    assert isinstance(trainer._get_train_sampler(), EpochLengthGroupedSampler)

@@ -15,11 +15,16 @@ class TeacherBackendType(str, enum.Enum):
 
 
 class Quantization(str, enum.Enum):
-    """Weight quantization of a transformers teacher (bitsandbytes)."""
+    """Weight quantization of a transformers teacher."""
 
     NONE = "none"
-    INT8 = "8bit"
-    INT4 = "4bit"
+    INT8 = "8bit"  # bitsandbytes LLM.int8()
+    INT4 = "4bit"  # bitsandbytes nf4
+    DYNAMIC_INT8 = "dynamic-int8"  # torch dynamic quantization of the Linear layers (CPU): int8 weights and matmuls
+
+    @property
+    def uses_bitsandbytes(self) -> bool:
+        return self in (Quantization.INT8, Quantization.INT4)
 
 
 @dataclass
@@ -49,7 +54,9 @@ class DistillationConfig:
     )
     quantization: Quantization = field(
         default=Quantization.NONE,
-        metadata={"help": "Load the transformers teacher in 8-bit or 4-bit (nf4) with bitsandbytes."},
+        metadata={"help": "Load the transformers teacher in 8-bit or 4-bit (nf4) with bitsandbytes, or, on CPU, "
+                          "dynamic-int8: torch's int8 dynamic quantization of every Linear layer (also for a GGUF "
+                          "teacher, which transformers de-quantizes to float on load)."},
     )
     dtype: str = field(
         default="auto", metadata={"help": "dtype of the transformers teacher: auto, float32, bfloat16 or float16."}
@@ -79,6 +86,13 @@ class DistillationConfig:
         default=True,
         metadata={"help": "Batch reviews longest first, so a batch holds reviews of similar length (less "
                           "padding); the output keeps the input order either way."},
+    )
+    share_prompt_prefix: bool = field(
+        default=True,
+        metadata={"help": "Transformers backend: read each review once for both questions (the prompt prefix "
+                          "common to a batch and each review's own are encoded once, their key/value cache copied "
+                          "to each question), and in greedy decoding let finished answers leave the batch. The "
+                          "text is the same as with false (BENCHMARKS.md, 'Teacher paths')."},
     )
     max_new_tokens: int = field(default=24, metadata={"help": "Tokens generated per rationale."})
     max_review_tokens: int = field(
@@ -141,8 +155,9 @@ class DistillationConfig:
                 raise ValueError("base_url and endpoint_model only apply to backend 'openai'")
             if self.gguf_file and self.teacher is None:
                 raise ValueError("gguf_file names a file inside `teacher`: set teacher too")
-            if self.gguf_file and self.quantization is not Quantization.NONE:
-                raise ValueError("a GGUF teacher is already quantized: use quantization='none'")
+            if self.gguf_file and self.quantization.uses_bitsandbytes:
+                raise ValueError("a GGUF teacher cannot be loaded with bitsandbytes: use quantization 'none' or "
+                                 "'dynamic-int8'")
 
     def generation_settings(self) -> dict[str, Any]:
         """The settings that change the generated text (recorded as provenance and in the run fingerprint)."""

@@ -260,7 +260,7 @@ class RationaleGenerator:
             stats["truncated_reviews"] += truncated
             asked.append(row)
             requests += [TeacherRequest(build_messages(review, field, not self.teacher.prefills_opening),
-                                        ANSWER_OPENINGS[field]) for field in RationaleField]
+                                        ANSWER_OPENINGS[field], prefix_group=row) for field in RationaleField]
         sampling, seed = Sampling.from_config(self.config), self.config.seed + batch_index
         answers = self.teacher.answer(requests, sampling, seed) if requests else []
         stats["new_tokens"] = sum(answer.new_tokens for answer in answers)

@@ -27,7 +27,7 @@ from ..data import RDRecDataCollator
 from ..tasks import NUM_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, RDRecTrainingArguments
-from .resampling import SetEpochCallback
+from .resampling import EpochLengthGroupedSampler, EpochResampledDataset, SetEpochCallback
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,16 @@ class RDRecTrainer(Seq2SeqTrainer):
         self.rec_data = rec_data
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
+
+    def _get_train_sampler(self, train_dataset=None):
+        """The parent's sampler; for a mixture drawn afresh every epoch, grouping by length follows each
+        epoch's draw (the parent would measure epoch 0's lengths once)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, EpochResampledDataset):
+            return EpochLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset
+            )
+        return super()._get_train_sampler(train_dataset)
 
     # ------------------------------------------------------------------------------------ per-task loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

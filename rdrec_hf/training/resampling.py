@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,32 @@ class EpochResampledDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._dataset)
 
+    def lengths(self, column: str = "input_ids") -> list[int]:
+        """Length of ``column`` in every example of the current draw."""
+        return [len(value) for value in self._dataset[column]]
+
     def __getitem__(self, index):
         return self._dataset[index]
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """``LengthGroupedSampler`` (``train_sampling_strategy="group_by_length"``) over an
+    ``EpochResampledDataset``: the lengths are read from the current epoch's draw each time an epoch starts,
+    since every draw has its own segments and templates. The shuffle uses torch's seeded global generator,
+    as the parent's.
+
+    Args:
+        batch_size: examples per optimiser step (per-device batch x gradient accumulation).
+        dataset: the resampled training dataset. model_input_name: the column whose length groups examples.
+    """
+
+    def __init__(self, batch_size: int, dataset: EpochResampledDataset, model_input_name: str = "input_ids"):
+        self.dataset, self.model_input_name = dataset, model_input_name
+        super().__init__(batch_size, lengths=dataset.lengths(model_input_name))
+
+    def __iter__(self):
+        self.lengths = self.dataset.lengths(self.model_input_name)
+        return super().__iter__()
 
 
 class SetEpochCallback(TrainerCallback):
