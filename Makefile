@@ -36,7 +36,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests
 
-# The whole pipeline on real Amazon All_Beauty reviews (about 15 minutes on 2 CPU cores the first time;
+# The whole pipeline on real Amazon All_Beauty reviews (about 12 minutes on 2 idle CPU cores the first time, 2026-12-02;
 # the teacher's rationales are cached in $(DEMO_DIR)/distill, so a second run skips the teacher).
 demo: $(STAMP)
 	$(RDREC) prepare --source $(RDREC_SHARED)/data/amazon-2018/All_Beauty_5.json.gz \
