@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from test_model_support import prompt_batch, run_as_remote_code, seeded_model
+from test_model_support import fit, prompt_batch, run_as_remote_code, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.data import load_amazon_reviews, load_rec_dataset, save_rec_dataset, training_history
@@ -109,13 +109,8 @@ def trained_independent_model(tokenizer, targets: list[str], steps: int = 40):
                for user in range(len(targets))]
     batch = prompt_batch(tokenizer, prompts, [Task.SEQUENTIAL] * len(targets))
     labels = torch.tensor(scheme.target_token_ids(targets, tokenizer))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval(), batch, loss.item()
+    loss = fit(model, batch, labels, torch.optim.Adam(model.parameters(), lr=3e-2), steps)
+    return model.eval(), batch, loss
 
 
 def test_exact_ranking_equals_beam_search_on_a_trained_model(independent_tokenizer):
@@ -248,12 +243,7 @@ def test_lora_trains_and_saves_the_new_item_token_rows(independent_tokenizer, tm
     batch = prompt_batch(independent_tokenizer, ["user_1 history <item_3>", "user_2 history <item_9>"],
                          [Task.SEQUENTIAL] * 2)  # fmt: skip
     labels = torch.tensor(ItemIdScheme("independent").target_token_ids(["4", "10"], independent_tokenizer))
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(model, batch, labels, torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2), 3)
     assert not torch.allclose(model.get_input_embeddings()(new_rows), before)
     torch.testing.assert_close(model.get_input_embeddings()(old_rows), old_before)  # only the new rows train
     model.save_pretrained(tmp_path / "adapter")

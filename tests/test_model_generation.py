@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_model_support import prompt_batch, seeded_model
+from test_model_support import fit, prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import ItemIndex, ItemIndexing
@@ -197,13 +197,7 @@ def memorised_model(tokenizer, targets: list[str], steps: int = 36):
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     # Linear decay lets the large learning rate settle instead of oscillating at the end.
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval(), batch, loss.item()
+    return model.eval(), batch, fit(model, batch, labels, optimizer, steps, schedule)
 
 
 SMALL_CATALOG = ["3", "17", "42", "123", "1234", "5678", "9", "12101", "777", "31", "2024", "86", "404", "1000", "55"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from peft import PeftModel, get_peft_model
 from safetensors.torch import load_file
-from test_model_support import prompt_batch, seeded_model
+from test_model_support import fit, prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import ItemIndex, RDRecForConditionalGeneration, rdrec_lora_config
@@ -31,12 +31,7 @@ def trained(batch, t5_tokenizer):
     before = {name: value.clone() for name, value in base.state_dict().items()}
     model = get_peft_model(base, rdrec_lora_config(r=4, alpha=8, dropout=0.0))
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(4):
-        loss = model(**inputs, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(model, inputs, labels, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2), 4)
     return model.eval(), before
 
 

@@ -22,6 +22,18 @@ def seeded_model(seed: int = 0, preset: str = "tiny", **overrides) -> RDRecForCo
         return RDRecForConditionalGeneration(RDRecConfig.from_preset(preset, **overrides)).eval()
 
 
+def fit(model, batch: dict[str, torch.Tensor], labels: torch.Tensor, optimizer, steps: int, schedule=None) -> float:
+    """``steps`` optimiser steps of ``model`` on one batch (``schedule`` stepped after each); the last loss."""
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    return loss.item()
+
+
 def prompt_batch(tokenizer, prompts: list[str], task_ids: list[int]) -> dict[str, torch.Tensor]:
     """Encode prompts as the data layer does (whole-word ids from offsets) and add one task id per prompt."""
     return {**encode_prompts(tokenizer, prompts, max_length=128, return_tensors="pt"), "task_id": torch.tensor(task_ids)}

@@ -123,6 +123,12 @@ def quantize_linear_layers(model):
     return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of every column ``[B, L]``: the count of real tokens before it (as ``generate`` computes
+    them), so masked padding anywhere in a row leaves the real tokens' positions unchanged."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Length of the longest token prefix that all ``rows`` share."""
     length = min(map(len, rows))
@@ -148,6 +154,11 @@ class TransformersTeacher:
     def __init__(self, model, tokenizer, name: str, revision: str | None = None, share_prefix: bool = True):
         self.model = model.eval()
         self.share_prefix = share_prefix
+        forward_parameters = inspect.signature(model.forward).parameters
+        # transformers 5 renamed `past_key_values` to `cache`; only the last position's logits are needed
+        self._cache_argument = "cache" if "cache" in forward_parameters else "past_key_values"
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_parameters else {}
+        self._prefix_memo = None  # (prefix tokens, its key/value cache, ids, mask): see _common_prefix_cache
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -282,17 +293,15 @@ class TransformersTeacher:
         """Greedy decoding after ``cache`` (which holds all but the last columns of ``input_ids`` ``[N, L]``),
         where a row that has produced an end-of-sequence token leaves the batch (its cache rows are dropped):
         the tokens of ``generate``'s greedy search, fewer rows per step. Returns ``[N, T]``, padded after EOS."""
-        eos_ids = self.model.generation_config.eos_token_id
-        eos_ids = torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids], device=input_ids.device)
+        eos_ids = self._eos_ids(input_ids.device)
         generated = torch.full((input_ids.shape[0], max_new_tokens), self.tokenizer.pad_token_id,
                                dtype=torch.long, device=input_ids.device)
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)
         new_ids = input_ids[:, cache.get_seq_length():]
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -new_ids.shape[1]:]
-        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        position_ids = positions_from_mask(attention_mask)[:, -new_ids.shape[1]:]
         for step in range(max_new_tokens):
             logits = self.model(input_ids=new_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                use_cache=True, **{self._cache_argument: cache}, **keep).logits
+                                use_cache=True, **{self._cache_argument: cache}, **self._last_logits_only).logits
             next_tokens = logits[:, -1].argmax(-1)
             generated[rows, step] = next_tokens
             running = ~torch.isin(next_tokens, eos_ids)
@@ -308,17 +317,12 @@ class TransformersTeacher:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1)
         return generated
 
-    @property
-    def _cache_argument(self) -> str:
-        """The forward's name of the key/value cache (``past_key_values`` became ``cache`` in transformers 5)."""
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-
     def _common_prefix_cache(self, prefix: tuple[int, ...]):
         """A fresh copy of the key/value cache of ``prefix`` (one row), with its ids and mask ``[1, len]``;
         encoded on first use, then kept (every batch starts with the same system prompt and instructions)."""
         from transformers import DynamicCache
 
-        if getattr(self, "_prefix_memo", (None,))[0] != prefix:
+        if self._prefix_memo is None or self._prefix_memo[0] != prefix:
             empty = torch.zeros((1, 0), dtype=torch.long, device=self.model.device)
             cache = DynamicCache(config=self.model.config)
             ids, mask = self._extend_cache(cache, empty, empty, [list(prefix)]) if prefix else (empty, empty)
@@ -333,17 +337,19 @@ class TransformersTeacher:
         if new_ids.shape[1] == 0:  # nothing beyond what the cache holds (e.g. one review in the batch)
             return past_ids, past_mask
         attention_mask = torch.cat([past_mask, new_mask], dim=1)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, past_mask.shape[1]:]
-        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        position_ids = positions_from_mask(attention_mask)[:, past_mask.shape[1]:]
         self.model(input_ids=new_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
-                   **{self._cache_argument: cache}, **keep)  # only the cache is wanted: no [B, L, vocab] logits
+                   **{self._cache_argument: cache}, **self._last_logits_only)  # only the cache is wanted
         return torch.cat([past_ids, new_ids], dim=1), attention_mask
+
+    def _eos_ids(self, device) -> torch.Tensor:
+        """The generation config's end-of-sequence ids, as a 1-d tensor."""
+        eos_ids = self.model.generation_config.eos_token_id
+        return torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids], device=device)
 
     def _count_new_tokens(self, generated: torch.Tensor) -> list[int]:
         """Tokens generated per row up to and including the first end-of-sequence token. generated: [B, T]."""
-        eos_ids = self.model.generation_config.eos_token_id
-        eos_ids = torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids], device=generated.device)
-        is_eos = torch.isin(generated, eos_ids)
+        is_eos = torch.isin(generated, self._eos_ids(generated.device))
         first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, generated.shape[1])
         return first_eos.tolist()
 
