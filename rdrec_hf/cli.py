@@ -5,6 +5,7 @@
     rdrec-hf train     --config YAML [options]           train the student (several seeds: --seeds)
     rdrec-hf evaluate  --config YAML [options]           the paper's protocol, with baselines
     rdrec-hf recommend --model DIR --user ID ...         top-k items for a user
+    rdrec-hf recommend --model DIR --dataset D --users all|FILE --output recs.jsonl   every user, resumable
     rdrec-hf push      model|dataset PATH --repo-id ID   upload with its card
 
 A user error prints one message and no traceback: a bad option exits with status 2 (argparse), a missing
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, DEFAULT_NUM_NEGATIVES
+from .models.item_decoding import ItemDecoding
 from .models.item_ids import ItemIndexing
 
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
@@ -107,11 +109,42 @@ def load_student(path: str):
 
 
 # --------------------------------------------------------------------------------------------- recommend
+def run_recommend_users(args, model, tokenizer) -> int:
+    """`--users all|FILE`: every listed user of `--dataset`, one JSON line each in `--output` (resumable)."""
+    from .data import load_rec_dataset
+    from .inference import write_recommendations
+
+    if args.dataset is None or args.output is None:
+        raise UserError("--users needs --dataset (the users' histories) and --output (the JSON-lines file)")
+    if args.users != "all" and not Path(args.users).is_file():
+        raise UserError(f"--users {args.users}: neither 'all' nor a file of user ids (one per line)")
+    users = load_rec_dataset(args.dataset)["users"]
+    history_of = dict(zip(users["user_id"], users["items"]))
+    if args.users == "all":
+        wanted = list(history_of)
+    else:
+        path = Path(args.users)
+        wanted = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        unknown = [user for user in wanted if user not in history_of]
+        if unknown:
+            raise UserError(f"{len(unknown)} user ids of {path} are not in {args.dataset}, e.g. {unknown[:5]}")
+    summary = write_recommendations(
+        model, tokenizer, [(user, history_of[user]) for user in wanted], args.output, k=args.k,
+        num_beams=max(args.num_beams, args.k), batch_size=args.batch_size, decoding=args.decoding,
+    )  # fmt: skip
+    print(f"{args.output}: {summary}")
+    return 0
+
+
 def run_recommend(args) -> int:
     from .data import load_rec_dataset
     from .inference import recommend
 
     model, tokenizer = load_student(args.model)
+    if args.users is not None:
+        if args.user is not None or args.history or args.explain or args.json:
+            raise UserError("--users writes a file for many users; it takes no --user, --history, --explain or --json")
+        return run_recommend_users(args, model, tokenizer)
     history = list(args.history or [])
     if args.user is not None and not history:
         if args.dataset is None:
@@ -207,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--num-beams", type=int, default=20)
     rec.add_argument("--explain", action="store_true", help="generate an explanation for every item")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.add_argument("--users", help="'all' or a file of user ids (one per line): rank every one of them from "
+                     "--dataset into --output, resuming an interrupted file")  # fmt: skip
+    rec.add_argument("--output", help="JSON-lines file of --users (one line per user: ids, original ids, scores)")
+    rec.add_argument("--batch-size", type=int, default=32, help="users per decoding call with --users")
+    rec.add_argument("--decoding", choices=[choice.value for choice in ItemDecoding],
+                     help="beam (default for multi-token ids), exact (default for one-token ids) or transformers")
     rec.set_defaults(handler=run_recommend)
 
     push = commands.add_parser("push", help="upload a trained model or a project dataset to the Hub, with its card")

@@ -100,6 +100,68 @@ def test_recommend_unknown_user(tiny_checkpoint, all_beauty_dataset, capsys):
     assert "unknown user id '999999'" in capsys.readouterr().err
 
 
+def read_lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def assert_same_lines(lines: list[dict], expected: list[dict]) -> None:
+    """Same users and items; scores equal up to float rounding (other batches pad prompts differently)."""
+    assert [{**line, "scores": None} for line in lines] == [{**line, "scores": None} for line in expected]
+    for line, reference in zip(lines, expected):
+        assert line["scores"] == pytest.approx(reference["scores"], abs=1e-4)
+
+
+def test_recommend_for_all_users_writes_jsonl_and_resumes(tiny_checkpoint, all_beauty_dataset, tmp_path, capsys):
+    users = load_rec_dataset(all_beauty_dataset)["users"]
+    history_of = dict(zip(users["user_id"], users["items"]))
+    output = tmp_path / "recs.jsonl"
+    command = ["recommend", "--model", str(tiny_checkpoint), "--dataset", str(all_beauty_dataset), "-k", "4",
+               "--output", str(output), "--batch-size", "128"]  # fmt: skip
+    assert main([*command, "--users", "all"]) == 0
+    assert "976 users in the file (0 resumed, 976 new" in capsys.readouterr().out
+    lines = read_lines(output)
+    assert [line["user_id"] for line in lines] == users["user_id"]
+    catalog = ItemIndex.load(tiny_checkpoint / "item_index.json")
+    for line in lines:
+        assert len(line["item_ids"]) + line["num_missing"] == 4 and len(line["scores"]) == len(line["item_ids"])
+        assert not set(line["item_ids"]) & set(history_of[line["user_id"]])
+        assert line["original_ids"] == [catalog.original_id(item) for item in line["item_ids"]]
+        assert line["scores"] == sorted(line["scores"], reverse=True)
+    # An interruption: 300 complete lines and half of the next survive. The rerun redoes only the rest.
+    complete = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    output.write_text("".join(complete[:300]) + complete[300][:25], encoding="utf-8")
+    assert main([*command, "--users", "all"]) == 0
+    summary = capsys.readouterr().out
+    assert "976 users in the file (300 resumed, 676 new" in summary and "interrupted last line was redone" in summary
+    assert_same_lines(read_lines(output), lines)
+    # A file of user ids; unknown ids and another k are user errors.
+    wanted = tmp_path / "users.txt"
+    wanted.write_text("\n".join(users["user_id"][:5]) + "\n", encoding="utf-8")
+    other = tmp_path / "five.jsonl"
+    assert main([*command[:-4], "--output", str(other), "--users", str(wanted)]) == 0
+    assert_same_lines(read_lines(other), lines[:5])
+    wanted.write_text("999999\n", encoding="utf-8")
+    assert main([*command, "--users", str(wanted)]) == EXIT_USER_ERROR
+    assert "1 user ids of" in capsys.readouterr().err
+    assert main([*command[:-4], "-k", "3", "--output", str(output), "--users", "all"]) == EXIT_USER_ERROR
+    assert "not k=3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--users", "all"], "--users needs --dataset"),
+        (["--users", "all", "--history", "3"], "it takes no --user, --history"),
+        (["--users", "no-such-file", "--output", "x.jsonl", "--dataset", "."], "neither 'all' nor a file"),
+    ],
+)
+def test_recommend_for_users_user_errors(tiny_checkpoint, extra, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["recommend", "--model", str(tiny_checkpoint), *extra]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_checkpoint_of_another_model_type_is_a_user_error(tmp_path, capsys):
     from transformers import T5Config, T5ForConditionalGeneration
 

@@ -121,7 +121,7 @@ def test_exact_ranking_equals_beam_search_on_a_trained_model(independent_tokeniz
     model.set_item_index(index)
     exclude = [["1", "2"], [], ["40"], CATALOG[:30]]
     beams = model.generate(**batch, item_index=index, num_beams=12, num_return_sequences=10,
-                           exclude_items=exclude, exact=False)  # fmt: skip
+                           exclude_items=exclude, decoding="beam")  # fmt: skip
     exact = model.generate(**batch, item_index=index, num_beams=12, num_return_sequences=10, exclude_items=exclude)
     assert exact.item_ids == beams.item_ids
     torch.testing.assert_close(torch.tensor(exact.scores), torch.tensor(beams.scores), atol=1e-4, rtol=1e-5)
@@ -130,8 +130,6 @@ def test_exact_ranking_equals_beam_search_on_a_trained_model(independent_tokeniz
     # exact scores are the same log-likelihoods as teacher forcing
     scored = model.score_candidates(**batch, candidate_items=exact.item_ids)
     torch.testing.assert_close(scored, torch.tensor(exact.scores), atol=1e-4, rtol=1e-5)
-    with pytest.raises(ValueError, match="one-token item ids"):
-        model.generate(**batch, item_index=ItemIndex.from_catalog(CATALOG, independent_tokenizer), exact=True)
 
 
 def test_exact_ranking_counts_a_shortfall(independent_tokenizer):

@@ -1,7 +1,9 @@
-"""ItemIndex, constrained beam search and exact candidate scoring (real T5 vocabulary, tiny models)."""
+"""ItemIndex, item decoding (the trie beam search written for item ids, exact rankings, and transformers' beam
+search as the reference) and exact candidate scoring (real T5 vocabulary, tiny models)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -9,7 +11,8 @@ import torch
 from test_model_support import fit, prompt_batch, seeded_model
 
 from rdrec_hf import Task
-from rdrec_hf.models import ItemIndex, ItemIndexing
+from rdrec_hf.models import ItemIdScheme, ItemIndex, ItemIndexing
+from rdrec_hf.models.item_decoding import T5ItemDecoder
 from rdrec_hf.paths import p5_dataset_dir
 
 CATALOG = [str(item) for item in range(1, 3001)]
@@ -24,6 +27,12 @@ def catalog_index(t5_tokenizer):
 @pytest.fixture(scope="module")
 def model():
     return seeded_model(seed=3)
+
+
+@pytest.fixture(params=["beam", "transformers"])
+def decoding(request):
+    """The search under test: ours, and transformers' beam search it must agree with."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -124,26 +133,27 @@ def check_ranked_items(output, batch_size: int, k: int):
         assert scores == sorted(scores, reverse=True)
 
 
-def test_constrained_generation_returns_valid_unique_items_with_exact_scores(model, batch, catalog_index):
-    output = model.generate(**batch, item_index=catalog_index, num_beams=20, num_return_sequences=20)
+def test_constrained_generation_returns_valid_unique_items_with_exact_scores(model, batch, catalog_index, decoding):
+    output = model.generate(**batch, item_index=catalog_index, num_beams=20, num_return_sequences=20, decoding=decoding)
     check_ranked_items(output, batch_size=4, k=20)
     assert all(item in catalog_index for items in output.item_ids for item in items)
     exact = model.score_candidates(**batch, candidate_items=output.item_ids, item_index=catalog_index)
     torch.testing.assert_close(exact, torch.tensor(output.scores), atol=1e-4, rtol=1e-5)
 
 
-def test_exclusions_are_never_returned(model, batch, catalog_index):
-    first = model.generate(**batch, item_index=catalog_index, num_beams=10, num_return_sequences=10)
+def test_exclusions_are_never_returned(model, batch, catalog_index, decoding):
+    first = model.generate(**batch, item_index=catalog_index, num_beams=10, num_return_sequences=10, decoding=decoding)
     excluded = [items[:5] + ["1", "2"] for items in first.item_ids]  # the best ones must now be skipped
     second = model.generate(
-        **batch, item_index=catalog_index, exclude_items=excluded, num_beams=10, num_return_sequences=10
+        **batch, item_index=catalog_index, exclude_items=excluded, num_beams=10, num_return_sequences=10,
+        decoding=decoding,
     )
     check_ranked_items(second, batch_size=4, k=10)
     for items, banned in zip(second.item_ids, excluded):
         assert not set(items) & set(banned)
 
 
-def test_candidate_subsets_and_shortfalls(model, batch, catalog_index):
+def test_candidate_subsets_and_shortfalls(model, batch, catalog_index, decoding):
     candidates = [[str(item) for item in range(100, 200)], None, ["5", "77", "1234"], ["10", "20"]]
     excluded = [[], [], [], ["10", "20"]]
     output = model.generate(
@@ -153,6 +163,7 @@ def test_candidate_subsets_and_shortfalls(model, batch, catalog_index):
         exclude_items=excluded,
         num_beams=20,
         num_return_sequences=5,
+        decoding=decoding,
     )
     assert set(output.item_ids[0]) <= set(candidates[0]) and len(output.item_ids[0]) == 5
     assert len(output.item_ids[1]) == 5
@@ -180,11 +191,13 @@ def test_score_candidates_handles_ragged_lists_in_small_passes(model, batch, cat
     whole = model.score_candidates(**batch, candidate_items=candidates, item_index=catalog_index)
     torch.testing.assert_close(chunked, whole)
     assert whole.shape == (4, 3) and whole[1, 1:].eq(float("-inf")).all() and whole[2, 2] == float("-inf")
-    # Teacher forcing by hand for one candidate.
-    labels = torch.tensor([catalog_index.token_ids[catalog_index.position["22"]]])
-    logits = model(**{key: value[:1] for key, value in batch.items()}, labels=labels).logits
-    manual = torch.log_softmax(logits, -1)[0].gather(1, labels[0, :, None]).sum()
-    torch.testing.assert_close(whole[0, 1], manual)
+    # Teacher forcing by hand (the model's own forward, one candidate at a time) for every candidate.
+    for row, items in enumerate(candidates):
+        for slot, item in enumerate(items):
+            labels = torch.tensor([catalog_index.token_ids[catalog_index.position[item]]])
+            logits = model(**{key: value[row : row + 1] for key, value in batch.items()}, labels=labels).logits
+            manual = torch.log_softmax(logits, -1)[0].gather(1, labels[0, :, None]).sum()
+            torch.testing.assert_close(whole[row, slot], manual, atol=1e-5, rtol=1e-5)
 
 
 def memorised_model(tokenizer, targets: list[str], steps: int = 36):
@@ -203,9 +216,10 @@ def memorised_model(tokenizer, targets: list[str], steps: int = 36):
 SMALL_CATALOG = ["3", "17", "42", "123", "1234", "5678", "9", "12101", "777", "31", "2024", "86", "404", "1000", "55"]
 
 
-def check_beams_rank_like_exact_scores(model, batch, index: ItemIndex) -> list[list[str]]:
+def check_beams_rank_like_exact_scores(model, batch, index: ItemIndex, decoding: str) -> list[list[str]]:
     """20 beams over a 15-item catalog explore every prefix, so beam search must reproduce the exact ranking."""
-    beams = model.generate(**batch, item_index=index, num_beams=20, num_return_sequences=len(SMALL_CATALOG))
+    beams = model.generate(**batch, item_index=index, num_beams=20, num_return_sequences=len(SMALL_CATALOG),
+                           decoding=decoding)  # fmt: skip
     exact = model.score_candidates(**batch, candidate_items=[SMALL_CATALOG] * len(beams.item_ids), item_index=index)
     for row, items in enumerate(beams.item_ids):
         assert items == [SMALL_CATALOG[i] for i in exact[row].argsort(descending=True).tolist()]
@@ -214,13 +228,109 @@ def check_beams_rank_like_exact_scores(model, batch, index: ItemIndex) -> list[l
     return beams.item_ids
 
 
-def test_beam_ranking_agrees_with_exact_scores_on_random_weights(model, batch, t5_tokenizer):
-    check_beams_rank_like_exact_scores(model, batch, ItemIndex.from_catalog(SMALL_CATALOG, t5_tokenizer))
+def test_beam_ranking_agrees_with_exact_scores_on_random_weights(model, batch, t5_tokenizer, decoding):
+    check_beams_rank_like_exact_scores(model, batch, ItemIndex.from_catalog(SMALL_CATALOG, t5_tokenizer), decoding)
 
 
-def test_beam_ranking_agrees_with_exact_scores_on_a_trained_model(t5_tokenizer):
+def test_beam_ranking_agrees_with_exact_scores_on_a_trained_model(t5_tokenizer, decoding):
     targets = ["1234", "17", "12101", "9", "777", "404"]
     model, batch, final_loss = memorised_model(t5_tokenizer, targets)
     assert final_loss < 1.0
-    ranked = check_beams_rank_like_exact_scores(model, batch, ItemIndex.from_catalog(SMALL_CATALOG, t5_tokenizer))
+    index = ItemIndex.from_catalog(SMALL_CATALOG, t5_tokenizer)
+    ranked = check_beams_rank_like_exact_scores(model, batch, index, decoding)
     assert [items[0] for items in ranked] == targets
+
+
+# ------------------------------------------------------------------- our search against transformers'
+def assert_same_items(ours, reference):
+    """Same items in the same order, scores within 1e-4, same shortfalls."""
+    assert ours.item_ids == reference.item_ids and ours.num_missing == reference.num_missing
+    for our_scores, reference_scores in zip(ours.scores, reference.scores):
+        torch.testing.assert_close(torch.tensor(our_scores), torch.tensor(reference_scores), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_beams, k", [(20, 10), (5, 5), (12, 1)])
+def test_trie_beam_search_returns_what_transformers_beam_search_returns(model, batch, catalog_index, num_beams, k):
+    exclude = [["5", "1234"], [], CATALOG[:400], ["300"]]
+    candidates = [None, [str(item) for item in range(1000, 1100)], None, ["1", "2", "3"]]
+    for options in ({}, {"exclude_items": exclude}, {"exclude_items": exclude, "candidate_items": candidates}):
+        outputs = [
+            model.generate(**batch, item_index=catalog_index, num_beams=num_beams, num_return_sequences=k,
+                           decoding=decoding, **options)
+            for decoding in ("beam", "transformers")
+        ]  # fmt: skip
+        assert_same_items(*outputs)
+
+
+def test_trie_beam_search_agrees_on_a_trained_model_and_stops_early(t5_tokenizer):
+    targets = ["1234", "17", "12101", "9", "777", "404"]
+    model, batch, _ = memorised_model(t5_tokenizer, targets)
+    index = ItemIndex.from_catalog([str(item) for item in range(1, 12102)], t5_tokenizer)
+    ours = model.generate(**batch, item_index=index, num_beams=8, num_return_sequences=8, decoding="beam")
+    reference = model.generate(**batch, item_index=index, num_beams=8, num_return_sequences=8, decoding="transformers")
+    assert_same_items(ours, reference)
+    assert [items[0] for items in ours.item_ids] == targets
+
+
+def collaborative_catalog(tokenizer):
+    """40 items on a 3-level code tree (3 x 4 x 4 values), the tokenizer with the code tokens added."""
+    codes = {str(item): [item % 3, (item // 3) % 4, item // 12] for item in range(1, 41)}
+    tokenizer = copy.deepcopy(tokenizer)
+    scheme = ItemIdScheme("collaborative", codes)
+    scheme.add_tokens(tokenizer, list(codes))
+    return ItemIndex.from_catalog(list(codes), tokenizer, scheme=scheme), len(tokenizer)
+
+
+def test_trie_beam_search_and_exact_ranking_with_collaborative_ids(t5_tokenizer):
+    index, vocab_size = collaborative_catalog(t5_tokenizer)
+    model = seeded_model(seed=5, vocab_size=vocab_size)
+    batch = prompt_batch(t5_tokenizer, PROMPTS, [Task.SEQUENTIAL] * 4)
+    exclude = [["1", "2"], [], [str(item) for item in range(1, 30)], ["40"]]
+    ours, reference = (
+        model.generate(**batch, item_index=index, num_beams=6, num_return_sequences=6, exclude_items=exclude,
+                       decoding=decoding)
+        for decoding in ("beam", "transformers")
+    )  # fmt: skip
+    assert_same_items(ours, reference)
+    # Exact: every allowed item scored through the shared trie prefixes, equal to teacher forcing.
+    exact = model.generate(**batch, item_index=index, num_return_sequences=40, exclude_items=exclude, decoding="exact")
+    assert exact.num_missing == [2, 0, 29, 1]
+    scored = model.score_candidates(**batch, candidate_items=exact.item_ids, item_index=index)
+    for row, scores in enumerate(exact.scores):
+        torch.testing.assert_close(scored[row, : len(scores)], torch.tensor(scores), atol=1e-4, rtol=1e-5)
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_exact_ranking_of_candidate_subsets_equals_teacher_forcing(model, batch, catalog_index):
+    candidates = [[str(item) for item in range(100, 200)], ["5", "77", "1234", "12", "123"], ["2999"], CATALOG[:7]]
+    exact = model.generate(**batch, item_index=catalog_index, candidate_items=candidates, num_return_sequences=100,
+                           decoding="exact")  # fmt: skip
+    scored = model.score_candidates(**batch, candidate_items=candidates, item_index=catalog_index)
+    for row, items in enumerate(exact.item_ids):
+        order = scored[row].argsort(descending=True)[: len(candidates[row])].tolist()
+        assert items == [candidates[row][i] for i in order]
+        torch.testing.assert_close(torch.tensor(exact.scores[row]), scored[row, order], atol=1e-4, rtol=1e-5)
+    assert exact.num_missing == [0, 95, 99, 93]
+
+
+def test_the_decoder_keeps_one_cross_attention_copy_per_example(model, batch):
+    """Beams read their example's encoder keys/values by broadcasting: nothing in the decoder grows with W."""
+    encoded = model.encoder(inputs_embeds=model.embed_encoder_inputs(**batch)[0]).last_hidden_state
+    decoder = T5ItemDecoder(model, encoded, torch.ones(encoded.shape[:2]), max_steps=3)
+    start = torch.zeros(4, 1, dtype=torch.long)
+    first = decoder.step(start)
+    second = decoder.step(torch.full((4, 16), 7), parents=torch.zeros(4, 16, dtype=torch.long))
+    assert all(keys.shape[0] == 4 and keys.dim() == 4 for keys in decoder.cross_keys)
+    # 16 identical continuations of the one start row give 16 identical rows, equal to the full forward.
+    full = model(encoder_outputs=(encoded,), decoder_input_ids=torch.tensor([[0, 7]] * 4)).logits.log_softmax(-1)
+    torch.testing.assert_close(first[:, 0], full[:, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(second, full[:, 1:2].expand(-1, 16, -1), atol=1e-5, rtol=1e-5)
+
+
+def test_decoding_options_are_checked(model, batch, catalog_index):
+    with pytest.raises(ValueError, match="'beamz' is not a valid ItemDecoding"):
+        model.generate(**batch, item_index=catalog_index, decoding="beamz")
+    with pytest.raises(ValueError, match="takes no logits_processor or generation arguments"):
+        model.generate(**batch, item_index=catalog_index, decoding="beam", temperature=0.5)
+    with pytest.raises(ValueError, match="need item_index"):
+        model.generate(**batch, decoding="beam")

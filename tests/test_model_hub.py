@@ -72,7 +72,9 @@ def test_auto_classes_after_import(saved, batch):
         "AutoConfig": "configuration_rdrec.RDRecConfig",
         "AutoModelForSeq2SeqLM": "modeling_rdrec.RDRecForConditionalGeneration",
     }
-    assert {"configuration_rdrec.py", "modeling_rdrec.py", "item_index.py"} <= {p.name for p in directory.iterdir()}
+    assert {"configuration_rdrec.py", "modeling_rdrec.py", "item_decoding.py", "item_index.py", "item_ids.py"} <= {
+        p.name for p in directory.iterdir()
+    }
 
 
 REMOTE_CODE_SCRIPT = """

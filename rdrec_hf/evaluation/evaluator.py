@@ -1,7 +1,8 @@
 """The evaluation loop of the paper, deterministic, with the leak rule and popularity on the same users.
 
-- sequential: full ranking over the catalog for the held-out item, the user's history excluded, by
-  constrained beam search (`model.generate(..., item_index=..., exclude_items=...)`);
+- sequential: full ranking over the catalog for the held-out item, the user's history excluded
+  (`model.generate(..., item_index=..., exclude_items=...)`: exact one-step ranking with one-token ids, the
+  trie beam search of `rdrec_hf.models.item_decoding` otherwise);
 - top-N: the held-out item among its stored negatives, ranked exactly by `model.score_candidates`;
 - explanation and rationale: greedy generation scored with BLEU-1/4, ROUGE-1/2/L and the distinct share.
 """
@@ -228,7 +229,11 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
     if task is Task.SEQUENTIAL:
         results["protocol"] = (
             f"Full ranking over the {catalog_size:,}-item catalog, the user's history excluded; the model "
-            f"decodes catalog ids by constrained beam search ({config.num_beams} beams, top {top_k})."
+            + (
+                "ranks every catalog item exactly from one decoder step (one-token ids)."
+                if item_index.is_single_token
+                else f"decodes catalog ids by trie-constrained beam search ({config.num_beams} beams, top {top_k})."
+            )
         )
         results["missing_ids"] = missing_ids  # ranking slots the beams left empty (counted as misses)
     else:

@@ -17,15 +17,16 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from .configuration_rdrec import SIZE_PRESETS, RDRecConfig
 from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing
+from .item_decoding import ItemDecoding, ItemGenerationOutput
 from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemTrieLogitsProcessor
-from .modeling_rdrec import ItemGenerationOutput, RDRecForConditionalGeneration
+from .modeling_rdrec import RDRecForConditionalGeneration
 from .peft_utils import rdrec_lora_config
 
 AutoConfig.register(RDRecConfig.model_type, RDRecConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RDRecConfig, RDRecForConditionalGeneration, exist_ok=True)
-# Saved checkpoints carry `auto_map` and copies of configuration_rdrec.py, modeling_rdrec.py, item_index.py and
-# item_ids.py,
-# so `trust_remote_code=True` loads them where rdrec_hf is not installed.
+# Saved checkpoints carry `auto_map` and copies of configuration_rdrec.py, modeling_rdrec.py and the files it
+# imports (item_decoding.py, item_index.py, item_ids.py), so `trust_remote_code=True` loads them where
+# rdrec_hf is not installed.
 RDRecConfig.register_for_auto_class()
 RDRecForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 
@@ -33,6 +34,7 @@ __all__ = [
     "ITEM_INDEX_FILE",
     "MENTION_PATTERN",
     "SIZE_PRESETS",
+    "ItemDecoding",
     "ItemGenerationOutput",
     "ItemIdScheme",
     "ItemIndex",

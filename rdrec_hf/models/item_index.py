@@ -34,7 +34,8 @@ class ItemIndex:
         edge_token `[E]`: the token; node_edge_start `[N + 1]`: CSR offsets of each node's edges;
         item_paths `[num_items, max_length + 1]`: nodes from the root to each item's leaf, padded with the
         sink column N; item_leaf `[num_items]`: the leaf node of each item; leaf_item `[N]`: catalog
-        position of a leaf, -1 elsewhere; subtree_counts `[N + 1]`: items below each node.
+        position of a leaf, -1 elsewhere; subtree_counts `[N + 1]`: items below each node; max_children
+        (a list of `max_length` ints): the most children of a node at each depth.
     """
 
     def __init__(
@@ -149,6 +150,9 @@ class ItemIndex:
         self.leaf_item[self.item_leaf] = torch.arange(len(self.item_ids))
         # Items below each node (+1 sink column that absorbs path padding).
         self.subtree_counts = torch.bincount(self.item_paths.flatten(), minlength=num_nodes + 1)
+        # The widest fan-out at each depth: decoding pads children to it without asking the device.
+        fan_out = torch.bincount(self.edge_keys // self.vocab_size, minlength=num_nodes + 1)
+        self.max_children = [int(fan_out[self.item_paths[:, depth]].max()) for depth in range(self.max_length)]
         self._device_copies: dict[torch.device, dict[str, torch.Tensor]] = {}
 
     def on_device(self, device: torch.device) -> dict[str, torch.Tensor]:

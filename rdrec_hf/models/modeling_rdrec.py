@@ -7,39 +7,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import LogitsProcessorList, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
-from transformers.utils import ModelOutput, cached_file, logging
+from transformers.utils import cached_file, logging
 
 from .configuration_rdrec import RDRecConfig
-from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemTrieLogitsProcessor
+from .item_decoding import ItemDecoding, ItemGenerationOutput, exact_item_scores, generate_items
+from .item_index import ITEM_INDEX_FILE, ItemIndex
 
 logger = logging.get_logger(__name__)
 
-# Beam search fills unused hypothesis slots with scores of about -1e9; real items score far above this.
-DUMMY_BEAM_SCORE = -1e8
 VOCAB_PADDING_MULTIPLE = 128
-
-
-@dataclass
-class ItemGenerationOutput(ModelOutput):
-    """Result of `generate(..., item_index=...)`.
-
-    Args:
-        item_ids: per example, up to `num_return_sequences` distinct allowed catalog ids, best first.
-        scores: per example, the sequence log-likelihood of each returned id (sum over its target tokens,
-            EOS included; the same quantity as [`RDRecForConditionalGeneration.score_candidates`]).
-        num_missing: per example, how many ids fewer than asked were returned (0 unless fewer allowed items
-            exist than `num_return_sequences`, or the beams found fewer).
-    """
-
-    item_ids: list[list[str]] | None = None
-    scores: list[list[float]] | None = None
-    num_missing: list[int] | None = None
 
 
 class RDRecForConditionalGeneration(T5ForConditionalGeneration):
@@ -214,13 +195,14 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         exclude_items: Sequence[Sequence[str]] | None = None,
         candidate_items: Sequence[Sequence[str] | None] | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
+        decoding: ItemDecoding | str | None = None,
         **kwargs,
     ):
         """Generate with whole-word embeddings and task prompts; with `item_index`, recommend catalog items.
 
         Without `item_index` this is `T5ForConditionalGeneration.generate` (text: explanations, rationales)
-        and returns what it returns. With `item_index` (e.g. `model.item_index`) it runs beam search
-        constrained to the catalog trie and returns an [`ItemGenerationOutput`].
+        and returns what it returns. With `item_index` (e.g. `model.item_index`) it decodes catalog ids
+        (`rdrec_hf.models.item_decoding`) and returns an [`ItemGenerationOutput`].
 
         Args:
             input_ids, attention_mask, whole_word_ids: `[B, L]`. task_id: `[B]` or one int.
@@ -228,20 +210,26 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             exclude_items: per example, item ids that must not be returned (e.g. the user's history).
             candidate_items: per example, the only ids that may be returned (e.g. the 100 top-N candidates),
                 or None for the whole catalog.
-            kwargs: generation arguments. Item mode defaults: `num_beams=20`, `num_return_sequences=num_beams`,
-                `max_new_tokens=item_index.max_length`, `length_penalty=0.0` (scores are plain sums of token
-                log-probabilities), `early_stopping=False` (exact stop rule when lengths are not penalised).
-                `exact` (default: `item_index.is_single_token`): rank one-token ids (independent) exactly
-                from one decoder step instead of beam search; `num_beams` then only sets the default count.
+            decoding: with `item_index`, an [`ItemDecoding`]: `"beam"` (trie beam search written for item ids,
+                the default for multi-token ids), `"exact"` (every allowed item scored; the default for
+                one-token ids, one decoder step) or `"transformers"` (GenerationMixin beam search with the
+                trie as a LogitsProcessor, the reference; it alone takes further generation arguments).
+            kwargs: generation arguments. Item mode: `num_beams=20`, `num_return_sequences=num_beams`; scores
+                are plain sums of token log-probabilities (`length_penalty=0`, `early_stopping=False`).
         """
-        if item_index is None and (exclude_items is not None or candidate_items is not None):
-            raise ValueError("exclude_items and candidate_items need item_index (e.g. item_index=model.item_index)")
+        if item_index is None and (exclude_items is not None or candidate_items is not None or decoding is not None):
+            raise ValueError(
+                "exclude_items, candidate_items and decoding need item_index (e.g. item_index=model.item_index)"
+            )
         inputs_embeds, attention_mask = self.embed_encoder_inputs(
             input_ids, attention_mask, whole_word_ids, task_id, inputs_embeds
         )
         if item_index is None:
             return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
-        return self._generate_items(inputs_embeds, attention_mask, item_index, exclude_items, candidate_items, **kwargs)
+        self._check_item_index(item_index)
+        return generate_items(
+            self, inputs_embeds, attention_mask, item_index, exclude_items, candidate_items, decoding=decoding, **kwargs
+        )
 
     def _check_item_index(self, item_index: ItemIndex) -> None:
         """Reject a catalog tokenised with another vocabulary than the model's."""
@@ -257,101 +245,6 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
                 f"{self.config.eos_token_id}"
             )
 
-    def _generate_items(
-        self,
-        inputs_embeds: torch.FloatTensor,
-        attention_mask: torch.Tensor,
-        item_index: ItemIndex,
-        exclude_items,
-        candidate_items,
-        num_beams: int = 20,
-        num_return_sequences: int | None = None,
-        logits_processor: LogitsProcessorList | None = None,
-        exact: bool | None = None,
-        **kwargs,
-    ) -> ItemGenerationOutput:
-        self._check_item_index(item_index)
-        batch_size = inputs_embeds.shape[0]
-        num_return_sequences = num_beams if num_return_sequences is None else num_return_sequences
-        if num_return_sequences > num_beams:
-            raise ValueError(f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams})")
-        allowed_counts = item_index.allowed_counts(batch_size, exclude_items, candidate_items)
-        exact = item_index.is_single_token if exact is None else exact
-        if exact:
-            if not item_index.is_single_token:
-                raise ValueError(f"exact=True needs one-token item ids (independent); this catalog is {item_index!r}")
-            if logits_processor:
-                raise ValueError("exact ranking scores one decoder step; it takes no logits_processor")
-            return self._rank_single_token_items(
-                inputs_embeds, attention_mask, item_index, allowed_counts, num_return_sequences
-            )
-        processors = LogitsProcessorList(logits_processor or [])
-        processors.append(ItemTrieLogitsProcessor(item_index, allowed_counts, num_beams))
-        kwargs.setdefault("max_new_tokens", item_index.max_length)
-        kwargs.setdefault("length_penalty", 0.0)
-        kwargs.setdefault("early_stopping", False)
-        output = super().generate(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            num_beams=num_beams,
-            num_return_sequences=num_return_sequences,
-            logits_processor=processors,
-            return_dict_in_generate=True,
-            output_scores=True,  # needed for sequences_scores; the per-step scores are dropped right away
-            **kwargs,
-        )
-        del output.scores
-        positions = item_index.items_of_sequences(output.sequences[:, 1:]).cpu().view(batch_size, num_return_sequences)
-        return self._item_generation_output(item_index, allowed_counts, positions, output.sequences_scores.cpu())
-
-    def _rank_single_token_items(
-        self, inputs_embeds, attention_mask, item_index: ItemIndex, allowed_counts, num_return_sequences: int
-    ) -> ItemGenerationOutput:
-        """The top allowed items of one decoder step: with one-token ids this is the exact ranking that beam
-        search approximates (same scores: log-softmax over the whole vocabulary, then the trie mask)."""
-        batch_size = inputs_embeds.shape[0]
-        encoded = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-        start = torch.full((batch_size, 1), self.config.decoder_start_token_id, device=inputs_embeds.device)
-        logits = self(encoder_outputs=encoded, attention_mask=attention_mask, decoder_input_ids=start).logits
-        log_probs = logits[:, 0].float().log_softmax(-1)  # [B, V]
-        item_tokens = torch.tensor([tokens[0] for tokens in item_index.token_ids], device=log_probs.device)
-        item_scores = log_probs[:, item_tokens]  # [B, num_items], catalog order
-        allowed = allowed_counts[:, item_index.item_leaf].to(item_scores.device) > 0
-        item_scores = item_scores.masked_fill(~allowed, float("-inf"))
-        k = min(num_return_sequences, item_scores.shape[1])
-        scores, positions = item_scores.topk(k, dim=1)
-        positions = positions.masked_fill(scores == float("-inf"), -1).cpu()
-        if k < num_return_sequences:  # fewer catalog items than asked: pad so num_missing counts them
-            positions = torch.cat([positions, positions.new_full((batch_size, num_return_sequences - k), -1)], 1)
-            scores = torch.cat([scores, scores.new_full((batch_size, num_return_sequences - k), float("-inf"))], 1)
-        return self._item_generation_output(item_index, allowed_counts, positions, scores.cpu().flatten())
-
-    def _item_generation_output(
-        self, item_index: ItemIndex, allowed_counts, positions: torch.LongTensor, sequence_scores: torch.Tensor
-    ) -> ItemGenerationOutput:
-        """Distinct allowed items per example from `[B, R]` catalog positions (-1: none) and `[B * R]` scores."""
-        batch_size, num_return_sequences = positions.shape
-        scores = sequence_scores.view(batch_size, num_return_sequences)
-        # Keep complete items allowed for their example; drop dummy/truncated hypotheses and repeats.
-        leaf_counts = allowed_counts.gather(1, item_index.item_leaf[positions.clamp(min=0)])
-        keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE) & (leaf_counts > 0)
-        item_ids, item_scores, num_missing = [], [], []
-        for example_positions, example_scores, example_keep in zip(positions.tolist(), scores.tolist(), keep.tolist()):
-            seen: dict[int, float] = {}
-            for position, score, kept in zip(example_positions, example_scores, example_keep):
-                if kept and position not in seen:
-                    seen[position] = score
-            item_ids.append([item_index.item_ids[position] for position in seen])
-            item_scores.append(list(seen.values()))
-            num_missing.append(num_return_sequences - len(seen))
-        if any(num_missing):
-            logger.warning(
-                f"constrained generation returned fewer than {num_return_sequences} items for "
-                f"{sum(1 for missing in num_missing if missing)} of {batch_size} examples ({sum(num_missing)} ids "
-                "missing in all): fewer allowed items exist or the beams found fewer; no ids were filled in"
-            )
-        return ItemGenerationOutput(item_ids=item_ids, scores=item_scores, num_missing=num_missing)
-
     # ------------------------------------------------------------------------------------------ scoring
     @torch.no_grad()
     def score_candidates(
@@ -364,10 +257,12 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         item_index: ItemIndex | None = None,
         rows_per_pass: int = 512,
     ) -> torch.FloatTensor:
-        """Exact sequence log-likelihood of each candidate item (teacher forcing, no beams).
+        """Exact sequence log-likelihood of each candidate item (no beams).
 
-        The prompt is encoded once per example; the decoder scores all candidates in passes of at most
-        `rows_per_pass` (example, candidate) rows, which bounds the `[rows, T, vocab]` logits in memory.
+        The prompt is encoded once per example, and the decoder walks the catalog trie restricted to each
+        example's candidates (`item_decoding.exact_item_scores`), so a prefix shared by several candidates is
+        decoded once. Examples go in groups of about `rows_per_pass` (example, candidate) rows, which bounds
+        the `[rows, vocab]` logits in memory.
 
         Args:
             input_ids, attention_mask, whole_word_ids: `[B, L]`. task_id: `[B]` or one int.
@@ -384,30 +279,18 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         batch_size = input_ids.shape[0]
         if len(candidate_items) != batch_size:
             raise ValueError(f"candidate_items has {len(candidate_items)} entries but the batch has {batch_size}")
+        positions = [item_index.positions(candidates, "candidate item") for candidates in candidate_items]
         inputs_embeds, attention_mask = self.embed_encoder_inputs(input_ids, attention_mask, whole_word_ids, task_id)
         encoded = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
-
         num_candidates = max(len(candidates) for candidates in candidate_items)
         result = torch.full((batch_size, num_candidates), float("-inf"), device=encoded.device)
-        rows = [(example, slot) for example, candidates in enumerate(candidate_items) for slot in range(len(candidates))]
-        positions = item_index.positions([item for candidates in candidate_items for item in candidates], "candidate item")
-        for start in range(0, len(rows), rows_per_pass):
-            chunk_rows = torch.tensor(rows[start : start + rows_per_pass], device=encoded.device)
-            targets = [item_index.token_ids[position] for position in positions[start : start + rows_per_pass]]
-            labels = torch.full((len(targets), max(map(len, targets))), -100, dtype=torch.long, device=encoded.device)
-            for row, tokens in enumerate(targets):
-                labels[row, : len(tokens)] = torch.tensor(tokens)
-            examples = chunk_rows[:, 0]
-            logits = self(
-                encoder_outputs=BaseModelOutput(last_hidden_state=encoded[examples]),
-                attention_mask=attention_mask[examples],
-                decoder_input_ids=self._shift_right(labels),
-                use_cache=False,
-            ).logits
-            logits = logits.float()
-            # log p(token) = logit(token) - logsumexp(logits): no second [rows, T, vocab] tensor.
-            token_log_probs = logits.gather(2, labels.clamp(min=0)[..., None]).squeeze(2) - logits.logsumexp(-1)
-            result[examples, chunk_rows[:, 1]] = token_log_probs.masked_fill(labels == -100, 0).sum(1)
+        group = max(1, rows_per_pass // max(num_candidates, 1))
+        for start in range(0, batch_size, group):
+            chunk = slice(start, start + group)
+            allowed = item_index.allowed_counts(len(positions[chunk]), candidate_items=candidate_items[chunk])
+            scores = exact_item_scores(self, encoded[chunk], attention_mask[chunk], item_index, allowed)
+            for row, example_positions in enumerate(positions[chunk]):
+                result[start + row, : len(example_positions)] = scores[row, example_positions]
         return result
 
     # ------------------------------------------------------------------------------------ save / load
