@@ -38,14 +38,19 @@ def make_parser() -> argparse.ArgumentParser:
         help="item-id schemes, in table order",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43], help="training seeds of every scheme")
+    parser.add_argument("--variant", help="name of a training variant: runs under runs/beauty/item-ids/<variant>/, "
+                        "results in item_ids_<variant>.{json,md}")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                        help="training options of the variant, last on the line (e.g. --ranking_softmax catalog)")
     parser.add_argument("--sasrec", type=Path, default=RESULTS_DIR / "sasrec_item_ids.json",
                         help="bench_quality.py results holding SASRec under the same budget and users")
     return parser
 
 
-def run_folder(scheme: str, seed: int) -> Path:
+def run_folder(scheme: str, seed: int, variant: str | None = None) -> Path:
     """One (scheme, seed) per folder, so seeds run as separate resumable processes."""
-    return Path("runs") / "beauty" / "item-ids" / scheme.replace("+", "-") / f"run-{seed}"
+    root = Path("runs") / "beauty" / "item-ids" / (variant or "")
+    return root / scheme.replace("+", "-") / f"run-{seed}"
 
 
 def sasrec_under_budget(path: Path, num_users: int) -> dict | None:
@@ -63,10 +68,10 @@ def main(args: argparse.Namespace) -> dict:
         init = [] if ItemIndexing(scheme).has_item_token else ["--item_embedding_init", "default"]
         runs = []
         for seed in args.seeds:
-            folder = run_folder(scheme, seed)
+            folder = run_folder(scheme, seed, args.variant)
             runs.append(train_and_evaluate(
                 str(RECIPES / "train" / "config_item_ids.yaml"), str(RECIPES / "evaluation" / "config_item_ids.yaml"),
-                folder, [seed], ["--indexing", scheme], train_overrides=init,
+                folder, [seed], ["--indexing", scheme], train_overrides=[*init, *args.train_args],
             ))  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
@@ -103,15 +108,18 @@ def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
     lines += ["", f"- Bar: NDCG@10 >= {BAR_FACTOR} x popularity = {bar:.4f} for every seed."]
     lines += [f"- {scheme}: training wall minutes per seed (the budget is 30 CPU minutes) " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
               for scheme in results]
+    if args.variant:
+        lines.insert(1, f"Variant {args.variant!r}: training options {' '.join(args.train_args)}.")
     summary = {
-        "seeds": args.seeds, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
+        "variant": args.variant, "train_args": args.train_args, "seeds": args.seeds, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
         "bar_met": verdicts, "sasrec": None if sasrec is None else {
             "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],
             "command": sasrec["command"]},
     }
     RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "item_ids.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS_DIR / "item_ids.md").write_text("\n".join(lines) + "\n")
+    name = f"item_ids_{args.variant}" if args.variant else "item_ids"
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS_DIR / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return summary
 

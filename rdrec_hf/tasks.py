@@ -23,3 +23,4 @@ class Task(IntEnum):
 
 
 NUM_TASKS = len(Task)
+RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)  # targets are item ids; the others are text

@@ -299,3 +299,34 @@ def test_grouping_by_length_follows_each_epochs_draw(tmp_path, shared):
     trainer = build_trainer(ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=6),
                             training_args)
     assert isinstance(trainer._get_train_sampler(), EpochLengthGroupedSampler)
+
+
+def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):
+    """ranking_softmax=catalog: logits over the catalog's item tokens (independent ids), same items ranked."""
+    from rdrec_hf.models.modeling_rdrec import restrict_labels
+
+    training_args = tiny_training_args(tmp_path, task_mixture="0:1:0:1", ranking_softmax="catalog", do_eval=False,
+                                       rank_eval=False)  # fmt: skip
+    data_args = DataArguments(dataset="all_beauty", indexing="independent", user_limit=24)
+    trainer = build_trainer(ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0"), data_args,
+                            training_args)  # fmt: skip
+    model, catalog = trainer.model, trainer._catalog_token_ids
+    assert catalog.numel() == len(model.item_index) == 83 and bool((catalog[1:] > catalog[:-1]).all())
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    full = model(**batch)
+    restricted = model(**batch, output_token_ids=catalog)
+    # The logits are the catalog's columns of the full ones; the loss normalises over them alone.
+    torch.testing.assert_close(restricted.logits, full.logits[..., catalog], atol=1e-5, rtol=1e-5)
+    labels = restrict_labels(batch["labels"], catalog)
+    expected = torch.nn.functional.cross_entropy(full.logits[..., catalog].flatten(0, 1), labels.flatten())
+    torch.testing.assert_close(restricted.loss, expected, atol=1e-5, rtol=1e-5)
+    assert restricted.loss < full.loss  # 83 tokens compete instead of the whole vocabulary
+    before = model.lm_head.weight.detach().clone()
+    trainer.train()
+    moved = (model.lm_head.weight.detach() - before).abs().sum(dim=1) > 0
+    assert moved[catalog].all()
+    with pytest.raises(ValueError, match="one-token item ids"):
+        build_trainer(ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=6),
+                      tiny_training_args(tmp_path, task_mixture="0:1:0:0", ranking_softmax="catalog"))
+    with pytest.raises(ValueError, match="not among output_token_ids"):
+        restrict_labels(torch.tensor([[int(catalog[0]), 5]]), catalog)

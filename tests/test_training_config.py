@@ -75,6 +75,8 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"num_negatives": 0}, "num_negatives must be positive"),
         ({"early_stopping_patience": 2}, "needs an evaluation"),
         ({"eval_max_examples_per_task": 0}, "eval_max_examples_per_task"),
+        ({"ranking_softmax": "catalog"}, "trains ranking tasks only"),
+        ({"ranking_softmax": "items"}, "not a valid RankingSoftmax"),
     ],
 )
 def test_training_arguments_reject_bad_values(tmp_path, kwargs, message):

@@ -34,7 +34,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
-from ..tasks import Task
+from ..tasks import RANKING_TASKS, Task
 from ..models.item_ids import ItemIdScheme
 from .schema import (
     ITEMS,
@@ -58,7 +58,7 @@ USABLE_RATIONALE_STATUSES = ("ok", "repaired")
 RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "item_attribute"}
 
 
-RANKING_TASK_IDS = (int(Task.SEQUENTIAL), int(Task.TOPN))
+RANKING_TASK_IDS = tuple(int(task) for task in RANKING_TASKS)
 
 
 def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int) -> dict:

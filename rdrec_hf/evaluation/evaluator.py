@@ -21,14 +21,13 @@ from tqdm.auto import tqdm
 from ..data import RDRecDataCollator, build_eval_dataset, training_history
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..models import ItemIndex
-from ..tasks import Task
+from ..tasks import RANKING_TASKS, Task
 from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from .ranking import DEFAULT_KS, ranking_metrics
 from .text_metrics import text_generation_metrics
 
 logger = logging.getLogger(__name__)
 
-RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)
 TEXT_TASKS = (Task.EXPLANATION, Task.RATIONALE)
 
 

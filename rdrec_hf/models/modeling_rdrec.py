@@ -23,6 +23,20 @@ logger = logging.get_logger(__name__)
 VOCAB_PADDING_MULTIPLE = 128
 
 
+def restrict_labels(labels: torch.LongTensor, output_token_ids: torch.LongTensor) -> torch.LongTensor:
+    """Vocabulary-id `labels` `[B, T]` as indices into the ascending `output_token_ids` `[K]` (-100 stays).
+
+    Raises `ValueError` for a label outside `output_token_ids`.
+    """
+    positions = torch.searchsorted(output_token_ids, labels.clamp(min=0)).clamp(max=output_token_ids.numel() - 1)
+    found = output_token_ids[positions] == labels
+    ignored = labels == -100
+    if not bool((found | ignored).all()):
+        outside = labels[~(found | ignored)][:5].tolist()
+        raise ValueError(f"labels {outside} are not among output_token_ids; the restricted softmax cannot score them")
+    return torch.where(ignored, labels, positions)
+
+
 class RDRecForConditionalGeneration(T5ForConditionalGeneration):
     """T5 for RDRec/POD: every sub-token of the k-th user/item mention gets whole-word embedding k added to
     its token embedding, and `prompts_per_task` trainable vectors of each example's task are prepended to
@@ -150,6 +164,7 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         decoder_inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        output_token_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         r"""
@@ -160,9 +175,13 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             labels: `[B, T]` target tokens, -100 on padding; decoder inputs are shifted from them when absent.
             encoder_outputs: precomputed encoder states `[B, P + L, D]` (then `input_ids`, `whole_word_ids`
                 and `task_id` are not needed; `attention_mask` may be `[B, L]` or `[B, P + L]`).
+            output_token_ids: `[K]` ascending vocabulary ids: the output layer keeps only these rows, so
+                `logits` are `[B, T, K]` and the loss normalises over them (every label must be one of them).
+                For training one-token item targets over the catalog's tokens alone; the items rank as with
+                the whole vocabulary.
         Returns:
-            `Seq2SeqLMOutput` with `logits` `[B, T, vocab_size]` and the mean token cross-entropy `loss` when
-            `labels` are given; `encoder_last_hidden_state` is `[B, P + L, D]`.
+            `Seq2SeqLMOutput` with `logits` `[B, T, vocab_size]` (or `[B, T, K]`) and the mean token
+            cross-entropy `loss` when `labels` are given; `encoder_last_hidden_state` is `[B, P + L, D]`.
         """
         if encoder_outputs is None:
             inputs_embeds, attention_mask = self.embed_encoder_inputs(
@@ -171,6 +190,10 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         else:
             encoded_length = encoder_outputs[0].shape[1]
             attention_mask = self._encoder_attention_mask(attention_mask, encoded_length)
+        if output_token_ids is not None:
+            return self._forward_over_tokens(
+                inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids
+            )
         return super().forward(
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
@@ -182,6 +205,28 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             use_cache=use_cache,
             **kwargs,
         )
+
+    def _forward_over_tokens(
+        self, inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids
+    ) -> Seq2SeqLMOutput:
+        """T5's forward with the output layer cut to `output_token_ids` (see `forward`)."""
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("output_token_ids needs labels or decoder_input_ids")
+            decoder_input_ids = self._shift_right(labels)
+        hidden = self.decoder(
+            input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs[0], encoder_attention_mask=attention_mask
+        ).last_hidden_state
+        if self.config.scale_decoder_outputs:
+            hidden = hidden * (self.config.d_model**-0.5)
+        logits = hidden @ self.lm_head.weight[output_token_ids].T  # [B, T, K]
+        loss = None
+        if labels is not None:
+            restricted = restrict_labels(labels, output_token_ids)
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), restricted.flatten(), ignore_index=-100)
+        return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0])
 
     # ------------------------------------------------------------------------------------- generation
     @torch.no_grad()
@@ -331,4 +376,4 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return model
 
 
-__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration"]
+__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration", "restrict_labels"]

@@ -23,7 +23,7 @@ from transformers.trainer_utils import IntervalStrategy
 from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH
 from ..data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS
 from ..models.item_ids import ItemIndexing
-from ..tasks import Task
+from ..tasks import RANKING_TASKS, Task
 
 TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.RATIONALE, Task.TOPN)
 """Order of the ratios in ``task_mixture``: explanation:sequential:rationale:top-N, as the paper writes it."""
@@ -45,6 +45,15 @@ class ItemEmbeddingInit(str, Enum):
 
     DEFAULT = "default"  # the model's own rule (a preset: its normal init; a checkpoint: the resize's mean init)
     SVD = "svd"  # truncated SVD of the training user-item matrix (see `rdrec_hf.data.item_graph`)
+
+
+class RankingSoftmax(str, Enum):
+    """Over which tokens the loss of a ranking target normalises."""
+
+    VOCABULARY = "vocabulary"  # the whole vocabulary, as T5 (and the paper)
+    # Only the catalog's item tokens: one-token ids (independent) and ranking tasks only. The ranking of items
+    # is the same (one softmax constant per row), and the 32,100 text rows leave the output layer.
+    CATALOG = "catalog"
 
 
 class Bnb4bitQuantType(str, Enum):
@@ -296,6 +305,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     rank_eval_num_beams: int = field(
         default=20, metadata={"help": "Beams of the constrained generation ranking sequential recommendation."}
     )
+    ranking_softmax: RankingSoftmax = field(
+        default=RankingSoftmax.VOCABULARY,
+        metadata={"help": "Loss of the ranking targets over the whole vocabulary, or over the catalog's item "
+                  "tokens only (`catalog`: independent ids and a mixture of ranking tasks only; the items rank "
+                  "the same, the output layer shrinks from the vocabulary to the catalog)."},
+    )
     max_train_minutes: float | None = field(
         default=None,
         metadata={"help": "Stop training after this many wall-clock minutes (checked after each step, so the "
@@ -323,6 +338,11 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
 
     def __post_init__(self):
         self.task_weights  # validates task_mixture
+        self.ranking_softmax = RankingSoftmax(self.ranking_softmax)
+        text_tasks = [task.name.lower() for task, weight in self.task_weights.items()
+                      if weight > 0 and task not in RANKING_TASKS]  # fmt: skip
+        if self.ranking_softmax is RankingSoftmax.CATALOG and text_tasks:
+            raise ValueError(f"ranking_softmax=catalog trains ranking tasks only; the mixture has {text_tasks}")
         for name in ("max_source_length", "max_target_length", "rank_eval_max_users", "rank_eval_num_beams"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -24,9 +24,10 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import RDRecDataCollator
-from ..tasks import NUM_TASKS, Task
+from ..models.modeling_rdrec import restrict_labels
+from ..tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
-from .rdrec_config import MEAN_TASK_LOSS, RDRecTrainingArguments
+from .rdrec_config import MEAN_TASK_LOSS, RankingSoftmax, RDRecTrainingArguments
 from .resampling import EpochLengthGroupedSampler, EpochResampledDataset, SetEpochCallback
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ class TimeBudgetCallback(TrainerCallback):
 
 TRAIN, EVAL = "train", "eval"
 TRAINING_ARGS_JSON = "training_args.json"
-RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
@@ -161,6 +161,19 @@ class RDRecTrainer(Seq2SeqTrainer):
         self.rec_data = rec_data
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
+        self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
+
+    def _catalog_softmax_tokens(self) -> torch.LongTensor:
+        """The ascending item-token ids the `catalog` softmax keeps (one token per item)."""
+        if self._base_model() is not self.model:
+            raise ValueError("ranking_softmax=catalog needs a fully fine-tuned student, not a PEFT adapter")
+        item_index = getattr(self.model, "item_index", None)
+        if item_index is None or not item_index.is_single_token:
+            raise ValueError(
+                "ranking_softmax=catalog needs one-token item ids (indexing: independent); "
+                f"this student's catalog is {item_index!r}"
+            )
+        return torch.tensor(sorted(tokens[0] for tokens in item_index.token_ids))
 
     def _get_train_sampler(self, train_dataset=None):
         """The parent's sampler; for a mixture drawn afresh every epoch, grouping by length follows each
@@ -176,6 +189,10 @@ class RDRecTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The parent's loss; besides, accumulates each task's per-example losses for logging."""
         labels, task_id = inputs["labels"], inputs["task_id"]
+        if self._catalog_token_ids is not None:  # logits over the item tokens only: labels index into them
+            output_token_ids = self._catalog_token_ids.to(labels.device)
+            inputs = {**inputs, "output_token_ids": output_token_ids}
+            labels = restrict_labels(labels, output_token_ids)
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
