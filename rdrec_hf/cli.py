@@ -116,14 +116,14 @@ def run_recommend_users(args, model, tokenizer) -> int:
 
     if args.dataset is None or args.output is None:
         raise UserError("--users needs --dataset (the users' histories) and --output (the JSON-lines file)")
-    if args.users != "all" and not Path(args.users).is_file():
+    path = None if args.users == "all" else Path(args.users)
+    if path is not None and not path.is_file():
         raise UserError(f"--users {args.users}: neither 'all' nor a file of user ids (one per line)")
     users = load_rec_dataset(args.dataset)["users"]
     history_of = dict(zip(users["user_id"], users["items"]))
-    if args.users == "all":
+    if path is None:
         wanted = list(history_of)
     else:
-        path = Path(args.users)
         wanted = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         unknown = [user for user in wanted if user not in history_of]
         if unknown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -257,8 +258,7 @@ def write_recommendations(
     ``options`` are the other arguments of `recommend_users` (``num_beams``, ``decoding``, ...).
     """
     path = Path(output)
-    seen: set[str] = set()
-    repeated = next((str(user) for user, _ in users if str(user) in seen or seen.add(str(user))), None)
+    repeated = next((user for user, count in Counter(str(user) for user, _ in users).items() if count > 1), None)
     if repeated is not None:
         raise ValueError(f"user {repeated!r} appears more than once in the users to recommend for")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,30 @@ def _children(item_index: ItemIndex, nodes: torch.LongTensor, allowed_counts: to
     return trie["edge_token"][edge], children, valid & (example_counts > 0)
 
 
+def _root_rows(model, batch_size: int, device: torch.device):
+    """The first step's rows, one per example: `(tokens, nodes, scores)`, each `[B, 1]` (start token, root, 0)."""
+    tokens = torch.full((batch_size, 1), model.config.decoder_start_token_id, dtype=torch.long, device=device)
+    return tokens, torch.zeros_like(tokens), torch.zeros((batch_size, 1), device=device)
+
+
+def _scored_children(decoder, item_index, allowed_counts, tokens, nodes, parents, scores, depth: int):
+    """One decoder step for the rows, then their allowed children with the rows' scores added.
+
+    Returns `(edge_tokens, children, allowed, child_scores)`, each `[B, W, C]` (-inf where not allowed).
+    """
+    log_probs = decoder.step(tokens, parents)  # [B, W, V]
+    edge_tokens, children, allowed = _children(item_index, nodes, allowed_counts, depth)
+    child_scores = torch.where(allowed, scores[..., None] + log_probs.gather(2, edge_tokens), -torch.inf)
+    return edge_tokens, children, allowed, child_scores
+
+
+def _next_rows(edge_tokens, children, picked: torch.LongTensor):
+    """The rows of the next step from `[B, W']` picks into the flattened `[B, W * C]` children:
+    `(parents, tokens, nodes)`, each `[B, W']`."""
+    parents = torch.div(picked, edge_tokens.shape[2], rounding_mode="floor")
+    return parents, edge_tokens.flatten(1).gather(1, picked), children.flatten(1).gather(1, picked)
+
+
 # ------------------------------------------------------------------------------------------ beam search
 def trie_beam_search(
     model,
@@ -195,26 +219,23 @@ def trie_beam_search(
     allowed_counts = allowed_counts.to(device)
     decoder = T5ItemDecoder(model, encoder_states, encoder_mask, item_index.max_length)
     leaf_item = item_index.on_device(device)["leaf_item"]
-    eos = item_index.eos_token_id
     minus_inf = torch.tensor(float("-inf"), device=device)
     # One live row per example at the first step: transformers' copies of it score -1e9 and never count.
-    tokens = torch.full((batch_size, 1), model.config.decoder_start_token_id, dtype=torch.long, device=device)
-    nodes = torch.zeros((batch_size, 1), dtype=torch.long, device=device)
-    beam_scores = torch.zeros((batch_size, 1), device=device)
+    tokens, nodes, beam_scores = _root_rows(model, batch_size, device)
     parents = None
     finished_scores = torch.full((batch_size, num_beams), float("-inf"), device=device)
     finished_items = torch.full((batch_size, num_beams), -1, dtype=torch.long, device=device)
     check_early_stop = device.type == "cpu"  # a host sync per step; elsewhere the loop runs max_length steps
     for step in range(item_index.max_length):
-        log_probs = decoder.step(tokens, parents)  # [B, W, V]
-        edge_tokens, children, allowed = _children(item_index, nodes, allowed_counts, step)
-        candidate_scores = beam_scores[..., None] + log_probs.gather(2, edge_tokens)
-        candidate_scores = torch.where(allowed, candidate_scores, minus_inf).flatten(1)  # [B, W * C]
+        edge_tokens, children, _, candidate_scores = _scored_children(
+            decoder, item_index, allowed_counts, tokens, nodes, parents, beam_scores, step
+        )
+        candidate_scores = candidate_scores.flatten(1)  # [B, W * C]
         top_scores, top = candidate_scores.topk(min(2 * num_beams, candidate_scores.shape[1]), dim=1)
         top_children = children.flatten(1).gather(1, top)
         last_step = step == item_index.max_length - 1
         if item_index.scheme.ends_with_eos and not last_step:
-            ended = edge_tokens.flatten(1).gather(1, top) == eos
+            ended = edge_tokens.flatten(1).gather(1, top) == item_index.eos_token_id
         else:  # fixed-length ids end at max_length; the last step ends every hypothesis (max_new_tokens)
             ended = torch.full_like(top, last_step, dtype=torch.bool)
         real = top_scores > float("-inf")
@@ -229,12 +250,9 @@ def trie_beam_search(
             break
         # Running: the best num_beams continuations that did not end.
         running_scores = torch.where(ended | ~real, minus_inf, top_scores)
-        width = min(num_beams, running_scores.shape[1])
-        beam_scores, keep = running_scores.topk(width, dim=1)
-        kept = top.gather(1, keep)
-        parents = torch.div(kept, edge_tokens.shape[2], rounding_mode="floor")
-        tokens = edge_tokens.flatten(1).gather(1, kept)
-        nodes = children.flatten(1).gather(1, kept).masked_fill(beam_scores == float("-inf"), -1)
+        beam_scores, keep = running_scores.topk(min(num_beams, running_scores.shape[1]), dim=1)
+        parents, tokens, nodes = _next_rows(edge_tokens, children, top.gather(1, keep))
+        nodes = nodes.masked_fill(beam_scores == float("-inf"), -1)
         if check_early_stop:
             # Done (transformers' rule with length_penalty=0): num_beams finished, none worse than the best running.
             full = finished_scores[:, -1] > float("-inf")
@@ -264,23 +282,19 @@ def exact_item_scores(
     allowed_counts = allowed_counts.to(device)
     decoder = T5ItemDecoder(model, encoder_states, encoder_mask, item_index.max_length)
     leaf_item = item_index.on_device(device)["leaf_item"]
-    scores = torch.full((batch_size, len(item_index)), float("-inf"), device=device)
-    tokens = torch.full((batch_size, 1), model.config.decoder_start_token_id, dtype=torch.long, device=device)
-    nodes = torch.zeros((batch_size, 1), dtype=torch.long, device=device)
-    prefix_scores = torch.zeros((batch_size, 1), device=device)
+    # One spare last column takes the -inf writes of the children that are not items.
+    scores = torch.full((batch_size, len(item_index) + 1), float("-inf"), device=device)
+    tokens, nodes, prefix_scores = _root_rows(model, batch_size, device)
     parents = None
     rows = torch.arange(batch_size, device=device)[:, None]
     for depth in range(item_index.max_length):
-        log_probs = decoder.step(tokens, parents)
-        edge_tokens, children, allowed = _children(item_index, nodes, allowed_counts, depth)
-        child_scores = torch.where(allowed, prefix_scores[..., None] + log_probs.gather(2, edge_tokens), -torch.inf)
+        edge_tokens, children, allowed, child_scores = _scored_children(
+            decoder, item_index, allowed_counts, tokens, nodes, parents, prefix_scores, depth
+        )
         items = leaf_item[children]
-        is_item = allowed & (items >= 0)
-        # Each item is one leaf, reached once; non-items write -inf into a spare last column.
+        is_item = allowed & (items >= 0)  # each item is one leaf, reached once
         flat_items = torch.where(is_item, items, len(item_index)).flatten(1)
-        scores = torch.cat([scores, scores.new_full((batch_size, 1), float("-inf"))], dim=1)
         scores[rows, flat_items] = torch.where(is_item, child_scores, -torch.inf).flatten(1)
-        scores = scores[:, :-1]
         inner = (allowed & (items < 0)).flatten(1)  # prefixes that continue
         width = int(inner.sum(1).max()) if inner.numel() else 0
         if width == 0:
@@ -288,11 +302,10 @@ def exact_item_scores(
         # Pack each example's continuing prefixes to the left: [B, width] rows for the next step.
         order = inner.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :width]
         live = inner.gather(1, order)
-        parents = torch.div(order, edge_tokens.shape[2], rounding_mode="floor")
-        tokens = edge_tokens.flatten(1).gather(1, order)
-        nodes = children.flatten(1).gather(1, order).masked_fill(~live, -1)
+        parents, tokens, nodes = _next_rows(edge_tokens, children, order)
+        nodes = nodes.masked_fill(~live, -1)
         prefix_scores = child_scores.flatten(1).gather(1, order).masked_fill(~live, float("-inf"))
-    return scores
+    return scores[:, :-1]
 
 
 def _top_items(scores: torch.Tensor, num_return_sequences: int) -> tuple[torch.LongTensor, torch.Tensor]:
