@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> dict:
             runs.append(train_and_evaluate(
                 str(RECIPES / "train" / "config_item_ids.yaml"), str(RECIPES / "evaluation" / "config_item_ids.yaml"),
                 folder, [seed], ["--indexing", scheme], train_overrides=[*init, *args.train_args],
-            ))  # fmt: skip
+            )["project"])  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
     return report(args, results, minutes)

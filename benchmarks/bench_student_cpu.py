@@ -50,7 +50,7 @@ def main() -> None:
         results[run] = train_and_evaluate(
             str(RECIPES / dataset / "train" / "config_cpu.yaml"), str(RECIPES / dataset / "evaluation" / "config_cpu.yaml"),
             folder, options.seeds, ["--indexing", indexing],
-        )
+        )["project"]
         minutes[run] = training_minutes(folder, options.seeds)
 
     lines = [

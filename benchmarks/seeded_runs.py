@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from rdrec_hf.evaluation.report import count_value, format_value
+from rdrec_hf.evaluation.report import count_value, format_value, protocol_files
 from rdrec_hf.scripts import evaluation as evaluation_script
 from rdrec_hf.scripts import train as train_script
 from rdrec_hf.training import seed_run_dir
@@ -22,19 +22,23 @@ def train_and_evaluate(
     train_overrides: Sequence[str] = (),
 ) -> dict:
     """`train --config train_config --output_dir folder --seeds ...` then `evaluate` of the same runs into
-    ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both, ``train_overrides`` to training only. Returns the evaluation's mean / std
-    per metric. When ``folder/eval/metrics.json`` exists the runs are not redone: it is read back (resume)."""
-    metrics_file = folder / "eval" / "metrics.json"
-    if metrics_file.is_file():
-        return json.loads(metrics_file.read_text(encoding="utf-8"))
+    ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both, ``train_overrides`` to training only.
+    Returns the evaluation's mean / std per metric of each protocol the evaluation config runs,
+    ``{protocol: results}``. When the evaluation's metrics files exist the runs are not redone: they are read
+    back (resume)."""
     seed_options = ["--seeds", *map(str, seeds)]
-    train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder), *seed_options]
-    train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
     eval_options = [
         "--config", eval_config, *overrides, "--model_name_or_path", str(folder), "--output_dir", str(folder / "eval"),
         *seed_options,
     ]
-    return evaluation_script.main(*evaluation_script.make_parser().parse_args_and_config(eval_options))
+    eval_arguments = evaluation_script.make_parser().parse_args_and_config(eval_options)
+    metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol.value)[0]
+                     for protocol in eval_arguments[-1].protocols}
+    if all(path.is_file() for path in metrics_files.values()):
+        return {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
+    train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder), *seed_options]
+    train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
+    return evaluation_script.main(*eval_arguments)
 
 
 def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:

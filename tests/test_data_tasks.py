@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rdrec_hf.data import (
+    MixtureMode,
     RDRecDataCollator,
     RationaleKind,
     build_eval_dataset,
@@ -17,6 +18,7 @@ from rdrec_hf.data import (
     load_amazon_reviews,
     load_p5_dataset,
     load_tokenizer,
+    mixture_draws,
     prompt_for,
     split_target,
     training_history,
@@ -60,7 +62,9 @@ def all_beauty(shared):
 
 @pytest.fixture(scope="session")
 def beauty_training(beauty, t5_tokenizer):
-    dataset, used = build_training_dataset(beauty, t5_tokenizer, {Task.SEQUENTIAL: 0.1, Task.TOPN: 0.1}, seed=3)
+    dataset, used = build_training_dataset(
+        beauty, t5_tokenizer, {Task.SEQUENTIAL: 0.1, Task.TOPN: 0.1}, seed=3, mode="unit_counts"
+    )
     assert used == [Task.SEQUENTIAL, Task.TOPN]
     return dataset
 
@@ -111,8 +115,13 @@ def test_no_test_interaction_in_any_task_on_reviews(all_beauty, all_beauty_train
     train_reviews = [r for r in all_beauty["reviews"] if r["split"] == "train"]
     usable = [r for r in train_reviews if r["rationale_status"] != "failed"]
     assert checked[Task.EXPLANATION] == len(train_reviews)
-    assert checked[Task.RATIONALE] == 2 * len(usable)  # a user prompt and an item prompt per review
-    assert checked[Task.TOPN] == all_beauty["users"].num_rows
+    # 1:1:1:1 as the paper: one rationale record drawn per training explanation, cycling over the usable
+    # records; each gives a user prompt and an item prompt.
+    assert checked[Task.RATIONALE] == 2 * len(train_reviews)
+    drawn = {target for target, task in zip(all_beauty_training["target_text"], all_beauty_training["task_id"])
+             if task == Task.RATIONALE}
+    assert len(drawn) == 2 * len(usable)
+    assert checked[Task.TOPN] == checked[Task.SEQUENTIAL] == len(train_reviews)  # users cycled over
 
 
 def test_sequential_examples_are_contiguous_training_segments(beauty, beauty_training):
@@ -153,14 +162,16 @@ def test_same_seed_same_mixture_other_seed_other_samples(all_beauty, t5_tokenize
     assert sorted(other["task_id"]) == sorted(all_beauty_training["task_id"])
 
 
-def test_task_weights(all_beauty, beauty, t5_tokenizer, caplog):
-    doubled, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 2.0, "topn": 0.5})
+def test_unit_count_weights(all_beauty, beauty, t5_tokenizer, caplog):
+    doubled, _ = build_training_dataset(
+        all_beauty, t5_tokenizer, {Task.EXPLANATION: 2.0, "topn": 0.5}, mode=MixtureMode.UNIT_COUNTS
+    )
     train_reviews = sum(split == "train" for split in all_beauty["reviews"]["split"])
     assert doubled["task_id"].count(Task.EXPLANATION) == 2 * train_reviews
     assert doubled["task_id"].count(Task.TOPN) == round(0.5 * all_beauty["users"].num_rows)
     with caplog.at_level(logging.WARNING, logger="rdrec_hf.data.builders"):
         only_topn, used = build_training_dataset(
-            beauty, t5_tokenizer, {Task.EXPLANATION: 1, Task.RATIONALE: 1, Task.TOPN: 0.01}
+            beauty, t5_tokenizer, {Task.EXPLANATION: 1, Task.RATIONALE: 1, Task.TOPN: 0.01}, mode="unit_counts"
         )
     assert used == [Task.TOPN] and set(only_topn["task_id"]) == {Task.TOPN}
     assert "explanation" in caplog.text and "rationale" in caplog.text
@@ -169,6 +180,46 @@ def test_task_weights(all_beauty, beauty, t5_tokenizer, caplog):
             build_training_dataset(all_beauty, t5_tokenizer, bad)
     with pytest.raises(ValueError, match="unknown task"):
         build_training_dataset(all_beauty, t5_tokenizer, {"ranking": 1.0})
+
+
+def test_paper_mixture_is_a_share_of_every_batch(all_beauty, all_beauty_training):
+    """1:1:1:1 as the reference's AllBatchify: 20/20/40/20 % explanation/sequential/rationale/top-N in every
+    batch, an epoch of one pass over the training explanations, a record's two rationale prompts together."""
+    tasks = list(all_beauty_training["task_id"])
+    train_explanations = sum(
+        split == "train" and bool(text) for split, text in zip(all_beauty["reviews"]["split"], all_beauty["reviews"]["explanation"])
+    )
+    assert tasks.count(Task.EXPLANATION) == tasks.count(Task.SEQUENTIAL) == tasks.count(Task.TOPN) == train_explanations
+    shares = {task: tasks.count(task) / len(tasks) for task in Task}
+    expected = {Task.EXPLANATION: 0.2, Task.SEQUENTIAL: 0.2, Task.RATIONALE: 0.4, Task.TOPN: 0.2}
+    assert all(abs(shares[task] - expected[task]) < 0.01 for task in Task), shares
+    batch = 80  # the reference's batch of 64 records at 1:1:1:1: 16 + 16 + 16 + 2 x 16 examples
+    for start in range(0, len(tasks) - batch + 1, batch):
+        window = tasks[start:start + batch]
+        for task, share in expected.items():  # up to one draw (two examples for a rationale record) off
+            assert abs(window.count(task) - share * batch) <= (3 if task is Task.RATIONALE else 1.01), (start, task)
+    sources, targets = all_beauty_training["source_text"], all_beauty_training["target_text"]
+    rationale = [i for i, task in enumerate(tasks) if task == Task.RATIONALE]
+    preferences = [i for i in rationale if targets[i].startswith("preference of user")]
+    # Every user-preference prompt whose record also has an item attribute sits beside it.
+    assert all(targets[i + 1].startswith("attribute of item") and tasks[i + 1] == Task.RATIONALE for i in preferences)
+
+
+def test_mixture_draws():
+    units = {Task.EXPLANATION: 100, Task.SEQUENTIAL: 40, Task.RATIONALE: 90, Task.TOPN: 40}
+    weights = {Task.EXPLANATION: 1, Task.SEQUENTIAL: 2, Task.RATIONALE: 1, Task.TOPN: 0.5}
+    assert mixture_draws(units, weights, MixtureMode.BATCH_SHARES) == {
+        Task.EXPLANATION: 100, Task.SEQUENTIAL: 200, Task.RATIONALE: 100, Task.TOPN: 50}
+    assert mixture_draws(units, weights, MixtureMode.UNIT_COUNTS) == {
+        Task.EXPLANATION: 100, Task.SEQUENTIAL: 80, Task.RATIONALE: 90, Task.TOPN: 20}
+    # Without explanations the rationale records set the epoch, then the users of sequential recommendation.
+    no_text = {**weights, Task.EXPLANATION: 0}
+    assert mixture_draws(units, no_text, MixtureMode.BATCH_SHARES)[Task.RATIONALE] == 90
+    assert mixture_draws(units, {Task.SEQUENTIAL: 1, Task.TOPN: 3}, MixtureMode.BATCH_SHARES) == {
+        Task.SEQUENTIAL: 40, Task.TOPN: 120}
+    # A task without data is left out and the next one sets the epoch.
+    assert mixture_draws({**units, Task.EXPLANATION: 0}, weights, MixtureMode.BATCH_SHARES) == {
+        Task.SEQUENTIAL: 180, Task.RATIONALE: 90, Task.TOPN: 45}
 
 
 def test_long_prompts_are_reported(all_beauty, t5_tokenizer, caplog):

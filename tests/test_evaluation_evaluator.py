@@ -8,6 +8,7 @@ from datasets import DatasetDict
 
 from rdrec_hf.data.builders import DEFAULT_MAX_TARGET_LENGTH
 from rdrec_hf.evaluation.evaluator import EvaluationConfig, rank_candidates, sample_users
+from rdrec_hf.evaluation.text_metrics import TEXT_METRIC_NAMES
 from rdrec_hf.tasks import Task
 
 
@@ -27,6 +28,9 @@ def test_config_defaults_follow_the_paper():
         ({"num_beams": 5}, "num_beams >= max"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"max_users": 0}, "max_users must be >= 1"),
+        ({"protocols": []}, "protocols must be distinct and not empty"),
+        ({"protocols": ["paper", "paper"]}, "protocols must be distinct"),
+        ({"protocols": ["p5"]}, "not a valid EvalProtocol"),
     ],
 )
 def test_config_rejects_bad_values(overrides, message):
@@ -136,7 +140,7 @@ def test_ranking_results_are_valid_and_on_the_same_users(all_beauty, all_beauty_
 def test_text_tasks_score_generated_text_or_say_why_they_are_missing(all_beauty, all_beauty_results, t5_tokenizer):
     explanation, rationale = all_beauty_results[0]["explanation"], all_beauty_results[0]["rationale"]
     assert 1 <= explanation["num_examples"] <= 6
-    assert set(explanation["model"]) == {"bleu-1", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "distinct_share"}
+    assert tuple(explanation["model"]) == TEXT_METRIC_NAMES and explanation["evaluation_protocol"] == "project"
     assert all(0 <= value <= 100 for value in explanation["model"].values())
     reviews = all_beauty["reviews"]
     test_explanation = {
@@ -154,6 +158,82 @@ def test_text_tasks_score_generated_text_or_say_why_they_are_missing(all_beauty,
         assert sample["reference"] == t5_tokenizer.decode(spelled, skip_special_tokens=True)
     # The raw reviews carry no teacher rationales yet: the task is reported as skipped, not scored on nothing.
     assert rationale["num_examples"] == 0 and "rationale" in rationale["skipped"]
+
+
+@pytest.fixture(scope="module")
+def collapsed_student(tmp_path_factory):
+    """A tiny student trained 40 steps on the ranking tasks of 40 All_Beauty users: enough to write catalog ids
+    (popular ones, some in the user's history) in free beam search, as the paper protocol needs."""
+    from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
+
+    output_dir = tmp_path_factory.mktemp("collapsed")
+    training_args = RDRecTrainingArguments(
+        output_dir=str(output_dir), max_steps=40, per_device_train_batch_size=8, learning_rate=2e-2,
+        save_strategy="no", rank_eval=False, task_mixture="0:1:0:1", max_source_length=128, use_cpu=True,
+        report_to="none", seed=0, logging_steps=40,
+    )
+    data_args = DataArguments(dataset="all_beauty", user_limit=40)
+    trainer, _ = train_rdrec(ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0"), data_args,
+                             training_args)
+    return trainer.model, trainer.processing_class, trainer.rec_data
+
+
+def test_paper_protocol_ranks_the_free_beams_as_the_reference_scripts(collapsed_student):
+    """Free beams decoded to text and read as ids (the reference's parse), the history removed (sequential),
+    invalid and out-of-candidate outputs kept as misses: the evaluator's numbers, recomputed here."""
+    import torch
+
+    from rdrec_hf.data import RDRecDataCollator, build_eval_dataset
+    from rdrec_hf.evaluation.evaluator import PAPER_SEQUENTIAL_GENERATION, PAPER_TOPN_GENERATION, evaluate_model
+    from rdrec_hf.evaluation.ranking import ranking_metrics
+
+    model, tokenizer, data = collapsed_student
+    config = EvaluationConfig(tasks=["sequential", "topn"], max_users=12, batch_size=6, seed=2, protocols=["paper"])
+    results = evaluate_model(model, data, tokenizer, config, show_progress=False)
+    catalog = set(data["items"]["item_id"])
+    collator = RDRecDataCollator(pad_token_id=tokenizer.pad_token_id)
+    for task, generation in (("sequential", PAPER_SEQUENTIAL_GENERATION), ("topn", PAPER_TOPN_GENERATION)):
+        rows = build_eval_dataset(data, task, "test", tokenizer, max_examples=12, seed=2).to_list()
+        batch = {name: tensor for name, tensor in collator(rows).items() if name != "labels"}
+        with torch.no_grad():
+            sequences = model.generate(**batch, **generation)
+        texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        returned = generation["num_return_sequences"]
+        rankings, invalid = [], 0
+        for index, row in enumerate(rows):
+            ranked = []
+            for text in texts[index * returned:(index + 1) * returned]:
+                word = text.split(" ")[0]  # seq.py / topn.py: int(p.split(' ')[0])
+                item = word if word in catalog else None
+                invalid += item is None
+                if task == "topn" and item not in row["candidates"]:
+                    item = None
+                if task == "sequential" and item in row["history"]:
+                    continue
+                ranked.append(item)
+            rankings.append(ranked[:10])
+        task_results = results[task]
+        assert task_results["evaluation_protocol"] == "paper" and "free beam search" in task_results["protocol"]
+        assert task_results["model"] == ranking_metrics(rankings, [row["target_item"] for row in rows], (1, 5, 10))
+        assert task_results["invalid_share"] == pytest.approx(invalid / (returned * len(rows)))
+        assert task_results["invalid_share"] < 0.8  # the trained student writes catalog ids (untrained: none)
+    assert results["sequential"]["history_share"] > 0  # popular items of the history were generated, then removed
+
+
+def test_paper_protocol_decodes_explanations_with_the_references_beams(collapsed_student):
+    from rdrec_hf.evaluation.evaluator import PAPER_REFERENCE_MAX_TOKENS, evaluate_model
+
+    model, tokenizer, data = collapsed_student
+    config = EvaluationConfig(tasks=["explanation"], max_users=4, num_samples=4, seed=2, protocols=["paper"])
+    explanation = evaluate_model(model, data, tokenizer, config, show_progress=False)["explanation"]
+    assert explanation["evaluation_protocol"] == "paper" and "7 beams" in explanation["protocol"]
+    reviews = {(r["user_id"], r["item_id"]): r["explanation"] for r in data["reviews"] if r["split"] == "test"}
+    for sample in explanation["samples"]:
+        # min_length=10 counts the decoder start token: at least 9 generated tokens
+        assert len(tokenizer(sample["generated"], add_special_tokens=False)["input_ids"]) >= 9, sample
+        spelled = tokenizer(reviews[sample["user_id"], sample["item_id"]], truncation=True,
+                            max_length=PAPER_REFERENCE_MAX_TOKENS)["input_ids"]
+        assert sample["reference"] == tokenizer.decode(spelled, skip_special_tokens=True)
 
 
 def test_ranking_tasks_need_a_catalog(all_beauty, t5_tokenizer):

@@ -12,6 +12,8 @@ from rdrec_hf.evaluation.text_metrics import (
     TEXT_METRIC_NAMES,
     corpus_bleu,
     distinct_share,
+    longest_common_subsequence,
+    nmt_rouge_f_scores,
     rouge_f_scores,
     text_generation_metrics,
 )
@@ -79,6 +81,25 @@ def test_rouge_by_hand():
     assert scores["rougeL"] == pytest.approx((5 / 6 + 1 / 3) / 2)
 
 
+def test_reference_rouge_by_hand():
+    """The reference's ROUGE (tensorflow/nmt) from its definition: single-space tokens, case and punctuation
+    kept, n-gram sets, ROUGE-L with beta = P / R."""
+    references = ["the cat sat on the mat", "Great smell, lasts long"]
+    predictions = ["the cat is on the mat", "great smell lasts"]
+    # pair 1: unigram sets {the cat sat on mat} / {the cat is on mat}: 4 of 5 each way -> F1 0.8 (rouge-score's
+    # counts give 5/6); bigrams 3 of 5 -> 0.6; LCS "the cat on the mat" 5 of 6 both ways -> beta 1, F 5/6.
+    # pair 2: "Great" != "great", "smell," != "smell": one shared unigram, P 1/3, R 1/4 -> F1 2/7; no shared
+    # bigram; LCS 1: R 1/4, P 1/3, beta 4/3 -> F = (1 + 16/9)(1/12) / (1/4 + 16/27) = 25/91.
+    scores = nmt_rouge_f_scores(references, predictions)
+    assert scores["rouge1"] == pytest.approx((0.8 + 2 / 7) / 2, abs=1e-7)
+    assert scores["rouge2"] == pytest.approx((0.6 + 0.0) / 2, abs=1e-7)
+    assert scores["rougeL"] == pytest.approx((5 / 6 + 25 / 91) / 2, abs=1e-7)
+    # rouge-score lower-cases and drops punctuation: pair 2 is 6/7 there.
+    assert rouge_f_scores(references[1:], predictions[1:])["rouge1"] == pytest.approx(6 / 7)
+    assert nmt_rouge_f_scores(["a b"], [""]) == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    assert longest_common_subsequence("a b c b d a b".split(), "b d c a b a".split()) == 4
+
+
 def test_distinct_share_normalises_whitespace():
     assert distinct_share(["good product", "good  product ", "bad"]) == pytest.approx(2 / 3)
     assert distinct_share(["same"] * 4) == pytest.approx(1 / 4)
@@ -90,6 +111,7 @@ def test_text_generation_metrics_scales_by_100_and_names_every_metric():
     assert metrics["bleu-1"] == pytest.approx(100 * 5 / 6)
     assert metrics["bleu-4"] == 0.0
     assert metrics["rouge-2"] == pytest.approx(60.0)
+    assert metrics["nmt-rouge-1"] == pytest.approx(80.0) and metrics["rouge-1"] == pytest.approx(100 * 5 / 6)
     assert metrics["distinct_share"] == 1.0
 
 

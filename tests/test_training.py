@@ -157,12 +157,20 @@ def test_evaluation_recipe_reports_on_the_trained_model(full_run, tmp_path):
     script_args, data_args, config = recipe.make_parser().parse_args_and_config([
         "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset", "all_beauty",
         "--user_limit", "24", "--tasks", "sequential", "explanation", "--max_users", "3",
-        "--num_beams", "10", "--num_samples", "1",
+        "--num_beams", "10", "--num_samples", "1", "--protocols", "project", "paper",
     ])
     results = recipe.main(script_args, data_args, config)
-    assert results["sequential"]["num_examples"] == 3
-    assert 0 <= results["sequential"]["model"]["ndcg@10"] <= 1 and "explanation" in results
-    assert (tmp_path / "metrics.json").is_file() and "leak" in (tmp_path / "report.md").read_text().lower()
+    for protocol, (metrics_file, report_file, title) in {
+        "project": ("metrics.json", "report.md", "this project's protocol"),
+        "paper": ("metrics_paper.json", "report_paper.md", "the paper's protocol"),
+    }.items():
+        assert results[protocol]["sequential"]["num_examples"] == 3
+        assert 0 <= results[protocol]["sequential"]["model"]["ndcg@10"] <= 1 and "explanation" in results[protocol]
+        saved = json.loads((tmp_path / metrics_file).read_text())
+        assert {entry["evaluation_protocol"] for entry in saved.values()} == {protocol}  # never mixed
+        report = (tmp_path / report_file).read_text()
+        assert title in report.splitlines()[0] and "leak" in report.lower()
+    assert "free beam search" in (tmp_path / "report_paper.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -295,10 +303,27 @@ def test_grouping_by_length_follows_each_epochs_draw(tmp_path, shared):
         assert sum(lengths[k] > lengths[k + 1] for k in range(0, 8, 2)) >= 3, (epoch, lengths)
 
     training_args = tiny_training_args(tmp_path, train_sampling_strategy="group_by_length", resample_each_epoch=True,
-                                       do_eval=False, rank_eval=False)
+                                       do_eval=False, rank_eval=False, task_mixture_mode="unit_counts")
     trainer = build_trainer(ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=6),
                             training_args)
     assert isinstance(trainer._get_train_sampler(), EpochLengthGroupedSampler)
+
+
+def test_batches_of_the_papers_mixture_hold_its_shares(tmp_path, shared):
+    """task_mixture_mode=batch_shares: the trainer reads the builder's interleaved order, so every batch holds
+    each task's share up to one example (the raw reviews have no rationales: a third each of 10)."""
+    from torch.utils.data import SequentialSampler
+
+    training_args = tiny_training_args(
+        tmp_path, per_device_train_batch_size=10, do_eval=False, rank_eval=False, task_mixture="1:1:1:1"
+    )
+    data_args = DataArguments(dataset="all_beauty", user_limit=40)
+    trainer = build_trainer(ModelArguments(model_preset="tiny"), data_args, training_args)
+    assert isinstance(trainer._get_train_sampler(), SequentialSampler)
+    for step, batch in zip(range(5), trainer.get_train_dataloader()):
+        tasks = batch["task_id"].tolist()
+        assert all(abs(tasks.count(task) - 10 / 3) <= 1 for task in (Task.EXPLANATION, Task.SEQUENTIAL, Task.TOPN)), (
+            step, tasks)
 
 
 def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):

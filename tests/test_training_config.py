@@ -77,6 +77,8 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"eval_max_examples_per_task": 0}, "eval_max_examples_per_task"),
         ({"ranking_softmax": "catalog"}, "trains ranking tasks only"),
         ({"ranking_softmax": "items"}, "not a valid RankingSoftmax"),
+        ({"train_sampling_strategy": "group_by_length"}, "batch_shares fixes every batch's tasks"),
+        ({"task_mixture_mode": "per_batch"}, "not a valid MixtureMode"),
     ],
 )
 def test_training_arguments_reject_bad_values(tmp_path, kwargs, message):

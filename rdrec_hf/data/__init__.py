@@ -2,7 +2,7 @@
 builders, whole-word ids and the collator. See :mod:`rdrec_hf.data.schema` for the schema and metadata."""
 
 from .amazon import choose_explanation, load_amazon_reviews
-from .builders import build_eval_dataset, build_training_dataset
+from .builders import MixtureMode, build_eval_dataset, build_training_dataset, mixture_draws
 from .collator import RDRecDataCollator
 from .p5 import load_p5_dataset
 from .schema import (
@@ -20,6 +20,7 @@ from .tokenization import encode_prompts, load_tokenizer, whole_word_ids
 
 __all__ = [
     "DataFormatError",
+    "MixtureMode",
     "RDRecDataCollator",
     "RationaleKind",
     "RecDatasetMetadata",
@@ -34,6 +35,7 @@ __all__ = [
     "load_p5_dataset",
     "load_rec_dataset",
     "load_tokenizer",
+    "mixture_draws",
     "prompt_for",
     "push_rec_dataset",
     "save_rec_dataset",

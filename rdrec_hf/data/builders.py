@@ -9,7 +9,10 @@ Training (:func:`build_training_dataset`) only ever reads the training part of t
   *all* the user's items, in a random order;
 - ``EXPLANATION``: per training review (``split == "train"``), user + item -> the explanation sentence;
 - ``RATIONALE``: per training review with a usable rationale (status ``ok``/``repaired``), user ->
-  ``user_preference`` and item -> ``item_attribute`` (two examples).
+  ``user_preference`` and item -> ``item_attribute`` (two examples of one record).
+
+The task mixture (:class:`MixtureMode`) is read as the paper's code reads it, as each task's share of every
+batch (``batch_shares``), or as a number of examples per unit (``unit_counts``).
 
 Evaluation (:func:`build_eval_dataset`) uses the fixed template, the stored negatives of the split and, for
 text tasks, the reviews of that split.
@@ -28,6 +31,7 @@ import json
 import logging
 import random
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,22 @@ RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "
 
 
 RANKING_TASK_IDS = tuple(int(task) for task in RANKING_TASKS)
+# The reference's `AllBatchify` sizes an epoch by the first task of this order that is in the mixture.
+EPOCH_DEFINING_ORDER = (Task.EXPLANATION, Task.RATIONALE, Task.SEQUENTIAL, Task.TOPN)
+
+
+class MixtureMode(str, Enum):
+    """What the ratios of a task mixture mean."""
+
+    # The paper's (the reference's `AllBatchify`): ratio_i / sum is task i's share of every batch's draws, a
+    # rationale record drawing its user and its item prompt (so 1:1:1:1 is 20/20/40/20 % of the examples
+    # explanation/sequential/rationale/top-N). An epoch draws every unit of the first task of
+    # `EPOCH_DEFINING_ORDER` in the mixture once; the other tasks cycle over their units as often as their
+    # shares need. The examples are interleaved so that every run of consecutive examples holds the shares.
+    BATCH_SHARES = "batch_shares"
+    # ratio_i examples per unit of task i (users for the ranking tasks, training reviews and their rationale
+    # prompts for the text tasks), shuffled: 1 draws every unit once, 7 seven times, 0.5 a random half.
+    UNIT_COUNTS = "unit_counts"
 
 
 def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int) -> dict:
@@ -138,34 +158,75 @@ def _training_units(data: DatasetDict, task: Task) -> list:
     train_rows = _reviews_of_split(data, TRAIN)
     if task is Task.EXPLANATION:
         return [(row["user_id"], row["item_id"], row["explanation"]) for row in train_rows if row["explanation"]]
-    units = []
+    records = []  # (user, item, ((kind, target), ...)): one record gives its user and its item prompt
     for row in train_rows:
         if row["rationale_status"] in USABLE_RATIONALE_STATUSES:
-            for kind, column in RATIONALE_TARGET.items():
-                if row[column]:
-                    units.append((kind, row["user_id"], row["item_id"], row[column]))
-    return units
+            targets = tuple((kind, row[column]) for kind, column in RATIONALE_TARGET.items() if row[column])
+            if targets:
+                records.append((row["user_id"], row["item_id"], targets))
+    return records
 
 
-def _training_example(task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme):
-    """``(source_text, target_text)`` of one training example drawn from ``unit`` (top-N: with its negatives)."""
+def mixture_draws(units: Mapping[Task, int], weights: Mapping[Task, float], mode: MixtureMode) -> dict[Task, int]:
+    """How many units each task draws in one epoch (a rationale draw is a record: up to two examples).
+
+    Args:
+        units: number of training units of every task with data (rationale: records).
+        weights: the mixture's ratio of every task; tasks missing from ``units`` are left out.
+        mode: ``unit_counts``: ``round(weight * units)``; ``batch_shares``: the task of
+            ``EPOCH_DEFINING_ORDER`` that comes first draws each of its units once, every other task
+            ``round(that count * weight / its weight)``.
+    """
+    present = {task: weight for task, weight in weights.items() if weight > 0 and units.get(task)}
+    if mode is MixtureMode.UNIT_COUNTS:
+        return {task: round(weight * units[task]) for task, weight in present.items()}
+    if not present:
+        return {}
+    defining = next(task for task in EPOCH_DEFINING_ORDER if task in present)
+    return {task: round(units[defining] * weight / present[defining]) for task, weight in present.items()}
+
+
+def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> list[int]:
+    """An order of the draws that spreads every task evenly: at each position, the next draw of the task
+    furthest behind its share of the examples placed so far. Every prefix then holds each task's share up
+    to about one draw, so every batch of consecutive examples holds the shares up to about two."""
+    draws_of: dict[int, list[int]] = {}
+    for draw, task in enumerate(task_of_draw):
+        draws_of.setdefault(task, []).append(draw)
+    total = sum(examples_of_draw)
+    share = {task: sum(examples_of_draw[d] for d in draws) / total for task, draws in draws_of.items()}
+    placed, taken, order = dict.fromkeys(draws_of, 0), dict.fromkeys(draws_of, 0), []
+    for _ in range(len(task_of_draw)):
+        done = sum(placed.values())
+        task = max((t for t in draws_of if taken[t] < len(draws_of[t])), key=lambda t: share[t] * done - placed[t])
+        draw = draws_of[task][taken[task]]
+        order.append(draw)
+        taken[task] += 1
+        placed[task] += examples_of_draw[draw]
+    return order
+
+
+def _training_examples(task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme):
+    """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a rationale record's one or
+    two (user, item). Top-N draws with its negatives."""
     if task is Task.SEQUENTIAL:
         user_id, items = unit
         history = training_history(items)
         start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
         end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
-        return sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), history[end]
+        return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), history[end])]
     if task is Task.TOPN:
         user_id, items = unit
         positive = rng.choice(training_history(items))
         candidates = [str(i) for i in negatives] + [positive]
         rng.shuffle(candidates)
-        return sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive
+        return [(sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive)]
     if task is Task.EXPLANATION:
         user_id, item_id, explanation = unit
-        return sample_prompt(rng, task, user_id=user_id, item_id=item_id, scheme=scheme), explanation
-    kind, user_id, item_id, target = unit
-    return sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id, scheme=scheme), target
+        return [(sample_prompt(rng, task, user_id=user_id, item_id=item_id, scheme=scheme), explanation)]
+    user_id, item_id, targets = unit
+    return [(sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id, scheme=scheme), target)
+            for kind, target in targets]
 
 
 def build_training_dataset(
@@ -177,14 +238,24 @@ def build_training_dataset(
     max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
     num_negatives: int | None = None,
     cache_dir: str | Path | None = None,
+    mode: MixtureMode | str = MixtureMode.BATCH_SHARES,
 ) -> tuple[Dataset, list[Task]]:
-    """A shuffled, tokenised mixture of training examples of several tasks.
+    """A tokenised mixture of training examples of several tasks: one epoch's draw.
 
-    ``task_weights[task]`` is the number of examples per unit in this build: units are users for
-    ``SEQUENTIAL`` / ``TOPN`` and training reviews (two prompt kinds each for ``RATIONALE``) for the text
-    tasks; ``1.0`` draws every unit once, ``2.0`` twice (with fresh random segments, negatives and
-    templates), ``0.5`` a random half, ``0`` leaves the task out. Tasks without data (no reviews, no
-    rationales) are left out with a logged notice. Rebuild with another ``seed`` for another epoch's samples.
+    ``task_weights[task]`` is the task's ratio, read by ``mode`` (:class:`MixtureMode`):
+
+    - ``batch_shares`` (the paper's): ratios are shares of every batch's draws, a rationale record drawing two
+      examples; the epoch is set by the first task of explanation, rationale, sequential, top-N in the
+      mixture, whose units are each drawn once. The examples come in an interleaved order in which every run
+      of consecutive examples holds the shares (up to one example per task): read them in order.
+    - ``unit_counts``: ratios are examples per unit (users for ``SEQUENTIAL`` / ``TOPN``, training reviews
+      for ``EXPLANATION``, each rationale prompt of a training review for ``RATIONALE``); ``1.0`` draws every
+      unit once, ``2.0`` twice (with fresh random segments, negatives and templates), ``0.5`` a random half.
+      The examples are shuffled.
+
+    A task drawn more often than it has units cycles over whole shuffled passes of them. ``0`` leaves a task
+    out; tasks without data (no reviews, no rationales) are left out with a logged notice. Rebuild with
+    another ``seed`` for another epoch's samples.
 
     Returns the dataset (columns ``input_ids``, ``attention_mask``, ``whole_word_ids``, ``labels``,
     ``task_id`` plus ``source_text`` / ``target_text`` for inspection) and the tasks it contains.
@@ -192,27 +263,33 @@ def build_training_dataset(
     weights = {Task.parse(task): float(weight) for task, weight in task_weights.items()}
     if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
         raise ValueError(f"task weights must be >= 0 with at least one > 0, got {task_weights}")
+    mode = MixtureMode(mode)
     num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
     cache_file = _cache_file(
         cache_dir, "train", data, tokenizer,
         {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
-         "lengths": [max_source_length, max_target_length]},
+         "lengths": [max_source_length, max_target_length], "mode": mode.value},
     )
     scheme = item_id_scheme(data)
     if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
         dataset = _tokenized_dataset({}, tokenizer, scheme, max_source_length, max_target_length, cache_file)
         return dataset, sorted({Task(task_id) for task_id in dataset["task_id"]})
     num_items = data[ITEMS].num_rows
-    columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
-    used, counts = [], {}
+    units_of = {}
     for task in sorted(task for task, weight in weights.items() if weight > 0):
         units = _training_units(data, task)
-        if not units:
+        if mode is MixtureMode.UNIT_COUNTS and task is Task.RATIONALE:  # a unit per prompt, not per record
+            units = [(user_id, item_id, (target,)) for user_id, item_id, targets in units for target in targets]
+        if units:
+            units_of[task] = units
+        else:
             logger.warning("no training data for task %s (no reviews or rationales): left out", task.name.lower())
-            continue
-        used.append(task)
+    draws = mixture_draws({task: len(units) for task, units in units_of.items()}, weights, mode)
+    columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
+    draw_of_example, task_of_draw, examples_of_draw, counts = [], [], [], {}
+    for task, units in units_of.items():
         rng = random.Random(f"{seed}:{task.name}")  # per task, so a task's samples do not depend on the others
-        count = round(weights[task] * len(units))
+        count = draws[task]
         order = []
         while len(order) < count:  # whole shuffled passes over the units, cut to the count
             order.extend(rng.sample(range(len(units)), len(units)))
@@ -223,16 +300,24 @@ def build_training_dataset(
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
         progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
         for index, unit_negatives in progress:
-            source, target = _training_example(task, units[index], rng, unit_negatives, scheme)
-            columns["source_text"].append(source)
-            columns["target_text"].append(target)
-            columns["task_id"].append(int(task))
-        counts[task.name.lower()] = f"{count:,} from {len(units):,} units"
-    permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
+            examples = _training_examples(task, units[index], rng, unit_negatives, scheme)
+            for source, target in examples:
+                columns["source_text"].append(source)
+                columns["target_text"].append(target)
+                columns["task_id"].append(int(task))
+                draw_of_example.append(len(task_of_draw))
+            task_of_draw.append(int(task))
+            examples_of_draw.append(len(examples))
+        counts[task.name.lower()] = f"{count:,} draws from {len(units):,} units"
+    if mode is MixtureMode.BATCH_SHARES:  # a record's examples stay side by side, in one batch
+        rank = {draw: position for position, draw in enumerate(_interleaved_order(task_of_draw, examples_of_draw))}
+        permutation = sorted(range(len(draw_of_example)), key=lambda example: (rank[draw_of_example[example]], example))
+    else:
+        permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
     columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
     dataset = _tokenized_dataset(columns, tokenizer, scheme, max_source_length, max_target_length, cache_file)
-    logger.info("training mixture (seed %d): %d examples; %s", seed, dataset.num_rows, counts)
-    return dataset, used
+    logger.info("training mixture (%s, seed %d): %d examples; %s", mode.value, seed, dataset.num_rows, counts)
+    return dataset, list(units_of)
 
 
 def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[int] | None:

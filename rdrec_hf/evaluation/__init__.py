@@ -5,7 +5,7 @@ from .evaluator import EvaluationConfig, evaluate_model, rank_candidates, sample
 from .metric_modules import METRIC_NAMES, load_metric
 from .ranking import hit_at_k, ndcg_at_k, ranking_metrics
 from .report import aggregate_seeds, markdown_tables, plot_training_curves, write_report
-from .text_metrics import corpus_bleu, distinct_share, rouge_f_scores, text_generation_metrics
+from .text_metrics import corpus_bleu, distinct_share, nmt_rouge_f_scores, rouge_f_scores, text_generation_metrics
 
 __all__ = [
     "METRIC_NAMES",
@@ -24,6 +24,7 @@ __all__ = [
     "popularity_ranking",
     "rank_candidates",
     "ranking_metrics",
+    "nmt_rouge_f_scores",
     "rouge_f_scores",
     "sample_users",
     "text_generation_metrics",

@@ -1,10 +1,26 @@
-"""The evaluation loop of the paper, deterministic, with the leak rule and popularity on the same users.
+"""The evaluation loop, deterministic, with the leak rule and popularity on the same users, under one of two
+protocols (`EvalProtocol`); their numbers never share a table.
+
+This project's protocol (``project``), the stricter one:
 
 - sequential: full ranking over the catalog for the held-out item, the user's history excluded
   (`model.generate(..., item_index=..., exclude_items=...)`: exact one-step ranking with one-token ids, the
   trie beam search of `rdrec_hf.models.item_decoding` otherwise);
 - top-N: the held-out item among its stored negatives, ranked exactly by `model.score_candidates`;
-- explanation and rationale: greedy generation scored with BLEU-1/4, ROUGE-1/2/L and the distinct share.
+- explanation and rationale: greedy generation.
+
+The paper's protocol (``paper``), as the reference scripts (``seq.py``, ``topn.py``, ``exp.py``) run it:
+
+- sequential: free beam search (20 beams, 15 returned, length penalty 1.0, early stopping), the history
+  removed from the 15 afterwards, so fewer than 10 may remain; an output that is not a catalog id takes its
+  rank as a miss (the reference fills in a random id);
+- top-N: free beam search (20 beams, 10 returned), not restricted to the candidates; an invalid or
+  out-of-candidate output is a miss, never filled in;
+- explanation and rationale: beam search with 7 beams (the reference's 21 beams in 3 groups with diversity 0,
+  which transformers 5 no longer offers, is the same search), 10 to 50 tokens, against references of up to
+  100 tokens.
+
+Texts are scored with BLEU-1/4, both ROUGE-1/2/L (rouge-score's and the reference's) and the distinct share.
 """
 
 from __future__ import annotations
@@ -13,6 +29,7 @@ import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -29,6 +46,20 @@ from .text_metrics import text_generation_metrics
 logger = logging.getLogger(__name__)
 
 TEXT_TASKS = (Task.EXPLANATION, Task.RATIONALE)
+
+
+class EvalProtocol(str, Enum):
+    """Which evaluation protocol: this project's stricter one, or the paper's (see the module docstring)."""
+
+    PROJECT = "project"
+    PAPER = "paper"
+
+
+# The reference scripts' decoding settings (seq.py, topn.py, exp.py), one home for each.
+PAPER_SEQUENTIAL_GENERATION = dict(num_beams=20, num_return_sequences=15, length_penalty=1.0, early_stopping=True)
+PAPER_TOPN_GENERATION = dict(num_beams=20, num_return_sequences=10)
+PAPER_TEXT_GENERATION = dict(num_beams=7, min_length=10, max_length=50, do_sample=False)
+PAPER_REFERENCE_MAX_TOKENS = 100  # exp.py cuts the test explanations at exp_len=100 tokens
 
 
 @dataclass
@@ -64,8 +95,18 @@ class EvaluationConfig:
     num_samples: int = field(
         default=3, metadata={"help": "Example predictions kept per task for the report (0: none)."}
     )
+    protocols: list[str] = field(
+        default_factory=lambda: [EvalProtocol.PROJECT.value],
+        metadata={"help": "Protocols to run, each written to its own metrics file and report: `project` (this "
+                  "project's: exact or trie-constrained ranking, greedy text; metrics.json, report.md) and/or "
+                  "`paper` (the reference scripts' free beam searches; metrics_paper.json, report_paper.md). "
+                  "num_beams and max_new_tokens belong to `project`; `paper` has the reference's settings."},
+    )
 
     def __post_init__(self):
+        self.protocols = [EvalProtocol(protocol) for protocol in self.protocols]
+        if not self.protocols or len(set(self.protocols)) != len(self.protocols):
+            raise ValueError(f"EvaluationConfig: protocols must be distinct and not empty, got {self.protocols}")
         self.tasks = [Task.parse(task) for task in self.tasks]
         if not self.tasks:
             raise ValueError("EvaluationConfig: tasks is empty")
@@ -115,8 +156,9 @@ def evaluate_model(
     *,
     item_index: ItemIndex | None = None,
     show_progress: bool = True,
+    protocol: EvalProtocol | str | None = None,
 ) -> dict[str, dict]:
-    """Evaluate ``model`` on ``data`` (the project dataset schema) as the paper does, with the baselines.
+    """Evaluate ``model`` on ``data`` (the project dataset schema) under one protocol, with the baselines.
 
     Args:
         model: an `RDRecForConditionalGeneration` (or a PEFT wrapper of one); put in eval mode here.
@@ -125,12 +167,15 @@ def evaluate_model(
         config: what to evaluate; `EvaluationConfig()` when None.
         item_index: the catalog for the ranking tasks; ``model.item_index`` when None.
         show_progress: progress bars per task (off inside a trainer's evaluation).
+        protocol: an `EvalProtocol`; the first of ``config.protocols`` when None.
     Returns:
-        ``{task: {"model": {metric: value}, "num_examples": n, "protocol": str, "samples": [...]}}``;
-        ranking tasks add ``"leak_rule"`` and ``"popularity"`` metrics on the very same users. A text task
-        whose data is absent (no reviews, no rationales on the split) is ``{"skipped": reason, "num_examples": 0}``.
+        ``{task: {"model": {metric: value}, "num_examples": n, "evaluation_protocol": "project" | "paper",
+        "protocol": description, "samples": [...]}}``; ranking tasks add ``"leak_rule"`` and ``"popularity"``
+        metrics on the very same users. A text task whose data is absent (no reviews, no rationales on the
+        split) is ``{"skipped": reason, "num_examples": 0}``.
     """
     config = config if config is not None else EvaluationConfig()
+    protocol = EvalProtocol(protocol) if protocol is not None else config.protocols[0]
     item_index = item_index if item_index is not None else getattr(model, "item_index", None)
     if item_index is None and any(task in RANKING_TASKS for task in config.tasks):
         raise ValueError("the ranking tasks need an item catalog: pass item_index= or set model.item_index")
@@ -147,24 +192,32 @@ def evaluate_model(
             )
             if list(dataset["user_id"]) != users:
                 raise RuntimeError(f"{name}: the evaluation set does not hold the sampled users")
-            results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
+            if protocol is EvalProtocol.PROJECT:
+                results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
+            else:
+                results[name] = _evaluate_ranking_as_paper(
+                    model, tokenizer, dataset, task, item_index, data, config, collator, show_progress
+                )
         else:
-            dataset, reason = _text_eval_dataset(data, task, tokenizer, users, config)
+            dataset, reason = _text_eval_dataset(data, task, tokenizer, users, config, protocol)
             if dataset is None:
                 logger.warning("%s left out of the evaluation: %s", name, reason)
                 results[name] = {"skipped": reason, "num_examples": 0}
                 continue
-            results[name] = _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress)
-    logger.info("evaluation summary (%s split, %d users):\n%s", config.split, len(users), _summary(results))
+            results[name] = _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress, protocol)
+        results[name]["evaluation_protocol"] = protocol.value
+    logger.info("evaluation summary (%s protocol, %s split, %d users):\n%s",
+                protocol.value, config.split, len(users), _summary(results))
     return results
 
 
-def _text_eval_dataset(data, task, tokenizer, users, config) -> tuple[Dataset | None, str | None]:
+def _text_eval_dataset(data, task, tokenizer, users, config, protocol) -> tuple[Dataset | None, str | None]:
     """The task's evaluation examples of the sampled users, or ``(None, reason)`` when there are none."""
     if REVIEWS not in data:
         return None, "the dataset has no reviews (its source has no review text)"
+    lengths = {"max_target_length": PAPER_REFERENCE_MAX_TOKENS} if protocol is EvalProtocol.PAPER else {}
     try:
-        dataset = build_eval_dataset(data, task, config.split, tokenizer, seed=config.seed)
+        dataset = build_eval_dataset(data, task, config.split, tokenizer, seed=config.seed, **lengths)
     except ValueError as error:  # raised only when the split has no examples of this task
         return None, str(error)
     if config.max_users is not None:
@@ -249,7 +302,83 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
     return results
 
 
-def _topn_protocol(dataset: Dataset, data: DatasetDict) -> str:
+def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data, config, collator, show_progress) -> dict:
+    """The reference's ranking evaluation: free beams parsed into catalog ids (see the module docstring)."""
+    top_k = config.ks[-1]
+    generation = PAPER_SEQUENTIAL_GENERATION if task is Task.SEQUENTIAL else PAPER_TOPN_GENERATION
+    catalog_size = data[ITEMS].num_rows
+    popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
+    rankings: dict[str, list[list[str | None]]] = {"model": [], "leak_rule": [], "popularity": []}
+    outputs = invalid = outside = removed = 0
+    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()} (paper)", show_progress):
+        sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
+        generated = _generated_items(sequences, item_index, tokenizer)
+        returned = len(generated) // len(rows)
+        for index, row in enumerate(rows):
+            allowed = set(row["candidates"]) if task is Task.TOPN else None
+            history = set(row["history"])
+            ranked: list[str | None] = []
+            for item in generated[index * returned:(index + 1) * returned]:
+                outputs += 1
+                if item is None:
+                    invalid += 1
+                elif allowed is not None and item not in allowed:
+                    outside += 1
+                    item = None
+                elif task is Task.SEQUENTIAL and item in history:  # seq.py drops these after the search
+                    removed += 1
+                    continue
+                ranked.append(item)  # a None keeps its rank as a miss
+            rankings["model"].append(ranked[:top_k])
+            catalog = catalog_size if task is Task.SEQUENTIAL else row["candidates"]
+            rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
+            rankings["popularity"].append(popularity_ranking(popular_items, row["history"], top_k, row.get("candidates")))
+    targets = list(dataset["target_item"])
+    results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
+    results["num_examples"] = len(targets)
+    results["invalid_share"] = invalid / outputs  # generated sequences that are no catalog id (misses)
+    returned = generation["num_return_sequences"]
+    if task is Task.SEQUENTIAL:
+        results["history_share"] = removed / outputs  # catalog ids of the user's history, removed
+        results["protocol"] = (
+            f"The paper's: free beam search ({generation['num_beams']} beams, {returned} returned, length penalty "
+            "1.0, early stopping) over the whole vocabulary, the user's history removed afterwards; an output that "
+            "is no catalog id is a miss (not filled in)."
+        )
+    else:
+        results["outside_candidates_share"] = outside / outputs
+        results["protocol"] = (
+            f"The paper's: free beam search ({generation['num_beams']} beams, {returned} returned), not restricted "
+            f"to the {_topn_protocol(dataset, data, describe_ranking=False)}; an output that is no catalog id or "
+            "lies outside the candidates is a miss (not filled in)."
+        )
+    results["samples"] = _ranking_samples(dataset, rankings, top_k, config.num_samples)
+    return results
+
+
+def _generated_items(sequences: torch.LongTensor, item_index: ItemIndex, tokenizer) -> list[str | None]:
+    """The catalog item each free-beam sequence `[R, T]` names, or None. Numbers as text are read as the
+    reference reads them: the decoded text's first space-separated word; ids of new tokens by their tokens."""
+    if item_index.indexing.is_text:
+        words = (text.split(" ")[0] for text in tokenizer.batch_decode(sequences, skip_special_tokens=True))
+        return [word if word in item_index else None for word in words]
+    positions = item_index.items_of_sequences(sequences[:, 1:]).tolist()
+    return [item_index.item_ids[position] if position >= 0 else None for position in positions]
+
+
+def _ranking_samples(dataset: Dataset, rankings: Mapping[str, list], top_k: int, num_samples: int) -> list[dict]:
+    return [
+        {
+            "user_id": row["user_id"],
+            "recent_history": row["history"][-5:],
+            "target": row["target_item"],
+            **{f"{system}_top_{top_k}": rankings[system][position] for system in rankings},
+        }
+        for position, row in enumerate(dataset.select(range(min(num_samples, len(dataset)))))
+    ]
+
+
+def _topn_protocol(dataset: Dataset, data: DatasetDict, describe_ranking: bool = True) -> str:
     """How the top-N candidates were formed, saying so when a small catalog leaves only the unseen items."""
     sizes = sorted({len(candidates) for candidates in dataset["candidates"]})
     size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
@@ -265,21 +394,25 @@ def _topn_protocol(dataset: Dataset, data: DatasetDict) -> str:
         if all_unseen
         else f"{size} candidates (it and the split's stored negatives)"
     )
+    if not describe_ranking:
+        return formed
     return (
         f"The held-out item among {formed}, ranked by the exact sequence log-likelihood of each candidate id; "
         "a tie ranks the held-out item last."
     )
 
 
-def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress) -> dict:
+def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress, protocol) -> dict:
+    if protocol is EvalProtocol.PAPER:
+        generation = PAPER_TEXT_GENERATION
+        decoding = (f"The paper's: beam search with {generation['num_beams']} beams (the reference's 21 beams in 3 "
+                    f"groups, diversity 0), {generation['min_length']} to {generation['max_length']} tokens")
+    else:
+        generation = dict(max_new_tokens=config.max_new_tokens, num_beams=1, do_sample=False)
+        decoding = f"Greedy generation of at most {config.max_new_tokens} tokens"
     predictions: list[str] = []
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
-        sequences = model.generate(
-            **_model_inputs(rows, collator, model.device),
-            max_new_tokens=config.max_new_tokens,
-            num_beams=1,
-            do_sample=False,
-        )
+        sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
         predictions += tokenizer.batch_decode(sequences, skip_special_tokens=True)
     # As the paper's scripts do: the reference is the tokenised target decoded back (what the model can spell,
     # truncated like the training labels), and BLEU splits both texts on whitespace.
@@ -295,8 +428,8 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
     return {
         "model": text_generation_metrics(predictions, references),
         "num_examples": len(references),
-        "protocol": f"Greedy generation of at most {config.max_new_tokens} tokens, scored against the "
-        f"{config.split} reviews' {target} (tokenised and decoded back, as the paper's scripts do).",
+        "protocol": f"{decoding}, scored against the {config.split} reviews' {target} (tokenised and decoded "
+        "back, as the paper's scripts do).",
         "samples": samples,
     }
 

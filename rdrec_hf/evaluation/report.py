@@ -27,10 +27,27 @@ METRIC_LABELS = {
     "rouge-1": "ROUGE-1",
     "rouge-2": "ROUGE-2",
     "rouge-l": "ROUGE-L",
+    "nmt-rouge-1": "ROUGE-1 (reference's)",
+    "nmt-rouge-2": "ROUGE-2 (reference's)",
+    "nmt-rouge-l": "ROUGE-L (reference's)",
     "distinct_share": "distinct share",
+}
+OUTPUT_SHARE_LABELS = {  # the paper protocol's free beams: what became of the generated sequences
+    "invalid_share": "no catalog id (misses)",
+    "history_share": "the user's history (removed)",
+    "outside_candidates_share": "outside the candidates (misses)",
 }
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+PROTOCOL_TITLES = {"project": "this project's protocol", "paper": "the paper's protocol"}
+
+
+def protocol_files(protocol: str) -> tuple[str, str]:
+    """``(metrics file, report file)`` names of an evaluation protocol: ``metrics.json`` / ``report.md`` for
+    this project's, ``metrics_<protocol>.json`` / ``report_<protocol>.md`` for another, so they never mix."""
+    if protocol == "project":
+        return METRICS_FILE, REPORT_FILE
+    return f"metrics_{protocol}.json", f"report_{protocol}.md"
 
 
 def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
@@ -116,6 +133,10 @@ def markdown_tables(results: Mapping) -> str:
         missing_ids = count_value(task_results.get("missing_ids", 0))
         if missing_ids:
             lines += [f"Ranking slots the beams left empty (counted as misses): {missing_ids}.", ""]
+        shares = [f"{label}: {format_value(task_results[key])}" for key, label in OUTPUT_SHARE_LABELS.items()
+                  if key in task_results]
+        if shares:
+            lines += ["Shares of the generated outputs: " + "; ".join(shares) + ".", ""]
         lines.append("| system | " + " | ".join(_metric_label(name) for name in metric_names) + " |")
         lines.append("|---|" + "---:|" * len(metric_names))
         for system in systems:
@@ -154,8 +175,10 @@ def write_report(
     title: str = "RDRec evaluation",
     notes: Sequence[str] = (),
     curves_png: str | None = None,
+    protocol: str = "project",
 ) -> dict[str, Path]:
-    """Write ``metrics.json`` (``results`` as given, example predictions included) and ``report.md``.
+    """Write ``metrics.json`` (``results`` as given, example predictions included) and ``report.md``, or
+    the files of another ``protocol`` (`protocol_files`); the title names the protocol.
 
     Args:
         results: `evaluate_model` output or `aggregate_seeds` output.
@@ -167,9 +190,10 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out_dir / METRICS_FILE, "report": out_dir / REPORT_FILE}
+    metrics_file, report_file = protocol_files(protocol)
+    paths = {"metrics": out_dir / metrics_file, "report": out_dir / report_file}
     paths["metrics"].write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    parts = [f"# {title}"]
+    parts = [f"# {title} ({PROTOCOL_TITLES.get(protocol, protocol)})"]
     if notes:
         parts.append("\n".join(f"- {note}" for note in notes))
     parts.append("## Metrics\n\nHR and NDCG in [0, 1]; BLEU and ROUGE x100; distinct share = distinct texts / texts.")

@@ -7,8 +7,14 @@ total hypothesis and reference lengths. It is written here (a few lines) rather 
 because sacrebleu re-tokenises its input (13a by default) and works on strings; the tests check that both
 agree when sacrebleu is told not to tokenise.
 
-ROUGE-1/2/L are the mean per-example F-measures of the ``rouge-score`` package (its default tokenizer:
-lowercase, alphanumeric runs; no stemming), scaled x100 like the papers.
+Two ROUGEs are reported side by side, both mean per-example F-measures scaled x100:
+
+- ``rouge-1/2/l``: the ``rouge-score`` package (its default tokenizer: lowercase, alphanumeric runs; no
+  stemming; n-gram counts; ROUGE-L F1);
+- ``nmt-rouge-1/2/l``: the reference's (RDRec's ``utils/rouge.py``, from tensorflow/nmt), written here from its
+  definition: tokens split on single spaces, case and punctuation kept, n-gram *sets*, ROUGE-N
+  ``2PR / (P + R + 1e-8)``, ROUGE-L over the longest common subsequence with ``beta = P / R``:
+  ``(1 + beta^2) R P / (R + beta^2 P)``. These are the numbers comparable with the paper's.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 # Public metric names of `text_generation_metrics`, in the order reports show them.
-TEXT_METRIC_NAMES = ("bleu-1", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "distinct_share")
+TEXT_METRIC_NAMES = (
+    "bleu-1", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "nmt-rouge-1", "nmt-rouge-2", "nmt-rouge-l", "distinct_share",
+)
 
 
 def whitespace_tokens(text: str) -> list[str]:
@@ -77,6 +85,54 @@ def rouge_f_scores(references: Sequence[str], predictions: Sequence[str]) -> dic
     return {rouge_type: total / len(predictions) for rouge_type, total in totals.items()}
 
 
+def nmt_tokens(text: str) -> list[str]:
+    """The reference ROUGE's tokens: ``text.split(" ")`` (so two spaces make an empty token, as there)."""
+    return text.split(" ")
+
+
+def longest_common_subsequence(first: Sequence[str], second: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists (dynamic programming, one row kept)."""
+    previous = [0] * (len(second) + 1)
+    for token in first:
+        current = [0]
+        for column, other in enumerate(second, start=1):
+            current.append(previous[column - 1] + 1 if token == other else max(previous[column], current[-1]))
+        previous = current
+    return previous[-1]
+
+
+def nmt_rouge_n(reference: str, prediction: str, order: int) -> float:
+    """ROUGE-N F1 of one pair as tensorflow/nmt computes it: over the *sets* of n-grams,
+    ``2PR / (P + R + 1e-8)``, with P or R 0 when the prediction or the reference has no n-gram."""
+    predicted, wanted = (set(ngram_counts(nmt_tokens(text), order)) for text in (prediction, reference))
+    overlap = len(predicted & wanted)
+    precision = overlap / len(predicted) if predicted else 0.0
+    recall = overlap / len(wanted) if wanted else 0.0
+    return 2.0 * precision * recall / (precision + recall + 1e-8)
+
+
+def nmt_rouge_l(reference: str, prediction: str) -> float:
+    """Sentence-level ROUGE-L F of one pair as tensorflow/nmt computes it: ``R = LCS / len(reference)``,
+    ``P = LCS / len(prediction)``, ``beta = P / R``, ``F = (1 + beta^2) R P / (R + beta^2 P)``."""
+    reference_tokens, prediction_tokens = nmt_tokens(reference), nmt_tokens(prediction)
+    common = longest_common_subsequence(prediction_tokens, reference_tokens)
+    recall, precision = common / len(reference_tokens), common / len(prediction_tokens)
+    beta = precision / (recall + 1e-12)
+    return (1 + beta**2) * recall * precision / (recall + beta**2 * precision + 1e-12)
+
+
+def nmt_rouge_f_scores(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures in [0, 1] of the reference's ROUGE (``nmt_rouge_n``,
+    ``nmt_rouge_l``), keyed ``rouge1``, ``rouge2``, ``rougeL``."""
+    _check_pairs(references, predictions)
+    pairs = list(zip(references, predictions))
+    return {
+        "rouge1": sum(nmt_rouge_n(ref, pred, 1) for ref, pred in pairs) / len(pairs),
+        "rouge2": sum(nmt_rouge_n(ref, pred, 2) for ref, pred in pairs) / len(pairs),
+        "rougeL": sum(nmt_rouge_l(ref, pred) for ref, pred in pairs) / len(pairs),
+    }
+
+
 def distinct_share(texts: Sequence[str]) -> float:
     """Share in (0, 1] of distinct texts (whitespace-normalised): 1/N when a generator repeats one sentence."""
     if not texts:
@@ -85,20 +141,21 @@ def distinct_share(texts: Sequence[str]) -> float:
 
 
 def text_generation_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """BLEU-1/4 and ROUGE-1/2/L (x100, as the papers report them) and the distinct share (a fraction).
+    """BLEU-1/4, ROUGE-1/2/L of rouge-score and of the reference (``nmt-``) (x100, as the papers report them)
+    and the distinct share (a fraction).
 
     Keys are `TEXT_METRIC_NAMES`. ``predictions[i]`` is scored against ``references[i]``.
     """
     _check_pairs(references, predictions)
     reference_tokens = [whitespace_tokens(text) for text in references]
     prediction_tokens = [whitespace_tokens(text) for text in predictions]
-    rouge = rouge_f_scores(references, predictions)
+    rouge, nmt_rouge = rouge_f_scores(references, predictions), nmt_rouge_f_scores(references, predictions)
     return {
         "bleu-1": 100 * corpus_bleu(reference_tokens, prediction_tokens, max_order=1),
         "bleu-4": 100 * corpus_bleu(reference_tokens, prediction_tokens, max_order=4),
-        "rouge-1": 100 * rouge["rouge1"],
-        "rouge-2": 100 * rouge["rouge2"],
-        "rouge-l": 100 * rouge["rougeL"],
+        **{f"{prefix}rouge-{suffix}": 100 * scores[key]
+           for prefix, scores in (("", rouge), ("nmt-", nmt_rouge))
+           for suffix, key in (("1", "rouge1"), ("2", "rouge2"), ("l", "rougeL"))},
         "distinct_share": distinct_share(predictions),
     }
 

@@ -1,5 +1,6 @@
-"""Evaluate trained students as the paper does and write metrics.json + report.md (``rdrec-hf evaluate``,
-``recipes/evaluation.py``).
+"""Evaluate trained students and write one metrics file and report per protocol (``rdrec-hf evaluate``,
+``recipes/evaluation.py``): metrics.json + report.md for this project's protocol, metrics_paper.json +
+report_paper.md for the paper's.
 
 Options come from `EvaluateScriptArguments` (below), `DataArguments` (rdrec_hf.training: the same data options
 as training, so the same users, items and negatives) and `EvaluationConfig` (rdrec_hf.evaluation).
@@ -45,16 +46,18 @@ def make_parser(prog: str | None = None) -> TrlParser:
 
 
 def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config: EvaluationConfig) -> dict:
-    """Evaluate and write the report; returns the `evaluate_model` results (or their seed aggregate)."""
+    """Evaluate under every protocol of ``config.protocols`` and write their reports; returns
+    ``{protocol: evaluate_model results (or their seed aggregate)}``."""
     configure_logging()
     data = load_training_data(data_args)
     root = Path(script_args.model_name_or_path)
     model_paths = [seed_run_dir(root, seed) for seed in script_args.seeds] if script_args.seeds else [root]
-    runs = []
+    runs = {protocol: [] for protocol in config.protocols}
     for path in model_paths:
         model, tokenizer = load_trained_student(str(path))
-        runs.append(evaluate_model(model, data, tokenizer, config))
-    results = runs[0] if len(runs) == 1 else aggregate_seeds(runs)
+        for protocol in config.protocols:
+            runs[protocol].append(evaluate_model(model, data, tokenizer, config, protocol=protocol))
+    results = {protocol.value: found[0] if len(found) == 1 else aggregate_seeds(found) for protocol, found in runs.items()}
 
     metadata = get_metadata(data)
     users = "all users" if config.max_users is None else f"a seeded sample of {config.max_users} users"
@@ -71,6 +74,8 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
     embed_curves = len(model_paths) == 1 and curves.is_file()
     if embed_curves and curves.resolve() != report_curves.resolve():
         shutil.copyfile(curves, report_curves)
-    paths = write_report(results, output_dir, notes=notes, curves_png=TRAINING_CURVES_FILE if embed_curves else None)
-    logger.info("wrote %s and %s", paths["metrics"], paths["report"])
+    for protocol, protocol_results in results.items():
+        paths = write_report(protocol_results, output_dir, notes=notes, protocol=protocol,
+                             curves_png=TRAINING_CURVES_FILE if embed_curves else None)
+        logger.info("wrote %s and %s", paths["metrics"], paths["report"])
     return results

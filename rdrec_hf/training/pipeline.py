@@ -134,6 +134,7 @@ def build_trainer(
                 max_target_length=training_args.max_target_length,
                 num_negatives=training_args.num_negatives,
                 cache_dir=training_args.dataset_cache_dir,
+                mode=training_args.task_mixture_mode,
             )
 
     train_dataset, tasks = build_mixture(0)
@@ -156,7 +157,9 @@ def build_trainer(
     model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing, item_index)
     base_model = model.get_base_model() if model_args.use_peft else model
     if model_args.item_embedding_init is ItemEmbeddingInit.SVD:
-        init_item_embeddings_from_svd(base_model, data, tokenizer, item_index, training_args.seed)
+        init_item_embeddings_from_svd(
+            base_model, data, tokenizer, item_index, training_args.seed, scale=model_args.item_embedding_init_scale
+        )
     base_model.set_item_index(item_index)
     logger.info(describe_student(model))
     return RDRecTrainer(

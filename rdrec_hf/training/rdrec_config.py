@@ -20,7 +20,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
-from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH
+from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH, MixtureMode
 from ..data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS
 from ..models.item_ids import ItemIndexing
 from ..tasks import RANKING_TASKS, Task
@@ -138,6 +138,13 @@ class ModelArguments:
             "training user-item matrix, rescaled to the embedding table's std."
         },
     )
+    item_embedding_init_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "With `item_embedding_init=svd`: the std of the item rows as a multiple of the embedding "
+            "table's std. Below 1 it tames the first loss: the SVD puts large rows under popular items."
+        },
+    )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
     lora_r: int | None = field(
         default=None, metadata={"help": f"LoRA rank (needs `use_peft`; default {DEFAULT_LORA_R})."}
@@ -173,6 +180,10 @@ class ModelArguments:
             raise ValueError("give exactly one of `model_name_or_path` (a checkpoint) and `model_preset` (from scratch)")
         parse_config_overrides(self.config_overrides)  # fail now, not after the data is built
         self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
+        if self.item_embedding_init_scale <= 0:
+            raise ValueError(f"item_embedding_init_scale must be positive, got {self.item_embedding_init_scale}")
+        if self.item_embedding_init_scale != 1.0 and self.item_embedding_init is not ItemEmbeddingInit.SVD:
+            raise ValueError("item_embedding_init_scale is the scale of the SVD start: it needs `item_embedding_init=svd`")
         self.bnb_4bit_quant_type = Bnb4bitQuantType(self.bnb_4bit_quant_type)
         lora_options = {
             "lora_r": self.lora_r,
@@ -267,8 +278,19 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     task_mixture: str = field(
         default="1:1:1:1",
         metadata={
-            "help": "Ratios explanation:sequential:rationale:top-N of the training mixture (paper: 1:1:1:1). "
-            "Tasks absent from the data are left out with a logged notice."
+            "help": "Ratios explanation:sequential:rationale:top-N of the training mixture (paper: 1:1:1:1), "
+            "read as `task_mixture_mode` says. Tasks absent from the data are left out with a logged notice."
+        },
+    )
+    task_mixture_mode: MixtureMode = field(
+        default=MixtureMode.BATCH_SHARES,
+        metadata={
+            "help": "`batch_shares` (the paper's): each task's share of every batch, a rationale record giving "
+            "a user and an item prompt (1:1:1:1 = 20/20/40/20 % explanation/sequential/rationale/top-N); an "
+            "epoch draws every training explanation once (without them: every rationale record, then every "
+            "user); the batches are read in the builder's interleaved order (a `train_sampling_strategy` that regroups them is refused). "
+            "`unit_counts`: examples per unit (users, reviews, rationale prompts) per epoch, e.g. 0:7:0:0 = "
+            "seven sequential segments per user, shuffled."
         },
     )
     max_source_length: int = field(
@@ -338,6 +360,10 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
 
     def __post_init__(self):
         self.task_weights  # validates task_mixture
+        self.task_mixture_mode = MixtureMode(self.task_mixture_mode)
+        if self.task_mixture_mode is MixtureMode.BATCH_SHARES and self.train_sampling_strategy not in ("random", "sequential"):
+            raise ValueError(f"task_mixture_mode=batch_shares fixes every batch's tasks; train_sampling_strategy="
+                             f"{self.train_sampling_strategy} would regroup them (use task_mixture_mode=unit_counts)")
         self.ranking_softmax = RankingSoftmax(self.ranking_softmax)
         text_tasks = [task.name.lower() for task, weight in self.task_weights.items()
                       if weight > 0 and task not in RANKING_TASKS]  # fmt: skip

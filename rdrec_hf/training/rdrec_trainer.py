@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import SequentialSampler
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from ..data import RDRecDataCollator
+from ..data import MixtureMode, RDRecDataCollator
 from ..models.modeling_rdrec import restrict_labels
 from ..tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
@@ -176,9 +177,12 @@ class RDRecTrainer(Seq2SeqTrainer):
         return torch.tensor(sorted(tokens[0] for tokens in item_index.token_ids))
 
     def _get_train_sampler(self, train_dataset=None):
-        """The parent's sampler; for a mixture drawn afresh every epoch, grouping by length follows each
-        epoch's draw (the parent would measure epoch 0's lengths once)."""
+        """The builder's order for a mixture of batch shares (it already spreads the tasks over the batches);
+        otherwise the parent's sampler, where grouping by length follows each epoch's draw of a resampled
+        mixture (the parent would measure epoch 0's lengths once)."""
         dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.task_mixture_mode is MixtureMode.BATCH_SHARES:
+            return SequentialSampler(dataset)
         if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, EpochResampledDataset):
             return EpochLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset

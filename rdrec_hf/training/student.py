@@ -116,9 +116,10 @@ def new_item_token_ids(item_index, tokenizer) -> list[int]:
     return tokenizer.convert_tokens_to_ids(item_index.scheme.new_tokens(item_index.item_ids))
 
 
-def init_item_embeddings_from_svd(model, data, tokenizer, item_index, seed: int) -> None:
+def init_item_embeddings_from_svd(model, data, tokenizer, item_index, seed: int, scale: float = 1.0) -> None:
     """Set the input (and tied output) embedding rows of each item's own token (``<item_N>``) to the item's
-    factors from a truncated SVD of the training user-item matrix, rescaled to the embedding table's std.
+    factors from a truncated SVD of the training user-item matrix, rescaled to ``scale`` times the embedding
+    table's std.
 
     The SVD keeps ``min(d_model, catalog size - 1, users - 1)`` factors; a small catalog's remaining columns
     are zero. Measured in ``../shared/notes/student-learning.md``: it took a from-scratch one-token-per-item
@@ -135,7 +136,7 @@ def init_item_embeddings_from_svd(model, data, tokenizer, item_index, seed: int)
     embeddings = model.get_input_embeddings().weight
     width = min(embeddings.shape[1], len(item_index) - 1, len(histories) - 1)
     factors = torch.from_numpy(svd_item_embeddings(histories, len(item_index), width, seed))
-    factors = factors * (embeddings.detach().std() / factors.std().clamp(min=1e-12))
+    factors = factors * (scale * embeddings.detach().std() / factors.std().clamp(min=1e-12))
     rows = torch.tensor(tokenizer.convert_tokens_to_ids([item_token(item) for item in item_index.item_ids]))
     with torch.no_grad():
         embeddings[rows] = 0.0
