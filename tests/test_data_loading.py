@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import shutil
 
 import pytest
@@ -225,6 +226,21 @@ def test_p5_with_explanations_negatives_and_rationales(small_p5):
     assert [names[i] for i in data["reviews"]["item_id"]] == [shuffled_names[i] for i in shuffled["reviews"]["item_id"]]
     assert [names[i] for i in negatives] == [shuffled_names[i] for i in shuffled["users"]["test_negatives"][0]]
     assert shuffled["reviews"]["item_id"] != data["reviews"]["item_id"]
+
+
+def test_p5_reads_the_rationale_file_under_the_name_the_reference_writes(small_p5, caplog):
+    """The reference writes explanation_rational.json and reads explanation_rationale.json: both are read,
+    the preferred name first, and the metadata and the log say which."""
+    record = {"user": "1", "item": "1", "explanation": "fine", "user_preference": "p", "item_attribution": "a"}
+    (small_p5 / "explanation_rational.json").write_text(json.dumps({"train": [record], "val": [], "test": []}))
+    (small_p5 / "explanation.json").write_text(json.dumps({"train": [], "val": [], "test": []}))
+    with caplog.at_level(logging.INFO, logger="rdrec_hf.data.p5"):
+        data = load_p5_dataset(small_p5)
+    assert get_metadata(data).options["review_file"] == "explanation_rational.json"
+    assert data["reviews"].num_rows == 1 and data["reviews"]["item_attribute"] == ["a"]
+    assert "explanation_rational.json (1 records" in caplog.text and "ignored explanation.json" in caplog.text
+    (small_p5 / "explanation_rationale.json").write_text(json.dumps({"train": [record, record], "val": [], "test": []}))
+    assert get_metadata(load_p5_dataset(small_p5)).options["review_file"] == "explanation_rationale.json"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import EarlyStoppingCallback
 
 from rdrec_hf import RDRecConfig, RDRecForConditionalGeneration, Task
 from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
@@ -324,6 +325,47 @@ def test_batches_of_the_papers_mixture_hold_its_shares(tmp_path, shared):
         tasks = batch["task_id"].tolist()
         assert all(abs(tasks.count(task) - 10 / 3) <= 1 for task in (Task.EXPLANATION, Task.SEQUENTIAL, Task.TOPN)), (
             step, tasks)
+
+
+def test_cumulative_early_stopping_never_resets_its_count(tmp_path):
+    """early_stopping_count=cumulative (the paper's pretrain.py): an improvement does not reset the count."""
+    from transformers import TrainerControl, TrainerState
+
+    from rdrec_hf.training.rdrec_trainer import CumulativeEarlyStoppingCallback
+
+    args = tiny_training_args(tmp_path, eval_strategy="epoch", early_stopping_patience=3,
+                              early_stopping_count="cumulative", metric_for_best_model="loss")
+    validation_losses = [5.0, 5.5, 4.0, 4.2, 3.0, 3.1]  # worse, better, worse, better, worse
+    for callback, stops_after in ((CumulativeEarlyStoppingCallback(3), 6), (EarlyStoppingCallback(3), None)):
+        state, control = TrainerState(), TrainerControl()
+        stopped = None
+        for evaluation, loss in enumerate(validation_losses, start=1):
+            callback.on_evaluate(args, state, control, metrics={"eval_loss": loss})
+            state.best_metric = loss if state.best_metric is None else min(state.best_metric, loss)
+            if control.should_training_stop and stopped is None:
+                stopped = evaluation
+        assert stopped == stops_after, type(callback).__name__
+
+
+def test_weight_decay_on_every_parameter_as_the_paper(tmp_path, shared):
+    data_args = DataArguments(dataset="all_beauty", user_limit=6)
+    decays = {}
+    for everywhere in (False, True):
+        args = tiny_training_args(tmp_path / str(everywhere), weight_decay=0.01, weight_decay_all_parameters=everywhere,
+                                  do_eval=False, rank_eval=False)
+        trainer = build_trainer(ModelArguments(model_preset="tiny"), data_args, args)
+        optimizer = trainer.create_optimizer()
+        decays[everywhere] = sum(p.numel() for group in optimizer.param_groups if group["weight_decay"] > 0
+                                 for p in group["params"])
+    total = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert decays[True] == total > decays[False]  # transformers' rule spares the layer norms
+
+
+def test_an_unreachable_pretrained_checkpoint_names_the_fallback_preset(tmp_path, shared):
+    model_args = ModelArguments(model_name_or_path="t5-small")
+    with pytest.raises(ValueError, match=r"cannot read the checkpoint 't5-small'.*`model_preset: t5-small`.*never switched"):
+        build_trainer(model_args, DataArguments(dataset="all_beauty", user_limit=6),
+                      tiny_training_args(tmp_path, do_eval=False, rank_eval=False))
 
 
 def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):

@@ -79,6 +79,7 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"ranking_softmax": "items"}, "not a valid RankingSoftmax"),
         ({"train_sampling_strategy": "group_by_length"}, "batch_shares fixes every batch's tasks"),
         ({"task_mixture_mode": "per_batch"}, "not a valid MixtureMode"),
+        ({"early_stopping_count": "cumulative"}, "cumulative needs early_stopping_patience"),
     ],
 )
 def test_training_arguments_reject_bad_values(tmp_path, kwargs, message):

@@ -5,7 +5,8 @@ A folder holds ``sequential.txt`` (``user item1 item2 ...`` per line, 1-based in
 
 - ``negative.txt``: ``user neg1 neg2 ...``, the fixed top-N test negatives (validation negatives are then
   still sampled from the seed);
-- ``explanation_rationale.json`` (preferred) or ``explanation.json``: ``{"train": [...], "val": [...],
+- ``explanation_rationale.json`` (preferred; the reference writes it as ``explanation_rational.json`` and reads
+  it as ``explanation_rationale.json``, so both names are read) or ``explanation.json``: ``{"train": [...], "val": [...],
   "test": [...]}`` of records with ``user``, ``item``, ``explanation``, ``feature`` and, in the rationale
   file, ``user_preference`` and ``item_attribution``. ``user``/``item`` may be index numbers or original
   ids (reviewerID / asin). The file's own train/val/test lists are NOT trusted: every record is re-labelled
@@ -18,6 +19,7 @@ Parsing is plain Python (the 198,502 beauty interactions load in about a second)
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -33,8 +35,11 @@ from .schema import (
 )
 
 SEQUENTIAL_FILE, DATAMAPS_FILE, NEGATIVE_FILE = "sequential.txt", "datamaps.json", "negative.txt"
-REVIEW_FILES = ("explanation_rationale.json", "explanation.json")
+# In order of preference; the first present is read, and the log and the metadata say which.
+REVIEW_FILES = ("explanation_rationale.json", "explanation_rational.json", "explanation.json")
 REVIEW_FILE_SPLITS = ("train", "val", "test")
+
+logger = logging.getLogger(__name__)
 
 
 def _parse_id_line(path: Path, line_number: int, line: str, known: dict[str, str], what: str) -> list[int]:
@@ -166,9 +171,14 @@ def load_p5_dataset(
         if negatives is not None and set(negatives) & set(items):
             raise DataFormatError(folder / NEGATIVE_FILE, line_number, f"negatives of user {user} include their items")
         users.append(SourceUser(user, id2user[user], items, negatives))
-    review_file = next((folder / name for name in REVIEW_FILES if (folder / name).is_file()), None)
+    present = [folder / name for name in REVIEW_FILES if (folder / name).is_file()]
+    review_file = present[0] if present else None
     skipped = Counter()
     reviews = _load_review_records(review_file, id2user, id2item, skipped) if review_file else None
+    if review_file is not None:
+        logger.info("read %s (%d records with text; the file's train/val/test lists are re-labelled by the "
+                    "leave-one-out split)%s", review_file, len(reviews),
+                    f"; ignored {', '.join(p.name for p in present[1:])}" if present[1:] else "")
     metadata = RecDatasetMetadata(
         source=str(folder),
         source_format="p5",

@@ -56,6 +56,13 @@ class RankingSoftmax(str, Enum):
     CATALOG = "catalog"
 
 
+class EarlyStoppingCount(str, Enum):
+    """How evaluations without improvement add up to `early_stopping_patience`."""
+
+    CONSECUTIVE = "consecutive"  # transformers' EarlyStoppingCallback: an improvement resets the count
+    CUMULATIVE = "cumulative"  # the reference's pretrain.py: never reset, every non-improving evaluation counts
+
+
 class Bnb4bitQuantType(str, Enum):
     """4-bit data types of bitsandbytes."""
 
@@ -349,6 +356,18 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         metadata={"help": "Stop after this many evaluations without a better `metric_for_best_model` "
                   "(default metric: mean validation loss over tasks)."},
     )
+    early_stopping_count: EarlyStoppingCount = field(
+        default=EarlyStoppingCount.CONSECUTIVE,
+        metadata={"help": "`consecutive`: stop after `early_stopping_patience` evaluations in a row without "
+                  "improvement (transformers'); `cumulative`: after that many in all, never reset (the paper's "
+                  "pretrain.py)."},
+    )
+    weight_decay_all_parameters: bool = field(
+        default=False,
+        metadata={"help": "Apply `weight_decay` to every parameter, biases and layer norms too, as "
+                  "torch.optim.AdamW(model.parameters()) in the paper's pretrain.py; off: transformers' rule, "
+                  "which spares them."},
+    )
     # Changed defaults of the parent class.
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep dataset columns the collator reads (RDRec batches need them)."}
@@ -376,6 +395,9 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
         if self.eval_max_examples_per_task is not None and self.eval_max_examples_per_task < 1:
             raise ValueError(f"eval_max_examples_per_task must be positive, got {self.eval_max_examples_per_task}")
+        self.early_stopping_count = EarlyStoppingCount(self.early_stopping_count)
+        if self.early_stopping_count is EarlyStoppingCount.CUMULATIVE and self.early_stopping_patience is None:
+            raise ValueError("early_stopping_count=cumulative needs early_stopping_patience")
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience <= 0:
                 raise ValueError("early_stopping_patience must be positive")

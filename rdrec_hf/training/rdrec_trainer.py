@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
@@ -28,7 +29,7 @@ from ..data import MixtureMode, RDRecDataCollator
 from ..models.modeling_rdrec import restrict_labels
 from ..tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
-from .rdrec_config import MEAN_TASK_LOSS, RankingSoftmax, RDRecTrainingArguments
+from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
 from .resampling import EpochLengthGroupedSampler, EpochResampledDataset, SetEpochCallback
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,21 @@ class TimeBudgetCallback(TrainerCallback):
 
 TRAIN, EVAL = "train", "eval"
 TRAINING_ARGS_JSON = "training_args.json"
+
+
+class CumulativeEarlyStoppingCallback(EarlyStoppingCallback):
+    """Early stopping as the paper's ``pretrain.py``: every evaluation that does not improve on the best
+    ``metric_for_best_model`` adds one to a count that an improvement never resets; training stops when it
+    reaches ``early_stopping_patience``."""
+
+    def check_metric_value(self, args, state, control, metric_value):
+        better = np.greater if args.greater_is_better else np.less
+        improved = state.best_metric is None or (
+            better(metric_value, state.best_metric)
+            and abs(metric_value - state.best_metric) > self.early_stopping_threshold
+        )
+        if not improved:
+            self.early_stopping_patience_counter += 1
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
@@ -140,7 +156,9 @@ class RDRecTrainer(Seq2SeqTrainer):
             data_collator = RDRecDataCollator(pad_token_id=pad_token_id)
         callbacks = [*(callbacks or []), SetEpochCallback()]
         if args.early_stopping_patience is not None:
-            callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+            stopping = (CumulativeEarlyStoppingCallback if args.early_stopping_count is EarlyStoppingCount.CUMULATIVE
+                        else EarlyStoppingCallback)
+            callbacks.append(stopping(early_stopping_patience=args.early_stopping_patience))
         if args.max_train_minutes is not None:
             callbacks.append(TimeBudgetCallback(args.max_train_minutes))
         if args.max_train_cpu_minutes is not None:
@@ -188,6 +206,12 @@ class RDRecTrainer(Seq2SeqTrainer):
                 self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset
             )
         return super()._get_train_sampler(train_dataset)
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        """Every parameter with `weight_decay_all_parameters` (the paper's AdamW); else the parent's rule."""
+        if self.args.weight_decay_all_parameters:
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
 
     # ------------------------------------------------------------------------------------ per-task loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -10,13 +10,14 @@ import torch
 from transformers import PretrainedConfig
 
 from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_config
-from ..models.configuration_rdrec import T5_VOCAB_SIZE
+from ..models.configuration_rdrec import SIZE_PRESETS, T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
 from .rdrec_config import ModelArguments, parse_config_overrides
 
 logger = logging.getLogger(__name__)
 
 STUDENT_BASE_MODEL_TYPES = ("t5", RDRecConfig.model_type)
+FALLBACK_PRESET = {"t5-small": "t5-small", "google-t5/t5-small": "t5-small"}  # Hub id -> preset of its sizes
 
 
 def load_student_tokenizer(model_args: ModelArguments):
@@ -41,7 +42,14 @@ def check_base_checkpoint(name_or_path: str) -> str:
     try:
         config_dict, _ = PretrainedConfig.get_config_dict(name_or_path)
     except OSError as error:
-        raise ValueError(f"cannot read the checkpoint {name_or_path!r}: {error}") from None
+        preset = FALLBACK_PRESET.get(name_or_path)
+        fallback = (f"`model_preset: {preset}` (its dimensions, random weights)" if preset
+                    else f"a size preset (`model_preset`: one of {', '.join(SIZE_PRESETS)})")
+        raise ValueError(
+            f"cannot read the checkpoint {name_or_path!r}: {str(error).splitlines()[0]}. Without its weights "
+            f"(offline, no local folder), train from scratch by replacing `model_name_or_path` with {fallback}; "
+            "it is never switched silently"
+        ) from None
     model_type = config_dict.get("model_type")
     if model_type not in STUDENT_BASE_MODEL_TYPES:
         raise ValueError(
