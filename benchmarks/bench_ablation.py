@@ -43,12 +43,18 @@ def columns(protocol: str) -> list[tuple[str, str]]:
 
 def rationale_effect(results: dict[str, dict], task: str, metric: str = "ndcg@10") -> str:
     """Whether removing the rationale task moves ``task``'s metric by more than the two mixtures' seed spread."""
-    with_it, without = (results[name][task]["model"][metric] for name in ("all four tasks (RDRec)", "without rationale"))
-    difference = with_it["mean"] - without["mean"]
-    spread = max(with_it["std"] or 0.0, without["std"] or 0.0)
+    (with_it, with_std), (without, without_std) = (
+        _mean_std(results[name][task]["model"][metric]) for name in ("all four tasks (RDRec)", "without rationale")
+    )
+    difference, spread = with_it - without, max(with_std, without_std)
     verdict = "beyond" if abs(difference) > spread else "within"
-    return (f"{task} {metric}: all four tasks {with_it['mean']:.4f}, without rationale {without['mean']:.4f}: "
+    return (f"{task} {metric}: all four tasks {with_it:.4f}, without rationale {without:.4f}: "
             f"difference {difference:+.4f}, {verdict} the larger seed std ({spread:.4f})")
+
+
+def _mean_std(value) -> tuple[float, float]:
+    """Mean and sample std of an aggregated metric; a single run's value with no spread."""
+    return (value["mean"], value["std"] or 0.0) if isinstance(value, dict) else (value, 0.0)
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +64,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-config", default=str(RECIPES / "evaluation" / "config_ablation.yaml"))
     parser.add_argument("--output-root", default="runs/all_beauty/paper", help="one sub-folder per mixture")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--variants", nargs="+", choices=[folder for folder, _ in VARIANTS.values()],
+                        default=[folder for folder, _ in VARIANTS.values()],
+                        help="mixtures to run and report, by folder name (several processes may each run some; a "
+                        "last run over all of them reads their results back)")
     return parser.parse_args()
 
 
@@ -67,14 +77,17 @@ def markdown(results: dict[str, dict], options: argparse.Namespace, protocol: st
     header = "| variant | mixture | " + " | ".join(f"{task} {metric}" for task, metric in table) + " |"
     lines = [header, "|---|---|" + "---:|" * len(table)]
     for name, (_, mixture) in VARIANTS.items():
+        if name not in results:
+            continue
         lines.append(f"| {name} | `{mixture}` | " + " | ".join(metric_cell(results[name], *column) for column in table) + " |")
-    first = results[next(iter(VARIANTS))]
+    first = next(iter(results.values()))
     for system in ("popularity", "leak_rule"):
         cells = [metric_cell(first, task, metric, system) if task in ("sequential", "topn") else "" for task, metric in table]
         lines.append(f"| {system.replace('_', ' ')} | | " + " | ".join(cells) + " |")
     counts = ", ".join(f"{task} {num_examples(first, task)}" for task in ("sequential", "topn", "explanation", "rationale"))
     lines += ["", f"Mean ± sample std over seeds {', '.join(map(str, options.seeds))}; test examples: {counts}.", ""]
-    lines += [f"- {rationale_effect(results, task)}" for task in ("sequential", "topn")]
+    if {"all four tasks (RDRec)", "without rationale"} <= set(results):
+        lines += [f"- {rationale_effect(results, task)}" for task in ("sequential", "topn")]
     return lines
 
 
@@ -88,7 +101,7 @@ def main() -> None:
             options.train_config, options.eval_config, root / folder, options.seeds,
             train_overrides=["--task_mixture", mixture],
         )
-        for name, (folder, mixture) in VARIANTS.items()
+        for name, (folder, mixture) in VARIANTS.items() if folder in options.variants
     }
     protocols = list(next(iter(by_variant.values())))
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -98,8 +111,9 @@ def main() -> None:
         results = {name: found[protocol] for name, found in by_variant.items()}
         lines += ["", f"### {PROTOCOL_TITLES[protocol].capitalize()}", "", *markdown(results, options, protocol)]
     (RESULTS_DIR / "ablation.json").write_text(
-        json.dumps({"seeds": options.seeds, "variants": {name: {"mixture": VARIANTS[name][1], "results": result}
-                                                         for name, result in by_variant.items()}}, indent=2) + "\n"
+        json.dumps({"seeds": options.seeds, "protocols": protocols,
+                    "variants": {name: {"mixture": VARIANTS[name][1], "results": result}
+                                 for name, result in by_variant.items()}}, indent=2) + "\n"
     )
     (RESULTS_DIR / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

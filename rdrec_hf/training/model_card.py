@@ -113,6 +113,7 @@ def render_model_card(
         tasks_text=", ".join(task.name.lower() for task in trained) or "no task",
         tasks_left_out=", ".join(task.name.lower() for task in left_out),
         task_mixture=args.task_mixture,
+        task_mixture_mode=args.task_mixture_mode.value,
         epochs=f"{max((entry.get('epoch', 0) for entry in log_history), default=0):.3g}",
         global_step=max((entry.get("step", 0) for entry in log_history), default=0),
         learning_rate=args.learning_rate,
