@@ -293,7 +293,7 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         default=MixtureMode.BATCH_SHARES,
         metadata={
             "help": "`batch_shares` (the paper's): each task's share of every batch, a rationale record giving "
-            "a user and an item prompt (1:1:1:1 = 20/20/40/20 % explanation/sequential/rationale/top-N); an "
+            "a user and an item prompt (1:1:1:1 = 20/20/40/20 percent explanation/sequential/rationale/top-N); an "
             "epoch draws every training explanation once (without them: every rationale record, then every "
             "user); the batches are read in the builder's interleaved order (a `train_sampling_strategy` that regroups them is refused). "
             "`unit_counts`: examples per unit (users, reviews, rationale prompts) per epoch, e.g. 0:7:0:0 = "
