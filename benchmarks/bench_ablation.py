@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rdrec_hf.evaluation.report import PROTOCOL_TITLES
+from rdrec_hf.evaluation.protocols import PROTOCOL_TITLES, EvalProtocol
 from seeded_runs import metric_cell, num_examples, train_and_evaluate
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -109,7 +109,7 @@ def main() -> None:
     lines = [f"Rationale ablation on All_Beauty ({stamp}); budget {options.train_config}"]
     for protocol in protocols:
         results = {name: found[protocol] for name, found in by_variant.items()}
-        lines += ["", f"### {PROTOCOL_TITLES[protocol].capitalize()}", "", *markdown(results, options, protocol)]
+        lines += ["", f"### {PROTOCOL_TITLES[EvalProtocol(protocol)].capitalize()}", "", *markdown(results, options, protocol)]
     (RESULTS_DIR / "ablation.json").write_text(
         json.dumps({"seeds": options.seeds, "protocols": protocols,
                     "variants": {name: {"mixture": VARIANTS[name][1], "results": result}

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from rdrec_hf.evaluation.report import count_value, format_value, protocol_files
+from rdrec_hf.evaluation.protocols import protocol_files
+from rdrec_hf.evaluation.report import count_value, format_value
 from rdrec_hf.scripts import evaluation as evaluation_script
 from rdrec_hf.scripts import train as train_script
 from rdrec_hf.training import seed_run_dir
@@ -32,7 +33,7 @@ def train_and_evaluate(
         *seed_options,
     ]
     eval_arguments = evaluation_script.make_parser().parse_args_and_config(eval_options)
-    metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol.value)[0]
+    metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol)[0]
                      for protocol in eval_arguments[-1].protocols}
     if all(path.is_file() for path in metrics_files.values()):
         return {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}

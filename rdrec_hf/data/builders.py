@@ -195,14 +195,14 @@ def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> 
         draws_of.setdefault(task, []).append(draw)
     total = sum(examples_of_draw)
     share = {task: sum(examples_of_draw[d] for d in draws) / total for task, draws in draws_of.items()}
-    placed, taken, order = dict.fromkeys(draws_of, 0), dict.fromkeys(draws_of, 0), []
+    placed, taken, order, done = dict.fromkeys(draws_of, 0), dict.fromkeys(draws_of, 0), [], 0
     for _ in range(len(task_of_draw)):
-        done = sum(placed.values())
         task = max((t for t in draws_of if taken[t] < len(draws_of[t])), key=lambda t: share[t] * done - placed[t])
         draw = draws_of[task][taken[task]]
         order.append(draw)
         taken[task] += 1
         placed[task] += examples_of_draw[draw]
+        done += examples_of_draw[draw]
     return order
 
 

@@ -3,12 +3,14 @@
 from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from .evaluator import EvaluationConfig, evaluate_model, rank_candidates, sample_users
 from .metric_modules import METRIC_NAMES, load_metric
+from .protocols import EvalProtocol
 from .ranking import hit_at_k, ndcg_at_k, ranking_metrics
 from .report import aggregate_seeds, markdown_tables, plot_training_curves, write_report
 from .text_metrics import corpus_bleu, distinct_share, nmt_rouge_f_scores, rouge_f_scores, text_generation_metrics
 
 __all__ = [
     "METRIC_NAMES",
+    "EvalProtocol",
     "EvaluationConfig",
     "aggregate_seeds",
     "corpus_bleu",

@@ -29,7 +29,6 @@ import logging
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -40,19 +39,13 @@ from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..models import ItemIndex
 from ..tasks import RANKING_TASKS, Task
 from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
+from .protocols import EvalProtocol
 from .ranking import DEFAULT_KS, ranking_metrics
 from .text_metrics import text_generation_metrics
 
 logger = logging.getLogger(__name__)
 
 TEXT_TASKS = (Task.EXPLANATION, Task.RATIONALE)
-
-
-class EvalProtocol(str, Enum):
-    """Which evaluation protocol: this project's stricter one, or the paper's (see the module docstring)."""
-
-    PROJECT = "project"
-    PAPER = "paper"
 
 
 # The reference scripts' decoding settings (seq.py, topn.py, exp.py), one home for each.
@@ -269,12 +262,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
                 rank_candidates(row["candidates"], row_scores[: len(row["candidates"])], row["target_item"])[:top_k]
                 for row, row_scores in zip(rows, scores)
             ]
-        for row in rows:
-            catalog = catalog_size if task is Task.SEQUENTIAL else row["candidates"]
-            rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
-            rankings["popularity"].append(
-                popularity_ranking(popular_items, row["history"], top_k, row.get("candidates"))
-            )
+        _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k)
     targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
@@ -290,22 +278,23 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
         results["missing_ids"] = missing_ids  # ranking slots the beams left empty (counted as misses)
     else:
         results["protocol"] = _topn_protocol(dataset, data)
-    results["samples"] = [
-        {
-            "user_id": row["user_id"],
-            "recent_history": row["history"][-5:],
-            "target": row["target_item"],
-            **{f"{system}_top_{top_k}": rankings[system][position] for system in rankings},
-        }
-        for position, row in enumerate(dataset.select(range(min(config.num_samples, len(dataset)))))
-    ]
+    results["samples"] = _ranking_samples(dataset, rankings, top_k, config.num_samples)
     return results
+
+
+def _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k) -> None:
+    """Append the leak rule's and popularity's top ``top_k`` for ``rows`` (top-N: among their candidates)."""
+    for row in rows:
+        catalog = catalog_size if task is Task.SEQUENTIAL else row["candidates"]
+        rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
+        rankings["popularity"].append(popularity_ranking(popular_items, row["history"], top_k, row.get("candidates")))
 
 
 def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data, config, collator, show_progress) -> dict:
     """The reference's ranking evaluation: free beams parsed into catalog ids (see the module docstring)."""
     top_k = config.ks[-1]
     generation = PAPER_SEQUENTIAL_GENERATION if task is Task.SEQUENTIAL else PAPER_TOPN_GENERATION
+    returned = generation["num_return_sequences"]
     catalog_size = data[ITEMS].num_rows
     popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
     rankings: dict[str, list[list[str | None]]] = {"model": [], "leak_rule": [], "popularity": []}
@@ -313,7 +302,6 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()} (paper)", show_progress):
         sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
         generated = _generated_items(sequences, item_index, tokenizer)
-        returned = len(generated) // len(rows)
         for index, row in enumerate(rows):
             allowed = set(row["candidates"]) if task is Task.TOPN else None
             history = set(row["history"])
@@ -330,14 +318,11 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
                     continue
                 ranked.append(item)  # a None keeps its rank as a miss
             rankings["model"].append(ranked[:top_k])
-            catalog = catalog_size if task is Task.SEQUENTIAL else row["candidates"]
-            rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
-            rankings["popularity"].append(popularity_ranking(popular_items, row["history"], top_k, row.get("candidates")))
+        _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k)
     targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
     results["invalid_share"] = invalid / outputs  # generated sequences that are no catalog id (misses)
-    returned = generation["num_return_sequences"]
     if task is Task.SEQUENTIAL:
         results["history_share"] = removed / outputs  # catalog ids of the user's history, removed
         results["protocol"] = (
@@ -349,7 +334,7 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
         results["outside_candidates_share"] = outside / outputs
         results["protocol"] = (
             f"The paper's: free beam search ({generation['num_beams']} beams, {returned} returned), not restricted "
-            f"to the {_topn_protocol(dataset, data, describe_ranking=False)}; an output that is no catalog id or "
+            f"to the {_topn_candidates(dataset, data)}; an output that is no catalog id or "
             "lies outside the candidates is a miss (not filled in)."
         )
     results["samples"] = _ranking_samples(dataset, rankings, top_k, config.num_samples)
@@ -378,7 +363,7 @@ def _ranking_samples(dataset: Dataset, rankings: Mapping[str, list], top_k: int,
     ]
 
 
-def _topn_protocol(dataset: Dataset, data: DatasetDict, describe_ranking: bool = True) -> str:
+def _topn_candidates(dataset: Dataset, data: DatasetDict) -> str:
     """How the top-N candidates were formed, saying so when a small catalog leaves only the unseen items."""
     sizes = sorted({len(candidates) for candidates in dataset["candidates"]})
     size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
@@ -388,17 +373,17 @@ def _topn_protocol(dataset: Dataset, data: DatasetDict, describe_ranking: bool =
         len(candidates) - 1 == catalog_size - len(set(items_of[user_id]))
         for user_id, candidates in zip(dataset["user_id"], dataset["candidates"])
     )
-    formed = (
-        f"all items the user has not interacted with ({size} candidates with the held-out item: the "
-        f"{catalog_size}-item catalog is too small for the usual 99 sampled negatives)"
-        if all_unseen
-        else f"{size} candidates (it and the split's stored negatives)"
-    )
-    if not describe_ranking:
-        return formed
+    if all_unseen:
+        return (f"all items the user has not interacted with ({size} candidates with the held-out item: the "
+                f"{catalog_size}-item catalog is too small for the usual 99 sampled negatives)")
+    return f"{size} candidates (it and the split's stored negatives)"
+
+
+def _topn_protocol(dataset: Dataset, data: DatasetDict) -> str:
+    """This project's top-N protocol: the candidates, ranked exactly."""
     return (
-        f"The held-out item among {formed}, ranked by the exact sequence log-likelihood of each candidate id; "
-        "a tie ranks the held-out item last."
+        f"The held-out item among {_topn_candidates(dataset, data)}, ranked by the exact sequence log-likelihood "
+        "of each candidate id; a tie ranks the held-out item last."
     )
 
 

@@ -16,6 +16,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .protocols import PROTOCOL_TITLES, EvalProtocol, protocol_files
+
 SYSTEM_LABELS = {
     "model": "RDRec student",
     "leak_rule": "leak rule (max history id + 1, ...)",
@@ -37,17 +39,6 @@ OUTPUT_SHARE_LABELS = {  # the paper protocol's free beams: what became of the g
     "history_share": "the user's history (removed)",
     "outside_candidates_share": "outside the candidates (misses)",
 }
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.md"
-PROTOCOL_TITLES = {"project": "this project's protocol", "paper": "the paper's protocol"}
-
-
-def protocol_files(protocol: str) -> tuple[str, str]:
-    """``(metrics file, report file)`` names of an evaluation protocol: ``metrics.json`` / ``report.md`` for
-    this project's, ``metrics_<protocol>.json`` / ``report_<protocol>.md`` for another, so they never mix."""
-    if protocol == "project":
-        return METRICS_FILE, REPORT_FILE
-    return f"metrics_{protocol}.json", f"report_{protocol}.md"
 
 
 def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
@@ -175,7 +166,7 @@ def write_report(
     title: str = "RDRec evaluation",
     notes: Sequence[str] = (),
     curves_png: str | None = None,
-    protocol: str = "project",
+    protocol: EvalProtocol | str = EvalProtocol.PROJECT,
 ) -> dict[str, Path]:
     """Write ``metrics.json`` (``results`` as given, example predictions included) and ``report.md``, or
     the files of another ``protocol`` (`protocol_files`); the title names the protocol.
@@ -193,7 +184,7 @@ def write_report(
     metrics_file, report_file = protocol_files(protocol)
     paths = {"metrics": out_dir / metrics_file, "report": out_dir / report_file}
     paths["metrics"].write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    parts = [f"# {title} ({PROTOCOL_TITLES.get(protocol, protocol)})"]
+    parts = [f"# {title} ({PROTOCOL_TITLES[EvalProtocol(protocol)]})"]
     if notes:
         parts.append("\n".join(f"- {note}" for note in notes))
     parts.append("## Metrics\n\nHR and NDCG in [0, 1]; BLEU and ROUGE x100; distinct share = distinct texts / texts.")

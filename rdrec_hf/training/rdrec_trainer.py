@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
@@ -63,13 +62,10 @@ class CumulativeEarlyStoppingCallback(EarlyStoppingCallback):
     reaches ``early_stopping_patience``."""
 
     def check_metric_value(self, args, state, control, metric_value):
-        better = np.greater if args.greater_is_better else np.less
-        improved = state.best_metric is None or (
-            better(metric_value, state.best_metric)
-            and abs(metric_value - state.best_metric) > self.early_stopping_threshold
-        )
-        if not improved:
-            self.early_stopping_patience_counter += 1
+        count = self.early_stopping_patience_counter
+        super().check_metric_value(args, state, control, metric_value)  # the parent's rule of improvement
+        if self.early_stopping_patience_counter == 0:  # improved: the parent resets, the paper does not
+            self.early_stopping_patience_counter = count
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
