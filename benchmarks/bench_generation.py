@@ -32,8 +32,8 @@ import torch
 from tqdm import tqdm
 
 from rdrec_hf import Task
-from rdrec_hf.data.templates import prompt_for
-from rdrec_hf.data.tokenization import encode_prompts, load_tokenizer
+from rdrec_hf.data.tokenization import load_tokenizer
+from rdrec_hf.models.prompting import encode_prompts, prompt_for
 from rdrec_hf.models import ItemIdScheme, ItemIndex, RDRecConfig, RDRecForConditionalGeneration
 from rdrec_hf.paths import p5_dataset_dir, t5_tokenizer_dir
 

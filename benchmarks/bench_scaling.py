@@ -34,8 +34,8 @@ from isolation import peak_rss_mib, run_isolated
 from tqdm import tqdm
 
 from rdrec_hf import Task
-from rdrec_hf.data.templates import prompt_for
-from rdrec_hf.data.tokenization import encode_prompts, load_tokenizer, pad_sequences
+from rdrec_hf.data.tokenization import load_tokenizer
+from rdrec_hf.models.prompting import encode_prompts, pad_sequences, prompt_for
 from rdrec_hf.models import ItemIndex, RDRecConfig, RDRecForConditionalGeneration
 from rdrec_hf.paths import t5_tokenizer_dir
 

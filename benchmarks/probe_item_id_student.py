@@ -25,8 +25,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from rdrec_hf.data import split_target, training_history
 from rdrec_hf.data.item_graph import svd_item_embeddings
 from rdrec_hf.data.schema import item_id_scheme
-from rdrec_hf.data.templates import mention_list, prompt_for, sample_prompt
-from rdrec_hf.data.tokenization import encode_prompts, pad_sequences
+from rdrec_hf.models.prompting import encode_prompts, mention_list, pad_sequences, prompt_for, sample_prompt
 from rdrec_hf.evaluation.evaluator import sample_users
 from rdrec_hf.evaluation.ranking import ranking_metrics
 from rdrec_hf.models import ItemIndex

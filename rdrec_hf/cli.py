@@ -6,7 +6,10 @@
     rdrec-hf evaluate  --config YAML [options]           the paper's protocol, with baselines
     rdrec-hf recommend --model DIR --user ID ...         top-k items for a user
     rdrec-hf recommend --model DIR --dataset D --users all|FILE --output recs.jsonl   every user, resumable
-    rdrec-hf push      model|dataset PATH --repo-id ID   upload with its card
+    rdrec-hf push      model|dataset PATH --repo-id ID   upload with its card (a model: with handler.py; --space ID)
+    rdrec-hf export    model PATH --output DIR           an endpoint-ready model folder (handler.py)
+    rdrec-hf export    space --model ID --output DIR     a Gradio Space folder (app.py, requirements.txt)
+    rdrec-hf app       --model DIR [--dataset D]         a Gradio page: recommendations, explanations, baselines
 
 A user error prints one message and no traceback: a bad option exits with status 2 (argparse), a missing
 file, an unknown id or a checkpoint of another model type with status 1. ``--debug`` shows the traceback.
@@ -100,8 +103,10 @@ def run_script(command: str, script_args: list[str]) -> int:
 
 def load_student(path: str):
     """(model, tokenizer) of a trained student folder (full or LoRA); another model type is a user error."""
-    from .training import load_trained_student
+    from .inference import load_trained_student
 
+    if (Path(path) / "dataset_dict.json").is_file():
+        raise UserError(f"{path} is a project dataset, not a model: give the trained student's folder")
     try:
         return load_trained_student(path)
     except OSError as error:
@@ -176,7 +181,15 @@ def run_recommend(args) -> int:
     return 0
 
 
-# -------------------------------------------------------------------------------------------------- push
+# ------------------------------------------------------------------------------------------ push / export
+def _dataset_or_none(path: str | None):
+    if path is None:
+        return None
+    from .data import load_rec_dataset
+
+    return load_rec_dataset(path)
+
+
 def run_push(args) -> int:
     path = Path(args.path)
     if not path.exists():
@@ -184,19 +197,57 @@ def run_push(args) -> int:
     if args.kind == "dataset":
         from .data import load_rec_dataset, push_rec_dataset
 
+        if args.space is not None:
+            raise UserError("--space goes with `push model`")
         url = push_rec_dataset(load_rec_dataset(path), args.repo_id, private=args.private)
     else:
-        model, tokenizer = load_student(str(path))
-        readme = path / "README.md"
-        model.push_to_hub(args.repo_id, private=args.private)
-        tokenizer.push_to_hub(args.repo_id, private=args.private)
-        if readme.is_file():
-            from huggingface_hub import HfApi
+        from .data import upload_hub_folder
+        from .hub import export_model, write_space
 
-            HfApi().upload_file(path_or_fileobj=str(readme), path_in_repo="README.md", repo_id=args.repo_id)
-        url = f"https://huggingface.co/{args.repo_id}"
+        load_student(str(path))  # a clear error before anything is uploaded
+        dataset = _dataset_or_none(args.dataset)
+        url = upload_hub_folder(lambda folder: export_model(path, folder, dataset, overwrite=True), args.repo_id,
+                                private=args.private, repo_type="model")  # fmt: skip
+        if args.space is not None:
+            space_url = upload_hub_folder(
+                lambda folder: write_space(folder, args.repo_id, args.space_dataset, overwrite=True), args.space,
+                private=args.private, repo_type="space",
+            )  # fmt: skip
+            print(f"pushed the Space of {args.repo_id} to {space_url}")
     print(f"pushed {args.kind} {path} to {url}")
     return 0
+
+
+def run_export(args) -> int:
+    from .hub import export_model, write_space
+
+    try:
+        if args.kind == "model":
+            if args.path is None:
+                raise UserError("export model needs the model folder: rdrec-hf export model PATH --output DIR")
+            load_student(args.path)  # a clear error for a folder that is not a student
+            folder = export_model(args.path, args.output, _dataset_or_none(args.dataset), overwrite=args.overwrite)
+            print(f"endpoint-ready model folder (handler.py{', user_histories.json' if args.dataset else ''}): {folder}")
+        else:
+            if args.model is None:
+                raise UserError("export space needs --model (the Hub model id the Space opens)")
+            folder = write_space(args.output, args.model, args.dataset, args.requirement, overwrite=args.overwrite)
+            print(f"Space folder: {folder} (run it here with: cd {folder} && python app.py)")
+    except ImportError as error:
+        raise UserError(str(error)) from None
+    except FileExistsError as error:
+        raise UserError(str(error)) from None
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- app
+def run_app(args) -> int:
+    try:
+        from .app import main as app_main
+
+        return app_main(args)
+    except ImportError as error:
+        raise UserError(f"{error} (the app needs Gradio: pip install 'rdrec-hf[app]')") from None
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -253,7 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("path", help="model folder or saved project dataset")
     push.add_argument("--repo-id", required=True)
     push.add_argument("--private", action="store_true")
+    push.add_argument("--dataset", help="model: a project dataset whose users the endpoint knows by id "
+                      "(writes user_histories.json)")  # fmt: skip
+    push.add_argument("--space", help="model: also push a Gradio Space (this Space id) that opens the app on it")
+    push.add_argument("--space-dataset", help="the Hub dataset id the Space picks users from")
     push.set_defaults(handler=run_push)
+
+    export = commands.add_parser("export", help="write an endpoint-ready model folder or a Gradio Space folder")
+    export.add_argument("kind", choices=["model", "space"])
+    export.add_argument("path", nargs="?", help="model: the trained student folder")
+    export.add_argument("--output", required=True, help="folder to write (must be empty unless --overwrite)")
+    export.add_argument("--model", help="space: the model id (or folder) the Space opens")
+    export.add_argument("--dataset", help="model: project dataset for user_histories.json; space: the dataset "
+                        "id (or folder) of the user picker")  # fmt: skip
+    export.add_argument("--requirement", help="space: the requirements.txt line that installs rdrec-hf "
+                        "(default: rdrec-hf[app]==<this version>)")  # fmt: skip
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
+    export.set_defaults(handler=run_export)
+
+    from .app import make_parser as make_app_parser
+
+    commands.add_parser("app", help="open a Gradio page on a trained student", parents=[make_app_parser()],
+                        add_help=False).set_defaults(handler=run_app)  # fmt: skip
     return parser
 
 

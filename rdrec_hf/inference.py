@@ -1,7 +1,9 @@
-"""Recommend for one or more users with a trained student: the Python face of `rdrec-hf recommend`.
+"""Load a trained student and recommend with it: the Python face of `rdrec-hf recommend` and of the app.
 
-`recommend` answers one user (optionally with explanations); `recommend_users` ranks a whole list of users in
-batches; `write_recommendations` writes them as JSON lines and resumes an interrupted file.
+`load_trained_student` reads a student folder (full or LoRA); `recommend` answers one user (optionally with
+explanations) and `rank_candidates` ranks given candidates exactly (both Hub code, `rdrec_hf.models.recommending`);
+`recommend_users` ranks a whole list of users in batches; `write_recommendations` writes them as JSON lines and
+resumes an interrupted file.
 """
 
 from __future__ import annotations
@@ -14,34 +16,74 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
+from transformers import PretrainedConfig
 
-from .data import encode_prompts, prompt_for
-from .data.builders import DEFAULT_MAX_SOURCE_LENGTH
-from .tasks import Task
+from .models import ITEM_INDEX_FILE, ItemIndex, RDRecConfig, RDRecForConditionalGeneration
+from .models.configuration_rdrec import SIZE_PRESETS
+from .models.recommending import (
+    ANONYMOUS_USER,
+    Recommendation,
+    catalog_of,
+    check_items,
+    explanations_for,
+    rank_candidates,
+    rank_next_items,
+    rationales,
+    recommend,
+)
 
 logger = logging.getLogger(__name__)
 
-ANONYMOUS_USER = "0"  # project user ids start at 1, so `user_0` is a mention no training user has
+STUDENT_BASE_MODEL_TYPES = ("t5", RDRecConfig.model_type)
+FALLBACK_PRESET = {"t5-small": "t5-small", "google-t5/t5-small": "t5-small"}  # Hub id -> preset of its sizes
 
 
-@dataclass
-class Recommendation:
-    """One recommended item: the project id, the source's original id (e.g. the asin), the sequence
-    log-likelihood the model gave it and, when asked for, a generated explanation."""
+def check_base_checkpoint(name_or_path: str) -> str:
+    """Return the checkpoint's ``model_type``; ``ValueError`` unless it is a T5 or an RDRec model."""
+    try:
+        config_dict, _ = PretrainedConfig.get_config_dict(name_or_path)
+    except OSError as error:
+        preset = FALLBACK_PRESET.get(name_or_path)
+        fallback = (f"`model_preset: {preset}` (its dimensions, random weights)" if preset
+                    else f"a size preset (`model_preset`: one of {', '.join(SIZE_PRESETS)})")
+        raise ValueError(
+            f"cannot read the checkpoint {name_or_path!r}: {str(error).splitlines()[0]}. Without its weights "
+            f"(offline, no local folder), train from scratch by replacing `model_name_or_path` with {fallback}; "
+            "it is never switched silently"
+        ) from None
+    model_type = config_dict.get("model_type")
+    if model_type not in STUDENT_BASE_MODEL_TYPES:
+        raise ValueError(
+            f"checkpoint {name_or_path!r} is a {model_type!r} model; the RDRec student starts from a T5 or "
+            f"an RDRec checkpoint ({', '.join(STUDENT_BASE_MODEL_TYPES)})"
+        )
+    return model_type
 
-    item_id: str
-    original_id: str
-    score: float
-    explanation: str | None = None
 
+def load_trained_student(path: str):
+    """``(model, tokenizer)`` of a trained student folder: a full RDRec checkpoint, or a LoRA adapter folder
+    (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
 
-def _model_inputs(tokenizer, prompts: Sequence[str], task: Task, device) -> dict[str, torch.Tensor]:
-    batch = encode_prompts(tokenizer, prompts, max_length=DEFAULT_MAX_SOURCE_LENGTH, return_tensors="pt")
-    batch = {name: value.to(device) for name, value in batch.items()}
-    batch["task_id"] = torch.full((len(prompts),), int(task), dtype=torch.long, device=device)
-    return batch
+    Raises ``ValueError`` for a checkpoint of another model type.
+    """
+    from .data import load_tokenizer
+
+    adapter_config = Path(path) / "adapter_config.json"
+    if adapter_config.is_file():
+        from peft import PeftConfig, PeftModel
+
+        base_path = PeftConfig.from_pretrained(path).base_model_name_or_path
+        check_base_checkpoint(base_path)
+        model = PeftModel.from_pretrained(RDRecForConditionalGeneration.from_pretrained(base_path), path)
+        model = model.merge_and_unload()
+        if (Path(path) / ITEM_INDEX_FILE).is_file():
+            model.set_item_index(ItemIndex.load(Path(path) / ITEM_INDEX_FILE))
+    else:
+        if check_base_checkpoint(path) != RDRecConfig.model_type:
+            raise ValueError(f"{path} is a plain T5 checkpoint, not a trained RDRec student")
+        model = RDRecForConditionalGeneration.from_pretrained(path)
+    return model.eval(), load_tokenizer(path)
 
 
 @dataclass
@@ -53,107 +95,6 @@ class UserRecommendations:
     original_ids: list[str]
     scores: list[float]
     num_missing: int  # how many of the k asked for were not returned (fewer allowed items remain)
-
-
-def _catalog_of(model):
-    item_index = getattr(model, "item_index", None)
-    if item_index is None:
-        raise ValueError("the model has no item catalog (item_index.json); train or load an RDRec checkpoint")
-    return item_index
-
-
-def _check_history(item_index, history: Sequence[str], who: str = "") -> None:
-    if not history:
-        raise ValueError(f"an empty history{who}: give at least one item the user interacted with")
-    unknown = [item for item in history if item not in item_index.position]
-    if unknown:
-        raise ValueError(f"items not in the model's catalog{who}: {unknown[:10]}")
-
-
-@torch.no_grad()
-def rank_next_items(
-    model,
-    tokenizer,
-    histories: Sequence[Sequence[str]],
-    user_ids: Sequence[str | None],
-    k: int = 10,
-    num_beams: int = 20,
-    exclude_history: bool = True,
-    decoding: str | None = None,
-):
-    """One `generate(..., item_index=model.item_index)` call for a batch of users (the sequential task).
-
-    Returns the model's `ItemGenerationOutput` (item ids, scores and shortfalls per user, best first).
-    """
-    item_index = _catalog_of(model)
-    if num_beams < k and not item_index.is_single_token:
-        raise ValueError(f"num_beams={num_beams} cannot return {k} items; use num_beams >= k")
-    prompts = [
-        prompt_for(Task.SEQUENTIAL, user_id=ANONYMOUS_USER if user is None else str(user), history=history,
-                   scheme=item_index.scheme)
-        for user, history in zip(user_ids, histories)
-    ]  # fmt: skip
-    model.eval()
-    device = next(model.parameters()).device
-    return model.generate(
-        **_model_inputs(tokenizer, prompts, Task.SEQUENTIAL, device),
-        item_index=item_index,
-        exclude_items=[list(history) for history in histories] if exclude_history else None,
-        num_beams=max(num_beams, k),
-        num_return_sequences=k,
-        decoding=decoding,
-    )
-
-
-@torch.no_grad()
-def recommend(
-    model,
-    tokenizer,
-    history: Sequence[str],
-    user_id: str | None = None,
-    k: int = 10,
-    num_beams: int = 20,
-    exclude_history: bool = True,
-    explain: bool = False,
-    max_explanation_tokens: int = 48,
-) -> list[Recommendation]:
-    """Top-``k`` next items for a user, best first (the sequential task): exact one-step ranking with one-token
-    ids (independent), the trie beam search otherwise (`rdrec_hf.models.item_decoding`).
-
-    Args:
-        model: an `RDRecForConditionalGeneration` with its catalog (`model.item_index`), e.g. from
-            `RDRecForConditionalGeneration.from_pretrained(folder_or_hub_id)`.
-        tokenizer: the model's tokenizer.
-        history: the user's items (project ids), oldest first; the prompt keeps the last 20 as in training.
-        user_id: the user's project id; None uses an anonymous mention (`user_0`) for a user unseen in training.
-        k: how many items; fewer come back only when fewer valid catalog items remain.
-        num_beams: beams of the constrained search (at least ``k``; unused by exact ranking).
-        exclude_history: never recommend an item of ``history``.
-        explain: also generate an explanation (the explanation task) for every recommended item.
-    Raises:
-        ValueError: no catalog on the model, an empty history, or items unknown to the catalog.
-    """
-    item_index = _catalog_of(model)
-    _check_history(item_index, history)
-    user_id = ANONYMOUS_USER if user_id is None else str(user_id)
-    output = rank_next_items(model, tokenizer, [history], [user_id], k, num_beams, exclude_history)
-    items, scores = output.item_ids[0], output.scores[0]
-    explanations: list[str | None] = [None] * len(items)
-    if explain and items:
-        device = next(model.parameters()).device
-        prompts = [prompt_for(Task.EXPLANATION, user_id=user_id, item_id=item, scheme=item_index.scheme)
-                   for item in items]
-        generated = model.generate(
-            **_model_inputs(tokenizer, prompts, Task.EXPLANATION, device),
-            max_new_tokens=max_explanation_tokens,
-            do_sample=False,
-            num_beams=1,
-        )
-        explanations = tokenizer.batch_decode(generated, skip_special_tokens=True)
-    return [
-        Recommendation(item, item_index.original_id(item), float(score), explanation)
-        for item, score, explanation in zip(items, scores, explanations)
-    ]
 
 
 def recommend_users(
@@ -172,9 +113,9 @@ def recommend_users(
     Every history is checked before the first batch runs (an empty history or an unknown item raises
     ``ValueError`` naming the user), so a bad input does not stop a long run half way.
     """
-    item_index = _catalog_of(model)
+    item_index = catalog_of(model)
     for user_id, history in users:
-        _check_history(item_index, history, f" of user {user_id}")
+        check_items(item_index, history, who=f" of user {user_id}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     bar = tqdm(total=len(users), desc="recommending", unit="user", disable=not progress)
@@ -279,3 +220,20 @@ def write_recommendations(
     )
     logger.info("recommendations written to %s: %s", path, summary)
     return summary
+
+
+__all__ = [
+    "ANONYMOUS_USER",
+    "Recommendation",
+    "RecommendationSummary",
+    "UserRecommendations",
+    "check_base_checkpoint",
+    "explanations_for",
+    "load_trained_student",
+    "rank_candidates",
+    "rank_next_items",
+    "rationales",
+    "recommend",
+    "recommend_users",
+    "write_recommendations",
+]

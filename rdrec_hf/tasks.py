@@ -1,26 +1,8 @@
-"""The four RDRec tasks. The integer value is the ``task_id`` the student model sees."""
+"""The four RDRec tasks (the enum is Hub code, :mod:`rdrec_hf.models.tasks`) and facts derived from them."""
 
-from enum import IntEnum
-
-
-class Task(IntEnum):
-    SEQUENTIAL = 0  # history -> next item id
-    TOPN = 1  # user + 100 candidates -> the positive item id
-    EXPLANATION = 2  # user + item -> a sentence of the user's review
-    RATIONALE = 3  # user -> teacher's user preference; item -> teacher's item attributes
-
-    @classmethod
-    def parse(cls, value: "str | int | Task") -> "Task":
-        """Accept a member, its value or its (case-insensitive) name, e.g. ``"topn"``."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, int):
-            return cls(value)
-        try:
-            return cls[str(value).upper().replace("-", "").replace("_", "")]
-        except KeyError:
-            raise ValueError(f"unknown task {value!r}; choose from {[t.name.lower() for t in cls]}") from None
-
+from .models.tasks import Task
 
 NUM_TASKS = len(Task)
 RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)  # targets are item ids; the others are text
+
+__all__ = ["NUM_TASKS", "RANKING_TASKS", "Task"]

@@ -26,3 +26,35 @@ def t5_tokenizer(shared):
     from transformers import T5Tokenizer
 
     return T5Tokenizer.from_pretrained(str(t5_tokenizer_dir()))
+
+
+TEACHER_NOTE = "teacher rationale written by the test fixture"
+
+
+@pytest.fixture(scope="session")
+def trained_student(tmp_path_factory, shared):
+    """``(model folder, dataset folder)``: a tiny student trained a few steps on All_Beauty (independent ids),
+    the dataset holding teacher rationales for the reviews of items 1-5."""
+    from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
+    from rdrec_hf.paths import all_beauty_reviews
+    from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
+
+    root = tmp_path_factory.mktemp("trained_student")
+    data = load_amazon_reviews(all_beauty_reviews(), indexing="independent", seed=0)
+
+    def with_rationales(row):
+        if row["split"] == "train" and int(row["item_id"]) <= 5:
+            return {"user_preference": f"The user likes item {row['item_id']} ({TEACHER_NOTE}).",
+                    "item_attribute": f"Item {row['item_id']} is a beauty product ({TEACHER_NOTE}).",
+                    "rationale_status": "ok"}
+        return {}
+
+    data["reviews"] = data["reviews"].map(with_rationales)
+    save_rec_dataset(data, root / "data")
+    training_args = RDRecTrainingArguments(
+        output_dir=str(root / "model"), max_steps=6, per_device_train_batch_size=8, learning_rate=5e-3,
+        save_strategy="no", eval_strategy="no", rank_eval=False, max_source_length=192, max_target_length=24,
+        use_cpu=True, report_to="none", seed=3, logging_steps=3,
+    )
+    train_rdrec(ModelArguments(model_preset="tiny"), DataArguments(dataset=str(root / "data")), training_args)
+    return root / "model", root / "data"

@@ -24,7 +24,7 @@ from rdrec_hf.data import (
     training_history,
     whole_word_ids,
 )
-from rdrec_hf.data.tokenization import MENTION_PATTERN
+from rdrec_hf.models.item_ids import MENTION_PATTERN
 from rdrec_hf.evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir, t5_tokenizer_dir
 from rdrec_hf.tasks import Task

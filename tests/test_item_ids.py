@@ -14,8 +14,7 @@ from test_model_support import fit, prompt_batch, run_as_remote_code, seeded_mod
 from rdrec_hf import Task
 from rdrec_hf.data import load_amazon_reviews, load_rec_dataset, save_rec_dataset, training_history
 from rdrec_hf.data.schema import item_id_scheme
-from rdrec_hf.data.templates import prompt_for
-from rdrec_hf.data.tokenization import encode_prompts
+from rdrec_hf.models.prompting import encode_prompts, prompt_for
 from rdrec_hf.models import ItemIdScheme, ItemIndex, ItemIndexing, RDRecForConditionalGeneration
 from rdrec_hf.paths import all_beauty_reviews
 from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec

@@ -11,7 +11,7 @@ import textwrap
 
 import torch
 
-from rdrec_hf.data.tokenization import encode_prompts
+from rdrec_hf.models.prompting import encode_prompts
 from rdrec_hf.models import RDRecConfig, RDRecForConditionalGeneration
 
 
@@ -48,6 +48,8 @@ except ImportError:
     pass
 else:
     raise SystemExit("rdrec_hf is importable; this check would prove nothing")
+"""
+LOAD_AS_REMOTE_CODE = """
 import torch
 from transformers import AutoModelForSeq2SeqLM
 model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[2], trust_remote_code=True)
@@ -55,21 +57,28 @@ batch = {key: torch.tensor(value) for key, value in json.loads(sys.argv[3]).item
 """
 
 
-def run_as_remote_code(script: str, directory, batch: dict[str, torch.Tensor], tmp_path, extra_args=()) -> dict:
-    """Run `script` in a Python where rdrec_hf cannot be imported, after `model` (loaded from `directory` with
-    `trust_remote_code=True`) and `batch` are defined (`extra_args` follow as `sys.argv[4:]`); return the JSON
-    of its last output line."""
+def run_without_rdrec_hf(script: str, args: list[str], tmp_path) -> dict:
+    """Run `script` in a `python -I -S` where rdrec_hf cannot be imported (`args` follow as `sys.argv[2:]`, with
+    `json` and `sys` imported); return the JSON of its last output line."""
     environment = {
         "PATH": os.environ.get("PATH", ""),
         "HF_HOME": str(tmp_path / "hf_home"),  # fresh modules cache for the copied code
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
-    serialised_batch = json.dumps({key: value.tolist() for key, value in batch.items()})
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", WITHOUT_RDREC_HF + textwrap.dedent(script),
-         sysconfig.get_paths()["purelib"], str(directory), serialised_batch, *extra_args],  # fmt: skip
+         sysconfig.get_paths()["purelib"], *args],  # fmt: skip
         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_as_remote_code(script: str, directory, batch: dict[str, torch.Tensor], tmp_path, extra_args=()) -> dict:
+    """Run `script` where rdrec_hf cannot be imported, after `model` (loaded from `directory` with
+    `trust_remote_code=True`) and `batch` are defined (`extra_args` follow as `sys.argv[4:]`); return the JSON
+    of its last output line."""
+    serialised_batch = json.dumps({key: value.tolist() for key, value in batch.items()})
+    return run_without_rdrec_hf(LOAD_AS_REMOTE_CODE + textwrap.dedent(script),
+                                [str(directory), serialised_batch, *extra_args], tmp_path)  # fmt: skip

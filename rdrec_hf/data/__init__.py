@@ -15,8 +15,8 @@ from .schema import (
     validate_rec_dataset,
 )
 from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset, upload_hub_folder
-from .templates import RationaleKind, prompt_for
-from .tokenization import encode_prompts, load_tokenizer, whole_word_ids
+from ..models.prompting import RationaleKind, encode_prompts, prompt_for, whole_word_ids
+from .tokenization import load_tokenizer
 
 __all__ = [
     "DataFormatError",

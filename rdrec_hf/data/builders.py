@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from ..tasks import RANKING_TASKS, Task
 from ..models.item_ids import ItemIdScheme
+from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, RationaleKind, encode_prompts, prompt_for, sample_prompt
 from .schema import (
     ITEMS,
     REVIEWS,
@@ -51,12 +52,9 @@ from .schema import (
     split_target,
     training_history,
 )
-from .templates import RationaleKind, prompt_for, sample_prompt
-from .tokenization import encode_prompts
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_SOURCE_LENGTH = 512  # the longest beauty top-N prompt (100 candidates) takes 419 T5 tokens
 DEFAULT_MAX_TARGET_LENGTH = 64
 USABLE_RATIONALE_STATUSES = ("ok", "repaired")
 RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "item_attribute"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .tokenization import pad_sequences
+from ..models.prompting import pad_sequences
 
 MODEL_SEQUENCE_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels")
 

@@ -57,19 +57,29 @@ def export_hub_folder(data: DatasetDict, folder: str | Path) -> Path:
     return folder
 
 
+HUB_URL_PREFIX = {"dataset": "https://huggingface.co/datasets/", "model": "https://huggingface.co/",
+                  "space": "https://huggingface.co/spaces/"}
+
+
 def upload_hub_folder(
-    write_folder: Callable[[str], object], repo_id: str, private: bool = False, token: str | None = None
+    write_folder: Callable[[str], object],
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    repo_type: str = "dataset",
 ) -> str:
-    """Create the Hub dataset ``repo_id`` (if needed), let ``write_folder(tmp_dir)`` fill a temporary folder
-    and upload it; returns the repository URL. Shared by every ``push_*`` helper of the project."""
+    """Create the Hub repository ``repo_id`` of ``repo_type`` (``dataset``, ``model`` or ``space``; a Space runs
+    Gradio) if needed, let ``write_folder(tmp_dir)`` fill a temporary folder and upload it; returns the
+    repository URL. Shared by every ``push_*`` helper of the project."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
     with tempfile.TemporaryDirectory() as folder:
         write_folder(folder)
-        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder)
-    return f"https://huggingface.co/datasets/{repo_id}"
+        api.upload_folder(repo_id=repo_id, repo_type=repo_type, folder_path=folder)
+    return HUB_URL_PREFIX[repo_type] + repo_id
 
 
 def push_rec_dataset(data: DatasetDict, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -25,7 +25,7 @@ from .peft_utils import rdrec_lora_config
 AutoConfig.register(RDRecConfig.model_type, RDRecConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RDRecConfig, RDRecForConditionalGeneration, exist_ok=True)
 # Saved checkpoints carry `auto_map` and copies of configuration_rdrec.py, modeling_rdrec.py and the files it
-# imports (item_decoding.py, item_index.py, item_ids.py), so `trust_remote_code=True` loads them where
+# imports (item_decoding.py, item_index.py, item_ids.py, prompting.py, tasks.py), so `trust_remote_code=True` loads them where
 # rdrec_hf is not installed.
 RDRecConfig.register_for_auto_class()
 RDRecForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")

@@ -17,6 +17,9 @@ from transformers.utils import cached_file, logging
 from .configuration_rdrec import RDRecConfig
 from .item_decoding import ItemDecoding, ItemGenerationOutput, exact_item_scores, generate_items
 from .item_index import ITEM_INDEX_FILE, ItemIndex
+from .prompting import DEFAULT_MAX_SOURCE_LENGTH, encode_prompts
+from .recommending import Recommendation, rank_candidates, recommend
+from .tasks import Task
 
 logger = logging.get_logger(__name__)
 
@@ -228,6 +231,21 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             loss = nn.functional.cross_entropy(logits.flatten(0, 1), restricted.flatten(), ignore_index=-100)
         return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0])
 
+    # --------------------------------------------------------------------------------------- prompts
+    def prepare_prompts(
+        self, tokenizer, prompts: Sequence[str], task: Task | int, max_length: int = DEFAULT_MAX_SOURCE_LENGTH
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs of one task's prompts (e.g. from `prompting.prompt_for`), on the model's device.
+
+        Returns `input_ids`, `attention_mask`, `whole_word_ids` `[B, L]` (right-padded, cut to `max_length`
+        tokens) and `task_id` `[B]`, ready for `generate` or `score_candidates`.
+        """
+        device = self.device
+        batch = encode_prompts(tokenizer, prompts, max_length=max_length, return_tensors="pt")
+        batch = {name: value.to(device) for name, value in batch.items()}
+        batch["task_id"] = torch.full((len(prompts),), int(Task(task)), dtype=torch.long, device=device)
+        return batch
+
     # ------------------------------------------------------------------------------------- generation
     @torch.no_grad()
     def generate(
@@ -337,6 +355,17 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             for row, example_positions in enumerate(positions[chunk]):
                 result[start + row, : len(example_positions)] = scores[row, example_positions]
         return result
+
+    # ------------------------------------------------------------------------------------ recommend
+    def recommend(self, tokenizer, history: Sequence[str], **options) -> list[Recommendation]:
+        """Top-k next items of a history, best first, optionally explained: `recommending.recommend`
+        (``user_id``, ``k``, ``num_beams``, ``exclude_history``, ``explain``)."""
+        return recommend(self, tokenizer, history, **options)
+
+    def rank_candidates(self, tokenizer, candidates: Sequence[str], **options) -> list[Recommendation]:
+        """The candidates ranked exactly by the top-N task, best first: `recommending.rank_candidates`
+        (``user_id``, ``k``, ``explain``)."""
+        return rank_candidates(self, tokenizer, candidates, **options)
 
     # ------------------------------------------------------------------------------------ save / load
     def set_item_index(self, item_index: ItemIndex | None) -> None:

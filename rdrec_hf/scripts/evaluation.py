@@ -17,7 +17,8 @@ from trl import TrlParser
 
 from ..data import get_metadata
 from ..evaluation import EvaluationConfig, aggregate_seeds, evaluate_model, write_report
-from ..training import DataArguments, load_trained_student, load_training_data, seed_run_dir
+from ..inference import load_trained_student
+from ..training import DataArguments, load_training_data, seed_run_dir
 from ..training.pipeline import TRAINING_CURVES_FILE
 from . import configure_logging
 

@@ -15,7 +15,7 @@ from .rdrec_config import (
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
 from .resampling import EpochResampledDataset, SetEpochCallback, epoch_seed
-from .student import build_student, load_student_tokenizer, load_trained_student
+from .student import build_student, load_student_tokenizer
 
 __all__ = [
     "Bnb4bitQuantType",
@@ -30,7 +30,6 @@ __all__ = [
     "build_trainer",
     "epoch_seed",
     "load_student_tokenizer",
-    "load_trained_student",
     "load_training_data",
     "mean_task_losses",
     "parse_config_overrides",

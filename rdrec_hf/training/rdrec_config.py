@@ -20,7 +20,8 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
-from ..data.builders import DEFAULT_MAX_SOURCE_LENGTH, DEFAULT_MAX_TARGET_LENGTH, MixtureMode
+from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode
+from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
 from ..data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS
 from ..models.item_ids import ItemIndexing
 from ..tasks import RANKING_TASKS, Task

@@ -4,20 +4,17 @@ optionally quantised (bitsandbytes) and wrapped with LoRA adapters (PEFT)."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
-from transformers import PretrainedConfig
 
 from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_config
-from ..models.configuration_rdrec import SIZE_PRESETS, T5_VOCAB_SIZE
+from ..inference import check_base_checkpoint
+from ..models.configuration_rdrec import T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
 from .rdrec_config import ModelArguments, parse_config_overrides
 
 logger = logging.getLogger(__name__)
 
-STUDENT_BASE_MODEL_TYPES = ("t5", RDRecConfig.model_type)
-FALLBACK_PRESET = {"t5-small": "t5-small", "google-t5/t5-small": "t5-small"}  # Hub id -> preset of its sizes
 
 
 def load_student_tokenizer(model_args: ModelArguments):
@@ -35,28 +32,6 @@ def load_student_tokenizer(model_args: ModelArguments):
                 model_args.model_name_or_path, str(error).splitlines()[0],
             )
     return load_tokenizer(t5_tokenizer_dir())
-
-
-def check_base_checkpoint(name_or_path: str) -> str:
-    """Return the checkpoint's ``model_type``; ``ValueError`` unless it is a T5 or an RDRec model."""
-    try:
-        config_dict, _ = PretrainedConfig.get_config_dict(name_or_path)
-    except OSError as error:
-        preset = FALLBACK_PRESET.get(name_or_path)
-        fallback = (f"`model_preset: {preset}` (its dimensions, random weights)" if preset
-                    else f"a size preset (`model_preset`: one of {', '.join(SIZE_PRESETS)})")
-        raise ValueError(
-            f"cannot read the checkpoint {name_or_path!r}: {str(error).splitlines()[0]}. Without its weights "
-            f"(offline, no local folder), train from scratch by replacing `model_name_or_path` with {fallback}; "
-            "it is never switched silently"
-        ) from None
-    model_type = config_dict.get("model_type")
-    if model_type not in STUDENT_BASE_MODEL_TYPES:
-        raise ValueError(
-            f"checkpoint {name_or_path!r} is a {model_type!r} model; the RDRec student starts from a T5 or "
-            f"an RDRec checkpoint ({', '.join(STUDENT_BASE_MODEL_TYPES)})"
-        )
-    return model_type
 
 
 def _quantization_config(model_args: ModelArguments):
@@ -158,29 +133,3 @@ def describe_student(model) -> str:
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     origin = model.config.name_or_path or "a size preset"
     return f"student from {origin}: {total:,} parameters, {trained:,} trained"
-
-
-def load_trained_student(path: str):
-    """``(model, tokenizer)`` of a trained student folder: a full RDRec checkpoint, or a LoRA adapter folder
-    (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
-
-    Raises ``ValueError`` for a checkpoint of another model type.
-    """
-    from ..data import load_tokenizer
-    from ..models import ITEM_INDEX_FILE, ItemIndex
-
-    adapter_config = Path(path) / "adapter_config.json"
-    if adapter_config.is_file():
-        from peft import PeftConfig, PeftModel
-
-        base_path = PeftConfig.from_pretrained(path).base_model_name_or_path
-        check_base_checkpoint(base_path)
-        model = PeftModel.from_pretrained(RDRecForConditionalGeneration.from_pretrained(base_path), path)
-        model = model.merge_and_unload()
-        if (Path(path) / ITEM_INDEX_FILE).is_file():
-            model.set_item_index(ItemIndex.load(Path(path) / ITEM_INDEX_FILE))
-    else:
-        if check_base_checkpoint(path) != RDRecConfig.model_type:
-            raise ValueError(f"{path} is a plain T5 checkpoint, not a trained RDRec student")
-        model = RDRecForConditionalGeneration.from_pretrained(path)
-    return model.eval(), load_tokenizer(path)
