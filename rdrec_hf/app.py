@@ -90,7 +90,7 @@ class DatasetView:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence], classes: Sequence[str], table_id: str) -> str:
     """An HTML table; ``classes`` names each column's cells (the browser test reads them)."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f'<th class="{c}">{html.escape(h)}</th>' for c, h in zip(classes, headers))
     body = "".join(
         "<tr>" + "".join(f'<td class="{c}">{html.escape("" if v is None else str(v))}</td>' for c, v in zip(classes, row))
         + "</tr>"
@@ -304,7 +304,13 @@ class RecommenderPage:
                               ["rank", "item-id", "original-id", "score", "note"], "ranked-candidates")  # fmt: skip
 
 
-CSS = ".rdrec-table td, .rdrec-table th {padding: 4px 8px; vertical-align: top;} .rdrec-table {font-size: 0.9em;}"
+CSS = """
+.rdrec-table {width: 100%; table-layout: fixed; font-size: 0.85em; border-collapse: collapse;}
+.rdrec-table td, .rdrec-table th {padding: 3px 6px; vertical-align: top; overflow-wrap: anywhere; text-align: left;}
+.rdrec-table .explanation, .rdrec-table .student-rationale, .rdrec-table .teacher-rationale {width: 25%;}
+.rdrec-table .review, .rdrec-table .text {width: 60%;}
+#status {font-size: 1.05em;}
+"""
 
 
 def build_app(model: str, dataset: str | None = None, seed: int = 0):

@@ -105,8 +105,6 @@ def load_student(path: str):
     """(model, tokenizer) of a trained student folder (full or LoRA); another model type is a user error."""
     from .inference import load_trained_student
 
-    if (Path(path) / "dataset_dict.json").is_file():
-        raise UserError(f"{path} is a project dataset, not a model: give the trained student's folder")
     try:
         return load_trained_student(path)
     except OSError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from .models.recommending import (
 logger = logging.getLogger(__name__)
 
 STUDENT_BASE_MODEL_TYPES = ("t5", RDRecConfig.model_type)
+HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "t5-small", "owner/name"
 FALLBACK_PRESET = {"t5-small": "t5-small", "google-t5/t5-small": "t5-small"}  # Hub id -> preset of its sizes
 
 
@@ -61,13 +63,25 @@ def check_base_checkpoint(name_or_path: str) -> str:
     return model_type
 
 
-def load_trained_student(path: str):
-    """``(model, tokenizer)`` of a trained student folder: a full RDRec checkpoint, or a LoRA adapter folder
-    (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
+def check_model_reference(path: str) -> None:
+    """Name the mistake when ``path`` is neither a folder nor a Hub id, or is a project dataset's folder."""
+    folder = Path(path)
+    if (folder / "dataset_dict.json").is_file():
+        raise ValueError(f"{path} is a project dataset, not a model: give the trained student's folder")
+    if not folder.exists() and not HUB_MODEL_ID.fullmatch(str(path)):
+        raise FileNotFoundError(f"{path}: no such folder, and not a Hub id (owner/name)")
 
-    Raises ``ValueError`` for a checkpoint of another model type.
+
+def load_trained_student(path: str):
+    """``(model, tokenizer)`` of a trained student folder or Hub id: a full RDRec checkpoint, or a LoRA adapter
+    folder (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
+
+    Raises ``ValueError`` for a checkpoint of another model type or a dataset folder, ``FileNotFoundError`` for
+    a path that is neither a folder nor a Hub id.
     """
     from .data import load_tokenizer
+
+    check_model_reference(path)
 
     adapter_config = Path(path) / "adapter_config.json"
     if adapter_config.is_file():
@@ -228,6 +242,7 @@ __all__ = [
     "RecommendationSummary",
     "UserRecommendations",
     "check_base_checkpoint",
+    "check_model_reference",
     "explanations_for",
     "load_trained_student",
     "rank_candidates",

@@ -143,8 +143,9 @@ def run_card_usage(card: str) -> dict:
     usage = re.search(r"```python\n(.*?)```", card, re.S).group(1)
     namespace: dict = {}
     exec(compile(usage, "model card usage", "exec"), namespace)
-    assert len(namespace["recommended"].item_ids[0]) == 10
-    assert not set(namespace["recommended"].item_ids[0]) & set(namespace["history"])
+    items = [rec.item_id for rec in namespace["recommended"]]
+    assert len(set(items)) == 10 and not set(items) & set(namespace["history"])
+    assert all(rec.explanation is not None for rec in namespace["recommended"])
     return namespace
 
 
