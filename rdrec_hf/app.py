@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.schema import TEST, get_metadata, split_target, training_history
+from .data.schema import TEST, check_numbering, get_metadata, split_target, training_history
 from .evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from .inference import load_trained_student, rationales
 from .models.item_ids import ItemIndexing
@@ -113,10 +113,12 @@ class RecommenderPage:
 
     def __init__(self, model, tokenizer, data=None, model_name: str = "", seed: int = 0):
         self.model, self.tokenizer = model, tokenizer
+        self.item_index = getattr(model, "item_index", None)
+        if data is not None and self.item_index is not None:
+            check_numbering(self.item_index, data, f"model {model_name}".strip(), "the dataset")
         self.view = DatasetView.from_dataset(data) if data is not None else None
         self.model_name = model_name
         self.rng = random.Random(seed)
-        self.item_index = getattr(model, "item_index", None)
 
     # ---------------------------------------------------------------------------------------- header
     def header(self) -> str:

@@ -34,6 +34,17 @@ class UserError(Exception):
     """A problem with what the user asked for, reported without a traceback."""
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 # ----------------------------------------------------------------------------------------------- prepare
 def detect_source_format(source: Path) -> str:
     """``"p5"`` for a P5/POD/RDRec folder, ``"amazon"`` for Amazon review JSON lines, ``"saved"`` for a
@@ -114,7 +125,6 @@ def load_student(path: str):
 # --------------------------------------------------------------------------------------------- recommend
 def run_recommend_users(args, model, tokenizer) -> int:
     """`--users all|FILE`: every listed user of `--dataset`, one JSON line each in `--output` (resumable)."""
-    from .data import load_rec_dataset
     from .inference import write_recommendations
 
     if args.dataset is None or args.output is None:
@@ -122,7 +132,7 @@ def run_recommend_users(args, model, tokenizer) -> int:
     path = None if args.users == "all" else Path(args.users)
     if path is not None and not path.is_file():
         raise UserError(f"--users {args.users}: neither 'all' nor a file of user ids (one per line)")
-    users = load_rec_dataset(args.dataset)["users"]
+    users = load_dataset_for(model, args)["users"]
     history_of = dict(zip(users["user_id"], users["items"]))
     if path is None:
         wanted = list(history_of)
@@ -139,8 +149,17 @@ def run_recommend_users(args, model, tokenizer) -> int:
     return 0
 
 
+def load_dataset_for(model, args):
+    """``--dataset``, refused when its numbering is not the model's (ids would name other items)."""
+    from .data import check_numbering, load_rec_dataset
+
+    data = load_rec_dataset(args.dataset)
+    if getattr(model, "item_index", None) is not None:
+        check_numbering(model.item_index, data, f"model {args.model}", f"dataset {args.dataset}")
+    return data
+
+
 def run_recommend(args) -> int:
-    from .data import load_rec_dataset
     from .inference import recommend
 
     model, tokenizer = load_student(args.model)
@@ -152,7 +171,7 @@ def run_recommend(args) -> int:
     if args.user is not None and not history:
         if args.dataset is None:
             raise UserError("--user without --history needs --dataset to look the user's history up")
-        users = load_rec_dataset(args.dataset)["users"]
+        users = load_dataset_for(model, args)["users"]
         matches = users.filter(lambda row: row["user_id"] == args.user)
         if matches.num_rows == 0:
             raise UserError(f"unknown user id {args.user!r} in {args.dataset}")
@@ -170,6 +189,9 @@ def run_recommend(args) -> int:
         print(json.dumps([vars(r) for r in recommendations], indent=2))
         return 0
     who = f"user {args.user}" if args.user is not None else "an anonymous user"
+    if not recommendations:
+        print(f"nothing to recommend for {who}: the history holds all {len(model.item_index)} catalog items")
+        return 0
     print(f"top {len(recommendations)} for {who} (history: {len(history)} items, last: {' '.join(history[-5:])})")
     for rank, rec in enumerate(recommendations, 1):
         line = f"{rank:>3}. item {rec.item_id:<8} ({rec.original_id})  log-likelihood {rec.score:.3f}"
@@ -271,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--max-cluster-size", type=int, default=DEFAULT_MAX_CLUSTER_SIZE,
                          help="collaborative ids: a larger cluster is clustered again")
     prepare.add_argument("--seed", type=int, default=0, help="seed of the item permutation and of the negatives")
-    prepare.add_argument("--num-negatives", type=int, default=DEFAULT_NUM_NEGATIVES,
+    prepare.add_argument("--num-negatives", type=positive_int, default=DEFAULT_NUM_NEGATIVES,
                          help="stored top-N negatives per user and split")
-    prepare.add_argument("--min-interactions", type=int, help="Amazon reviews: fewest distinct items a user needs "
+    prepare.add_argument("--min-interactions", type=positive_int, help="Amazon reviews: fewest distinct items a user needs "
                          "(default: the loader's, 3: one training, one validation and one test item)")
     prepare.set_defaults(handler=run_prepare)
 
@@ -285,14 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--user", help="project user id (its history is read from --dataset unless --history is given)")
     rec.add_argument("--history", nargs="+", help="item ids, oldest first")
     rec.add_argument("--dataset", help="project dataset holding the user's history")
-    rec.add_argument("-k", type=int, default=10)
-    rec.add_argument("--num-beams", type=int, default=20)
+    rec.add_argument("-k", type=positive_int, default=10, help="how many items")
+    rec.add_argument("--num-beams", type=positive_int, default=20)
     rec.add_argument("--explain", action="store_true", help="generate an explanation for every item")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rec.add_argument("--users", help="'all' or a file of user ids (one per line): rank every one of them from "
                      "--dataset into --output, resuming an interrupted file")  # fmt: skip
     rec.add_argument("--output", help="JSON-lines file of --users (one line per user: ids, original ids, scores)")
-    rec.add_argument("--batch-size", type=int, default=32, help="users per decoding call with --users")
+    rec.add_argument("--batch-size", type=positive_int, default=32, help="users per decoding call with --users")
     rec.add_argument("--decoding", choices=[choice.value for choice in ItemDecoding],
                      help="beam (default for multi-token ids), exact (default for one-token ids) or transformers")
     rec.set_defaults(handler=run_recommend)

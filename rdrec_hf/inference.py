@@ -68,8 +68,16 @@ def check_model_reference(path: str) -> None:
     folder = Path(path)
     if (folder / "dataset_dict.json").is_file():
         raise ValueError(f"{path} is a project dataset, not a model: give the trained student's folder")
-    if not folder.exists() and not HUB_MODEL_ID.fullmatch(str(path)):
+    if folder.exists():
+        return
+    if not HUB_MODEL_ID.fullmatch(str(path)):
         raise FileNotFoundError(f"{path}: no such folder, and not a Hub id (owner/name)")
+    try:
+        PretrainedConfig.get_config_dict(path)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"{path}: no such folder, and not a Hub id that could be read ({str(error).splitlines()[0]})"
+        ) from None
 
 
 def load_trained_student(path: str):

@@ -41,6 +41,7 @@ from .schema import (
     RecDatasetMetadata,
     SourceUser,
     assemble_rec_dataset,
+    check_num_negatives,
 )
 
 FIELD_ALIASES = {
@@ -124,6 +125,7 @@ def load_amazon_reviews(
     ``min_interactions`` below 3 is rejected: a user needs a training, a validation and a test item.
     """
     path = Path(path)
+    check_num_negatives(num_negatives)
     if min_interactions < MIN_SEQUENCE_LENGTH:
         raise ValueError(f"min_interactions must be >= {MIN_SEQUENCE_LENGTH} for a leave-one-out split")
     if not path.is_file():

@@ -331,6 +331,9 @@ def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme
     columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
     if task is Task.TOPN:
         columns["candidates"] = []
+        if users.num_rows and not any(users[negatives_column]):
+            raise ValueError(f"no user of this dataset has {negatives_column}: top-N would rank the target alone "
+                             "(HR@1 = 1 for every system); prepare the dataset with --num-negatives 1 or more")
     for user_id, items, negatives in zip(users["user_id"], users["items"], users[negatives_column]):
         history, target = split_target(items, split)
         columns["user_id"].append(user_id)

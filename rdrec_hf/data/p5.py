@@ -32,6 +32,7 @@ from .schema import (
     RecDatasetMetadata,
     SourceUser,
     assemble_rec_dataset,
+    check_num_negatives,
 )
 
 SEQUENTIAL_FILE, DATAMAPS_FILE, NEGATIVE_FILE = "sequential.txt", "datamaps.json", "negative.txt"
@@ -157,6 +158,7 @@ def load_p5_dataset(
     records without text and records outside the kept sequences are skipped and counted.
     """
     folder = Path(folder)
+    check_num_negatives(num_negatives)
     for required in (SEQUENTIAL_FILE, DATAMAPS_FILE):
         if not (folder / required).is_file():
             raise FileNotFoundError(f"{folder / required} not found: a P5 data folder needs {required}")

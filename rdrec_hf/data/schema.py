@@ -145,6 +145,40 @@ def get_metadata(data: DatasetDict) -> RecDatasetMetadata:
     return RecDatasetMetadata.from_json(data[METADATA][0]["metadata_json"])
 
 
+def numbering_of(data: DatasetDict) -> dict:
+    """How the dataset numbers its items (indexing, seed, source): stored in a model's catalog
+    (``ItemIndex.numbering``) so that a dataset numbered otherwise can be named when they meet."""
+    metadata = get_metadata(data)
+    return {"indexing": metadata.indexing.value, "seed": metadata.seed, "source": metadata.source}
+
+
+def _describe_numbering(numbering: Mapping | None, fallback: str) -> str:
+    if not numbering:
+        return fallback
+    return f"{numbering['indexing']} indexing, seed {numbering['seed']}, from {numbering['source']}"
+
+
+def check_numbering(item_index, data: DatasetDict, model_name: str = "the model", data_name: str = "the dataset") -> None:
+    """``ValueError`` naming both numberings unless every item id of the model's catalog (``ItemIndex``) stands
+    for the same original id (e.g. asin) as in ``data``: a model and a dataset numbered with other seeds or
+    schemes would otherwise give metrics and recommendations for the wrong items, without a word."""
+    items = data[ITEMS]
+    in_data = dict(zip(items["item_id"], items["original_id"]))
+    in_model = dict(zip(item_index.item_ids, item_index.original_ids))
+    if in_data == in_model:
+        return
+    differing = sorted((item for item in in_model.keys() & in_data.keys() if in_model[item] != in_data[item]), key=str)
+    example = (f"item {differing[0]} is {in_model[differing[0]]} in the model but {in_data[differing[0]]} in the "
+               f"dataset; {len(differing):,} of {len(in_model):,} ids differ" if differing
+               else f"the model has {len(in_model):,} items, the dataset {len(in_data):,}")  # fmt: skip
+    raise ValueError(
+        f"{model_name} and {data_name} number items differently ({example}). Model: "
+        f"{_describe_numbering(item_index.numbering, f'{item_index.indexing.value} ids (numbering not recorded)')}; "
+        f"dataset: {_describe_numbering(numbering_of(data), '')}. Use the dataset the model was trained on, or "
+        "prepare it again with the model's --indexing and --seed."
+    )
+
+
 def validate_rec_dataset(data: DatasetDict) -> RecDatasetMetadata:
     """Check splits and columns against the schema; return the metadata. Raises ``ValueError`` naming the gap."""
     expected = {USERS: USER_FEATURES, ITEMS: ITEM_FEATURES, REVIEWS: REVIEW_FEATURES, METADATA: METADATA_FEATURES}
@@ -167,6 +201,12 @@ def leave_one_out_split(position: int, sequence_length: int) -> str:
     if position == sequence_length - 2:
         return VALIDATION
     return TRAIN
+
+
+def check_num_negatives(num_negatives: int) -> None:
+    """Top-N ranks the held-out item among the stored negatives: none would make HR@1 = 1 for every system."""
+    if num_negatives < 1:
+        raise ValueError(f"num_negatives must be at least 1 (top-N ranks the held-out item among them), got {num_negatives}")
 
 
 def item_permutation(num_items: int, indexing: ItemIndexing, seed: int) -> list[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -46,6 +46,7 @@ class ItemIndex:
         eos_token_id: int,
         original_ids: Sequence[str] | None = None,
         scheme: ItemIdScheme | ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+        numbering: Mapping | None = None,
     ):
         item_ids = [str(item_id) for item_id in item_ids]
         if not item_ids:
@@ -60,6 +61,8 @@ class ItemIndex:
         self.vocab_size = int(vocab_size)
         self.eos_token_id = int(eos_token_id)
         self.scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
+        # Where the numbering came from (the dataset's indexing, seed and source), named when a dataset disagrees.
+        self.numbering = dict(numbering) if numbering is not None else None
         self.position = {item_id: position for position, item_id in enumerate(item_ids)}
         if len(self.position) != len(item_ids):
             duplicate = next(i for n, i in enumerate(item_ids) if i in item_ids[:n])
@@ -73,6 +76,7 @@ class ItemIndex:
         tokenizer,
         original_ids: Sequence[str] | None = None,
         scheme: ItemIdScheme | ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+        numbering: Mapping | None = None,
     ) -> "ItemIndex":
         """Tokenise each item's target (`scheme.target_token_ids`) and build the trie.
 
@@ -86,7 +90,7 @@ class ItemIndex:
             raise ValueError("ItemIndex.from_catalog: the tokenizer has no EOS token; item targets must end with one")
         scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
         token_ids = scheme.target_token_ids(item_ids, tokenizer)
-        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, scheme)
+        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, scheme, numbering)
 
     @property
     def indexing(self) -> ItemIndexing:
@@ -274,6 +278,7 @@ class ItemIndex:
             "scheme": self.scheme.to_dict(),
             "vocab_size": self.vocab_size,
             "eos_token_id": self.eos_token_id,
+            "numbering": self.numbering,
             "items": [
                 {"item_id": i, "original_id": o, "token_ids": t}
                 for i, o, t in zip(self.item_ids, self.original_ids, self.token_ids)
@@ -305,6 +310,7 @@ class ItemIndex:
             payload["eos_token_id"],
             [entry["original_id"] for entry in items],
             scheme,
+            payload.get("numbering"),
         )
 
 

@@ -17,11 +17,13 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 from ..data import (
     build_eval_dataset,
     build_training_dataset,
+    check_numbering,
     get_metadata,
     item_id_scheme,
     load_amazon_reviews,
     load_p5_dataset,
     load_rec_dataset,
+    numbering_of,
 )
 from ..models import ItemIndex, ItemIndexing
 from ..paths import all_beauty_reviews, p5_dataset_dir
@@ -153,9 +155,13 @@ def build_trainer(
         f", validating on {eval_dataset.num_rows}" if eval_dataset is not None else "",
     )
     items = data["items"]
-    item_index = ItemIndex.from_catalog(items["item_id"], tokenizer, original_ids=items["original_id"], scheme=scheme)
+    item_index = ItemIndex.from_catalog(items["item_id"], tokenizer, original_ids=items["original_id"], scheme=scheme,
+                                        numbering=numbering_of(data))  # fmt: skip
     model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing, item_index)
     base_model = model.get_base_model() if model_args.use_peft else model
+    if base_model.item_index is not None:  # a trained student goes on training: its ids must mean the same items
+        check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
+                        f"dataset {data_args.dataset}")  # fmt: skip
     if model_args.item_embedding_init is ItemEmbeddingInit.SVD:
         init_item_embeddings_from_svd(
             base_model, data, tokenizer, item_index, training_args.seed, scale=model_args.item_embedding_init_scale
