@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from datasets import DatasetDict, concatenate_datasets
-from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
 from ..data import (
     build_eval_dataset,
@@ -26,6 +28,7 @@ from ..data import (
     numbering_of,
 )
 from ..models import ItemIndex, ItemIndexing
+from ..integrity import safetensors_problem
 from ..paths import all_beauty_reviews, p5_dataset_dir
 from .rdrec_config import DataArguments, ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
@@ -101,19 +104,71 @@ def build_validation_set(data: DatasetDict, tasks, tokenizer, training_args: RDR
     return concatenate_datasets(parts)
 
 
-def resolve_checkpoint(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
-    """``"true"`` / ``"last"`` -> the last checkpoint in ``output_dir`` (``ValueError`` when there is none);
-    a path is returned as it is; ``None`` / ``"false"`` -> ``None``."""
-    if resume_from_checkpoint is None or str(resume_from_checkpoint).lower() in ("", "false"):
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a ``checkpoint-N`` folder cannot be resumed from, or None. The Trainer writes
+    ``trainer_state.json`` last, so a save killed half way leaves a folder without it; a cut weight file is
+    caught by its size."""
+    folder = Path(folder)
+    state = folder / TRAINER_STATE_NAME
+    if not state.is_file():
+        return f"no {TRAINER_STATE_NAME} (the save did not finish)"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return f"{TRAINER_STATE_NAME} is cut short"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "no weights (*.safetensors)"
+    for path in weights:
+        problem = safetensors_problem(path)
+        if problem is not None:
+            return f"{path.name} is {problem}"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` of ``output_dir`` that can be resumed from; each newer incomplete one is
+    skipped with a warning naming it."""
+    folders = [path for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.is_dir()]
+    for folder in sorted(folders, key=lambda path: int(path.name.rpartition("-")[2] or -1), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        logger.warning("skipping the incomplete checkpoint %s: %s", folder, problem)
+    return None
+
+
+def resolve_checkpoint(training_args: RDRecTrainingArguments) -> str | None:
+    """The checkpoint to resume from: ``resume_from_checkpoint`` (a folder, or ``"true"`` / ``"last"`` for the
+    last complete one), else the last complete checkpoint already in ``output_dir`` (said in the log), unless
+    ``overwrite_output_dir``, which removes those checkpoints and starts at step 0."""
+    requested, output_dir = training_args.resume_from_checkpoint, Path(training_args.output_dir)
+    if requested is not None and str(requested).lower() not in ("", "false"):
+        if str(requested).lower() in ("true", "last"):
+            last = last_complete_checkpoint(output_dir) if output_dir.is_dir() else None
+            if last is None:
+                raise ValueError(f"resume requested but {output_dir} holds no complete checkpoint-* folder")
+            return last
+        if not Path(requested).is_dir():
+            raise ValueError(f"checkpoint {requested} not found")
+        problem = checkpoint_problem(requested)
+        if problem is not None:
+            raise ValueError(f"checkpoint {requested} cannot be resumed from: {problem}")
+        return str(requested)
+    existing = sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")) if output_dir.is_dir() else []
+    if not existing:
         return None
-    if str(resume_from_checkpoint).lower() in ("true", "last"):
-        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
-        if last is None:
-            raise ValueError(f"resume requested but {output_dir} holds no checkpoint-* folder")
-        return last
-    if not Path(resume_from_checkpoint).is_dir():
-        raise ValueError(f"checkpoint {resume_from_checkpoint} not found")
-    return resume_from_checkpoint
+    if training_args.overwrite_output_dir:
+        logger.warning("overwrite_output_dir: removing %d checkpoints of %s and starting at step 0", len(existing), output_dir)
+        for folder in existing:
+            shutil.rmtree(folder)
+        return None
+    last = last_complete_checkpoint(output_dir)
+    if last is None:
+        logger.warning("%s holds no complete checkpoint: starting at step 0", output_dir)
+    else:
+        logger.warning("%s holds checkpoints: resuming from %s (pass --overwrite_output_dir to start over)", output_dir, last)
+    return last
 
 
 def build_trainer(
@@ -184,12 +239,12 @@ def train_rdrec(
 ) -> tuple[RDRecTrainer, dict[str, float]]:
     """Train the RDRec student and save it (safetensors, catalog, tokenizer, model card) in ``output_dir``.
 
-    Resumes from ``training_args.resume_from_checkpoint`` (a folder, or ``"true"`` for the last checkpoint in
-    ``output_dir``). Evaluates at the end when an eval strategy or ``do_eval`` is set, writes
+    Resumes as :func:`resolve_checkpoint` says: a rerun into an ``output_dir`` holding checkpoints goes on from
+    the last complete one unless ``overwrite_output_dir``. Evaluates at the end when an eval strategy or ``do_eval`` is set, writes
     ``train_results.json`` / ``eval_results.json``, ``trainer_state.json`` and a PNG of the loss curves.
     Pushes to the Hub when ``push_to_hub``. Returns the trainer and the train (and eval) metrics.
     """
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    checkpoint = resolve_checkpoint(training_args)
     trainer = build_trainer(model_args, data_args, training_args)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()

@@ -369,6 +369,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                   "torch.optim.AdamW(model.parameters()) in the paper's pretrain.py; off: transformers' rule, "
                   "which spares them."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start at step 0 even when output_dir holds checkpoints (they are removed). Off: a rerun "
+                  "resumes from the last complete checkpoint-* and says so (transformers 5 dropped this option "
+                  "of TrainingArguments; this is the project's rule)."},
+    )
     # Changed defaults of the parent class.
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep dataset columns the collator reads (RDRec batches need them)."}

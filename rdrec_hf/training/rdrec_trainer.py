@@ -307,6 +307,17 @@ class RDRecTrainer(Seq2SeqTrainer):
             base_model.item_index.save(output_dir)  # PeftModel.save_pretrained writes only the adapter
         self._write_model_card(output_dir)
 
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """On resume, the tied copies of ``shared.weight`` (``encoder/decoder.embed_tokens``, ``lm_head``) are
+        missing from the checkpoint by design (``save_pretrained`` drops tied weights): tie them again and
+        leave only other missing keys to the parent's warning."""
+        base_model = self._base_model()
+        tied = set(getattr(base_model, "_tied_weights_keys", None) or ())
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            base_model.tie_weights()
+        super()._issue_warnings_after_load(type(load_result)(missing, load_result.unexpected_keys))
+
     def create_model_card(self, *args, **kwargs) -> None:
         """Write the RDRec model card (``hub_cards/model_card.md``) as ``README.md`` in ``args.output_dir``;
         called by ``push_to_hub``. Arguments of the parent's card (language, tags, ...) are not used."""
