@@ -26,8 +26,10 @@ from pathlib import Path
 from .data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, DEFAULT_NUM_NEGATIVES
 from .models.item_decoding import ItemDecoding
 from .models.item_ids import ItemIndexing
+from .scripts import CONFIG_HELP
 
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
+DEBUG_HELP = "show tracebacks for user errors too"
 
 
 class UserError(Exception):
@@ -102,13 +104,13 @@ SCRIPTS = {
 }
 
 
-def run_script(command: str, script_args: list[str]) -> int:
+def run_script(command: str, script_args: list[str], debug: bool = False) -> int:
     import importlib
 
-    from .training import run_recipe
+    from .scripts import run_recipe
 
     module = importlib.import_module(f".scripts.{SCRIPTS[command][0]}", __package__)
-    run_recipe(module.make_parser(prog=f"rdrec-hf {command}"), module.main, script_args)
+    run_recipe(module.make_parser(prog=f"rdrec-hf {command}"), module.main, script_args, debug=debug)
     return 0
 
 
@@ -275,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rdrec-hf", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors too")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prepare = commands.add_parser("prepare", help="load raw data into a project dataset (saved to disk)")
@@ -346,14 +348,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("app", help="open a Gradio page on a trained student", parents=[make_app_parser()],
                         add_help=False).set_defaults(handler=run_app)  # fmt: skip
+    for name, command in commands.choices.items():
+        if name not in SCRIPTS:  # the scripts' own parsers list both (rdrec_hf.scripts.run_recipe)
+            command.add_argument("--config", metavar="YAML", default=argparse.SUPPRESS, help=CONFIG_HELP)
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
+
+
+def subcommand_parser(parser: argparse.ArgumentParser, name: str | None):
+    """The parser of subcommand ``name``; with None, the mapping of every subcommand to its parser."""
+    choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return choices if name is None else choices[name]
+
+
+def config_tokens(command: argparse.ArgumentParser, path: str) -> list[str]:
+    """The options of a ``--config`` YAML as command-line tokens (keys are option names without the dashes,
+    ``-`` or ``_``); a missing file, bad YAML or an unknown key is a usage error (exit 2)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        command.error(f"--config {path}: {error.strerror or error}")
+    except yaml.YAMLError as error:
+        command.error(f"--config {path}: not valid YAML ({str(error).splitlines()[0]})")
+    if not isinstance(config, dict):
+        command.error(f"--config {path}: must hold a YAML mapping of option: value")
+    tokens = []
+    for key, value in config.items():
+        option = next((o for o in (f"--{str(key).replace('_', '-')}", f"--{key}", f"-{key}")
+                       if o in command._option_string_actions and o not in ("--config", "-h", "--help")), None)  # fmt: skip
+        if option is None:
+            command.error(f"--config {path}: unknown key {key!r}")
+        if command._option_string_actions[option].nargs == 0:  # a flag
+            tokens += [option] if value else []
+        else:
+            tokens += [option, *map(str, value if isinstance(value, list) else [value])]
+    return tokens
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((token for token in argv if token in subcommand_parser(parser, None)), None)
+    if command is not None and command not in SCRIPTS and "--config" in argv[:-1]:
+        # The file's options go first, so the command line overrides them.
+        at = argv.index("--config")
+        path, argv = argv[at + 1], argv[:at] + argv[at + 2 :]
+        position = argv.index(command) + 1
+        argv = argv[:position] + config_tokens(subcommand_parser(parser, command), path) + argv[position:]
     args, rest = parser.parse_known_args(argv)
     if args.command in SCRIPTS:
-        return run_script(args.command, rest)
+        return run_script(args.command, rest, args.debug)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     # Log lines go to stderr: stdout carries the results (`recommend --json` prints JSON only).

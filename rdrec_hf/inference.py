@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig
 
+from .integrity import check_safetensors
 from .models import ITEM_INDEX_FILE, ItemIndex, RDRecConfig, RDRecForConditionalGeneration
 from .models.configuration_rdrec import SIZE_PRESETS
 from .models.recommending import (
@@ -90,6 +91,8 @@ def load_trained_student(path: str):
     from .data import load_tokenizer
 
     check_model_reference(path)
+    for weights in Path(path).glob("*.safetensors"):  # a cut file: name it instead of a loader's traceback
+        check_safetensors(weights)
 
     adapter_config = Path(path) / "adapter_config.json"
     if adapter_config.is_file():

@@ -8,7 +8,7 @@ the YAML given with `--config` sets them and the command line overrides the YAML
 """
 
 from rdrec_hf.scripts.distill import main, make_parser
-from rdrec_hf.training import run_recipe
+from rdrec_hf.scripts import run_recipe
 
 if __name__ == "__main__":
     run_recipe(make_parser(), main)

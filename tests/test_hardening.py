@@ -108,3 +108,84 @@ def test_recommend_edge_cases(trained_student, tmp_path, capsys):
         assert main(["recommend", "--model", model, "--history", "3"]) == EXIT_USER_ERROR
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+
+
+# ------------------------------------------------------------------------ one message, not a traceback
+ALL_COMMANDS = ["prepare", "distill", "train", "evaluate", "recommend", "push", "export", "app"]
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_every_help_lists_config_and_debug(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "--config YAML" in out
+    assert "--debug" in out or command in ("distill", "train", "evaluate")  # the scripts take it, unlisted
+
+
+@pytest.mark.parametrize("command", ["prepare", "train"])
+def test_config_file_errors_are_usage_errors(command, tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("source: [1, 2\n")
+    for path, message in [(broken, "not valid YAML" if command == "prepare" else "while parsing a flow sequence"),
+                          (tmp_path / "missing.yaml", "No such file or directory")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--config", str(path), "--output", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"--config {path}: " in err and message in err, err
+
+
+def test_prepare_reads_a_config_file_and_the_command_line_wins(shared, tmp_path, capsys):
+    config = tmp_path / "prepare.yaml"
+    config.write_text(f"source: {all_beauty_reviews()}\nindexing: independent\nseed: 3\nnum_negatives: 5\n")
+    assert main(["prepare", "--config", str(config), "--seed", "4", "--output", str(tmp_path / "data")]) == 0
+    assert "saved (independent indexing, seed 4)" in capsys.readouterr().out
+    users = load_rec_dataset(tmp_path / "data")["users"]
+    assert {len(negatives) for negatives in users["test_negatives"]} == {5}
+    config.write_text("sourc: x\n")
+    with pytest.raises(SystemExit):
+        main(["prepare", "--config", str(config), "--output", str(tmp_path / "other")])
+    assert "unknown key 'sourc'" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_for_every_kind_of_command(tmp_path):
+    with pytest.raises(Exception, match="no such file or folder"):
+        main(["prepare", "--source", str(tmp_path / "nope"), "--output", str(tmp_path / "x"), "--debug"])
+    with pytest.raises(FileNotFoundError):
+        main(["train", "--debug", "--config", str(tmp_path / "missing.yaml")])
+
+
+def test_broken_catalog_and_cut_weights_name_the_file(trained_student, tmp_path, capsys):
+    import json
+    import shutil
+
+    model = shutil.copytree(trained_student[0], tmp_path / "model")
+    catalog = model / "item_index.json"
+    original = catalog.read_text()
+    payload = json.loads(original)
+    for broken, message in [
+        ([1, 2], "an item index is a JSON object"),
+        ({**payload, "items": [{"item_id": "1", "original_id": "B1"}]}, "items[0] lacks ['token_ids']"),
+    ]:
+        catalog.write_text(json.dumps(broken))
+        assert main(["recommend", "--model", str(model), "--history", "3"]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert f"{catalog}: " in err and message in err and "Traceback" not in err, err
+    catalog.write_text(original)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main(["recommend", "--model", str(model), "--history", "3"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"{weights}: incomplete" in err and "Traceback" not in err, err
+
+
+def test_distill_without_reviews_stops_before_the_teacher_loads(trained_student, tmp_path):
+    from rdrec_hf.data import save_rec_dataset
+
+    data = load_rec_dataset(trained_student[1])
+    del data["reviews"]
+    save_rec_dataset(data, tmp_path / "no_reviews")
+    with pytest.raises(SystemExit) as exit_info:  # the teacher named does not exist: loading it would fail first
+        main(["distill", "--dataset_path", str(tmp_path / "no_reviews"), "--teacher", str(tmp_path / "no-teacher"),
+              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    assert exit_info.value.code == "error: the dataset has no 'reviews' split (has ['users', 'items', 'metadata']): there are no reviews to distil"

@@ -297,12 +297,23 @@ class ItemIndex:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
+        if not isinstance(payload, dict):
+            raise ValueError(f"{path}: an item index is a JSON object with an \"items\" list, not a {type(payload).__name__}")
         version = payload.get("format_version")
         if version not in (1, ITEM_INDEX_FORMAT_VERSION):
             raise ValueError(f"{path}: item index format_version {version!r}, expected {ITEM_INDEX_FORMAT_VERSION}")
+        for key in ("vocab_size", "eos_token_id", "scheme" if version > 1 else "indexing"):
+            if key not in payload:
+                raise ValueError(f"{path}: no {key!r}; the file is not an item index written by ItemIndex.save")
         # Version 1 catalogs hold text ids only: their "indexing" is the whole scheme.
         scheme = ItemIdScheme.from_dict(payload["scheme"]) if version > 1 else ItemIdScheme(payload["indexing"])
-        items = payload["items"]
+        items = payload.get("items")
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: no \"items\" list")
+        for number, entry in enumerate(items):
+            missing = [key for key in ("item_id", "original_id", "token_ids") if not isinstance(entry, dict) or key not in entry]
+            if missing:
+                raise ValueError(f"{path}: items[{number}] lacks {missing}; every entry needs item_id, original_id and token_ids")
         return cls(
             [entry["item_id"] for entry in items],
             [entry["token_ids"] for entry in items],

@@ -154,8 +154,15 @@ class RationaleGenerator:
         # On a machine without CUDA, PartialState() stays single-process even under `accelerate launch`;
         # cpu=True makes it join the launched processes over gloo.
         self.state = PartialState(cpu=not torch.cuda.is_available())
-        self.teacher = teacher if teacher is not None else load_teacher(self.config, self.state.device)
+        self._teacher = teacher
         self.last_summary: DistillationSummary | None = None
+
+    @property
+    def teacher(self) -> Teacher:
+        """The backend, loaded on first use: bad input is reported before a model is read."""
+        if self._teacher is None:
+            self._teacher = load_teacher(self.config, self.state.device)
+        return self._teacher
 
     def provenance(self, reviews: Dataset, source: str | None) -> dict[str, Any]:
         """What made this dataset: teacher, prompt, generation settings and the input rows."""
@@ -193,12 +200,15 @@ class RationaleGenerator:
         """
         if isinstance(dataset, DatasetDict):
             if self.config.reviews_split not in dataset:
-                raise KeyError(f"the DatasetDict has no {self.config.reviews_split!r} split (has {list(dataset)})")
+                raise ValueError(f"the dataset has no {self.config.reviews_split!r} split (has {list(dataset)}): "
+                                 "there are no reviews to distil")
             reviews = dataset[self.config.reviews_split]
         else:
             reviews = dataset
         if self.config.text_column not in reviews.column_names:
-            raise KeyError(f"the reviews have no {self.config.text_column!r} column (have {reviews.column_names})")
+            raise ValueError(f"the reviews have no {self.config.text_column!r} column (have {reviews.column_names})")
+        if len(reviews) == 0:
+            raise ValueError("the dataset holds no reviews to distil")
         limit = len(reviews) if self.config.limit is None else min(self.config.limit, len(reviews))
         to_distil = reviews.select(range(limit)) if limit < len(reviews) else reviews
         provenance = self.provenance(to_distil, source)

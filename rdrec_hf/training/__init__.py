@@ -11,7 +11,6 @@ from .rdrec_config import (
     RDRecTrainingArguments,
     parse_config_overrides,
     parse_task_mixture,
-    run_recipe,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
 from .resampling import EpochResampledDataset, SetEpochCallback, epoch_seed
@@ -36,7 +35,6 @@ __all__ = [
     "parse_task_mixture",
     "per_example_loss",
     "render_model_card",
-    "run_recipe",
     "seed_run_dir",
     "task_loss_totals",
     "train_rdrec",

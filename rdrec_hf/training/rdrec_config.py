@@ -422,21 +422,3 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     def task_weights(self) -> dict[Task, float]:
         """Weight of every task from ``task_mixture`` (zero for tasks left out)."""
         return parse_task_mixture(self.task_mixture)
-
-
-def run_recipe(parser, main, args: Sequence[str] | None = None) -> None:
-    """Parse a recipe's options (``--config`` YAML, command line over it) and call ``main(*arguments)``.
-
-    User errors end with one message and a non-zero exit, no traceback: unknown YAML keys and rejected
-    option combinations as a usage error (exit 2); bad input found while running (an unknown dataset, a
-    missing file or checkpoint, a checkpoint of another model type: ``ValueError`` / ``FileNotFoundError``)
-    as ``error: ...`` (exit 1).
-    """
-    try:
-        arguments = parser.parse_args_and_config(args)
-    except ValueError as error:
-        parser.error(str(error))
-    try:
-        main(*arguments)
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
