@@ -30,8 +30,8 @@ from rdrec_hf.evaluation.evaluator import sample_users
 from rdrec_hf.evaluation.ranking import ranking_metrics
 from rdrec_hf.models import ItemIndex
 from rdrec_hf.tasks import Task
-from rdrec_hf.training.pipeline import load_training_data
-from rdrec_hf.training.rdrec_config import DataArguments, ModelArguments
+from rdrec_hf.data.loading import DataArguments, load_training_data
+from rdrec_hf.training.rdrec_config import ModelArguments
 from rdrec_hf.training.student import build_student, init_item_embeddings_from_svd, load_student_tokenizer
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -11,7 +11,7 @@ from rdrec_hf.evaluation.protocols import protocol_files
 from rdrec_hf.evaluation.report import count_value, format_value
 from rdrec_hf.scripts import evaluation as evaluation_script
 from rdrec_hf.scripts import train as train_script
-from rdrec_hf.training import seed_run_dir
+from rdrec_hf.paths import seed_run_dir
 
 
 def train_and_evaluate(

@@ -28,6 +28,24 @@ def shared_dir() -> Path:
     )
 
 
+SHARED_PREFIX = "../shared/"  # how recipes write a path into the shared folder
+
+
+def resolve_shared(path: str | os.PathLike) -> str:
+    """A recipe path ``../shared/<rest>`` as ``<shared_dir()>/<rest>`` (so ``$RDREC_SHARED`` decides where);
+    any other path is returned unchanged."""
+    text = str(path)
+    if text.startswith(SHARED_PREFIX):
+        return str(shared_dir() / text[len(SHARED_PREFIX) :])
+    return text
+
+
+def seed_run_dir(output_dir: str | os.PathLike, seed: int) -> Path:
+    """The folder of one seed's run under a multi-seed ``output_dir`` (``train_rdrec_seeds`` writes it, the
+    evaluation program reads it)."""
+    return Path(output_dir) / f"seed-{seed}"
+
+
 def t5_tokenizer_dir() -> Path:
     """Folder with the T5 SentencePiece vocabulary (``spiece.model``)."""
     return shared_dir() / "tokenizers" / "t5"

@@ -189,3 +189,18 @@ def test_distill_without_reviews_stops_before_the_teacher_loads(trained_student,
         main(["distill", "--dataset_path", str(tmp_path / "no_reviews"), "--teacher", str(tmp_path / "no-teacher"),
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
     assert exit_info.value.code == "error: the dataset has no 'reviews' split (has ['users', 'items', 'metadata']): there are no reviews to distil"
+
+
+def test_recipe_paths_under_shared_follow_the_variable(shared, tmp_path, monkeypatch):
+    from rdrec_hf.paths import resolve_shared
+    from rdrec_hf.scripts.distill import load_reviews
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv("RDREC_SHARED", str(elsewhere))
+    monkeypatch.chdir(tmp_path)  # no ../shared beside this folder
+    recipe_path = "../shared/data/amazon-2018/All_Beauty_5.json.gz"
+    assert resolve_shared(recipe_path) == str(elsewhere / "data/amazon-2018/All_Beauty_5.json.gz")
+    assert load_reviews(recipe_path)["reviews"].num_rows == 4068
+    assert DataArguments(dataset="../shared/data/amazon-p5/beauty").dataset == str(elsewhere / "data/amazon-p5/beauty")
+    assert resolve_shared("runs/data") == "runs/data"

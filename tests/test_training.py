@@ -17,6 +17,7 @@ from transformers import EarlyStoppingCallback
 from rdrec_hf import RDRecConfig, RDRecForConditionalGeneration, Task
 from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
 from rdrec_hf.paths import all_beauty_reviews
+from rdrec_hf.data.loading import load_training_data
 from rdrec_hf.inference import load_trained_student
 from rdrec_hf.training import (
     DataArguments,
@@ -26,7 +27,6 @@ from rdrec_hf.training import (
     build_trainer,
     epoch_seed,
     load_student_tokenizer,
-    load_training_data,
     train_rdrec,
     train_rdrec_seeds,
 )

@@ -4,6 +4,7 @@ builders, whole-word ids and the collator. See :mod:`rdrec_hf.data.schema` for t
 from .amazon import choose_explanation, load_amazon_reviews
 from .builders import MixtureMode, build_eval_dataset, build_training_dataset, mixture_draws
 from .collator import RDRecDataCollator
+from .loading import DataArguments, load_training_data
 from .p5 import load_p5_dataset
 from .schema import (
     DataFormatError,
@@ -21,6 +22,7 @@ from ..models.prompting import RationaleKind, encode_prompts, prompt_for, whole_
 from .tokenization import load_tokenizer
 
 __all__ = [
+    "DataArguments",
     "DataFormatError",
     "MixtureMode",
     "RDRecDataCollator",
@@ -38,6 +40,7 @@ __all__ = [
     "load_p5_dataset",
     "load_rec_dataset",
     "load_tokenizer",
+    "load_training_data",
     "mixture_draws",
     "numbering_of",
     "prompt_for",

@@ -40,6 +40,8 @@ OUTPUT_SHARE_LABELS = {  # the paper protocol's free beams: what became of the g
     "outside_candidates_share": "outside the candidates (misses)",
 }
 
+TRAINING_CURVES_FILE = "training_curves.png"  # written beside every trained model, embedded in reports
+
 
 def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
     """Mean and spread of every number across runs with different seeds.

@@ -16,6 +16,7 @@ from trl import TrlParser
 from ..data import load_amazon_reviews
 from ..teacher import DistillationConfig, RationaleGenerator
 from ..teacher.card import push_rationale_dataset, save_rationale_dataset
+from ..paths import resolve_shared
 from . import configure_logging
 
 
@@ -37,6 +38,7 @@ class DistillScriptArguments:
 
 def load_reviews(path: str):
     """A saved dataset folder, or raw Amazon JSON lines loaded into the project schema."""
+    path = resolve_shared(path)
     if not Path(path).exists():
         raise FileNotFoundError(f"dataset_path {path} does not exist")
     if Path(path).is_dir():

@@ -2,7 +2,7 @@
 ``recipes/evaluation.py``): metrics.json + report.md for this project's protocol, metrics_paper.json +
 report_paper.md for the paper's.
 
-Options come from `EvaluateScriptArguments` (below), `DataArguments` (rdrec_hf.training: the same data options
+Options come from `EvaluateScriptArguments` (below), `DataArguments` (rdrec_hf.data: the same data options
 as training, so the same users, items and negatives) and `EvaluationConfig` (rdrec_hf.evaluation).
 """
 
@@ -17,9 +17,10 @@ from trl import TrlParser
 
 from ..data import check_numbering, get_metadata
 from ..evaluation import EvaluationConfig, aggregate_seeds, evaluate_model, write_report
+from ..evaluation.report import TRAINING_CURVES_FILE
 from ..inference import load_trained_student
-from ..training import DataArguments, load_training_data, seed_run_dir
-from ..training.pipeline import TRAINING_CURVES_FILE
+from ..data.loading import DataArguments, load_training_data
+from ..paths import seed_run_dir
 from . import configure_logging
 
 logger = logging.getLogger(__name__)

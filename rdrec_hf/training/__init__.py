@@ -2,10 +2,10 @@
 ``train_rdrec``, the one entry point of recipes and the CLI."""
 
 from .model_card import render_model_card
-from .pipeline import build_trainer, load_training_data, seed_run_dir, train_rdrec, train_rdrec_seeds
+from ..data.loading import DataArguments  # the data options of training (their home is the data layer)
+from .pipeline import build_trainer, train_rdrec, train_rdrec_seeds
 from .rdrec_config import (
     Bnb4bitQuantType,
-    DataArguments,
     ModelArguments,
     RankingSoftmax,
     RDRecTrainingArguments,
@@ -29,13 +29,11 @@ __all__ = [
     "build_trainer",
     "epoch_seed",
     "load_student_tokenizer",
-    "load_training_data",
     "mean_task_losses",
     "parse_config_overrides",
     "parse_task_mixture",
     "per_example_loss",
     "render_model_card",
-    "seed_run_dir",
     "task_loss_totals",
     "train_rdrec",
     "train_rdrec_seeds",

@@ -20,63 +20,22 @@ from ..data import (
     build_eval_dataset,
     build_training_dataset,
     check_numbering,
-    get_metadata,
     item_id_scheme,
-    load_amazon_reviews,
-    load_p5_dataset,
-    load_rec_dataset,
     numbering_of,
 )
-from ..models import ItemIndex, ItemIndexing
+from ..models import ItemIndex
 from ..integrity import safetensors_problem
-from ..paths import all_beauty_reviews, p5_dataset_dir
-from .rdrec_config import DataArguments, ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
+from ..paths import seed_run_dir
+from ..data.loading import DataArguments, load_training_data
+from .rdrec_config import ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
 from .resampling import EpochResampledDataset, epoch_seed
 from .student import build_student, describe_student, init_item_embeddings_from_svd, load_student_tokenizer
 
 logger = logging.getLogger(__name__)
 
-SHARED_DATASETS = ("all_beauty", "beauty", "sports")
 MODEL_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels", "task_id")
-TRAINING_CURVES_FILE = "training_curves.png"
 SEEDS_METRICS_FILE = "seeds_metrics.json"
-
-
-def load_training_data(data_args: DataArguments) -> DatasetDict:
-    """The project dataset named by ``data_args.dataset`` (a shared dataset or a prepared folder), cut to
-    ``user_limit`` users when set."""
-    name = data_args.dataset
-    options = {
-        "indexing": data_args.indexing,
-        "seed": data_args.dataset_seed,
-        "num_clusters": data_args.num_clusters,
-        "max_cluster_size": data_args.max_cluster_size,
-    }
-    if name == "all_beauty":
-        data = load_amazon_reviews(all_beauty_reviews(), **options)
-    elif name in SHARED_DATASETS:
-        data = load_p5_dataset(p5_dataset_dir(name), **options)
-    elif Path(name).is_dir():
-        data = load_rec_dataset(name)
-        if data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
-            logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
-    else:
-        raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)} or a dataset folder")
-    if data_args.user_limit is not None:
-        data = first_users(data, data_args.user_limit)
-    return data
-
-
-def first_users(data: DatasetDict, max_users: int) -> DatasetDict:
-    """The first ``max_users`` users and their reviews; items (the catalog) and metadata unchanged."""
-    users = data["users"].select(range(min(max_users, data["users"].num_rows)))
-    kept = set(users["user_id"])
-    subset = DatasetDict({**data, "users": users})
-    if "reviews" in data:
-        subset["reviews"] = data["reviews"].filter(lambda user_id: user_id in kept, input_columns="user_id")
-    logger.info("kept the first %d of %d users", users.num_rows, data["users"].num_rows)
-    return subset
 
 
 def build_validation_set(data: DatasetDict, tasks, tokenizer, training_args: RDRecTrainingArguments):
@@ -259,18 +218,12 @@ def train_rdrec(
         metrics.update(eval_metrics)
         trainer.create_model_card()  # the card now shows the final evaluation
     if trainer.is_world_process_zero():
-        from ..evaluation.report import plot_training_curves
+        from ..evaluation.report import TRAINING_CURVES_FILE, plot_training_curves
 
         plot_training_curves(trainer.state.log_history, Path(training_args.output_dir) / TRAINING_CURVES_FILE)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="RDRec student trained with rdrec-hf")
     return trainer, metrics
-
-
-def seed_run_dir(output_dir: str | Path, seed: int) -> Path:
-    """The folder of one seed's run under a multi-seed ``output_dir`` (``train_rdrec_seeds`` writes it, the
-    evaluation program reads it)."""
-    return Path(output_dir) / f"seed-{seed}"
 
 
 def train_rdrec_seeds(

@@ -22,8 +22,6 @@ from transformers.trainer_utils import IntervalStrategy
 
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
-from ..data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS
-from ..models.item_ids import ItemIndexing
 from ..tasks import RANKING_TASKS, Task
 
 TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.RATIONALE, Task.TOPN)
@@ -227,51 +225,6 @@ class ModelArguments:
     def quantized(self) -> bool:
         """Whether the checkpoint is loaded through bitsandbytes."""
         return self.load_in_8bit or self.load_in_4bit
-
-
-@dataclass
-class DataArguments:
-    """Which data to train on."""
-
-    dataset: str = field(
-        default="all_beauty",
-        metadata={
-            "help": "`all_beauty`, `beauty`, `sports` (the shared data) or the folder of a prepared/distilled "
-            "dataset (`rdrec-hf prepare` / `rdrec-hf distill`)."
-        },
-    )
-    indexing: ItemIndexing = field(
-        default=ItemIndexing.SEQUENTIAL,
-        metadata={"help": "Item-id scheme when loading raw data: `sequential` (numbers as P5/RDRec; leaks the "
-                  "test item), `random` (leak-free numbers), `independent` (one new token per item), "
-                  "`collaborative` or `collaborative+independent` (spectral-clustering ids, Hua et al. 2023). "
-                  "A prepared dataset folder keeps its own."},
-    )
-    num_clusters: int = field(
-        default=DEFAULT_NUM_CLUSTERS,
-        metadata={"help": "Collaborative schemes: clusters per level of the spectral clustering (Hua et al.'s "
-                  "best on beauty: 10)."},
-    )
-    max_cluster_size: int = field(
-        default=DEFAULT_MAX_CLUSTER_SIZE,
-        metadata={"help": "Collaborative schemes: a cluster with more items than this is clustered again."},
-    )
-    dataset_seed: int = field(
-        default=0,
-        metadata={"help": "Seed of the data (random indexing, sampled negatives) when loading raw data; "
-                  "fixed across training seeds so runs differ only in training."},
-    )
-    user_limit: int | None = field(
-        default=None, metadata={"help": "Keep only the first N users (and their reviews): quick runs."}
-    )
-
-    def __post_init__(self):
-        self.indexing = ItemIndexing(self.indexing)
-        if self.num_clusters < 2 or self.max_cluster_size < 1:
-            raise ValueError(f"need num_clusters >= 2 and max_cluster_size >= 1, got {self.num_clusters}, "
-                             f"{self.max_cluster_size}")
-        if self.user_limit is not None and self.user_limit <= 0:
-            raise ValueError(f"user_limit must be positive, got {self.user_limit}")
 
 
 @dataclass
