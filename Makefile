@@ -58,7 +58,7 @@ test-slow: $(STAMP)
 # the teacher's rationales are cached in $(DEMO_DIR)/distill, so a second run skips the teacher).
 demo: $(STAMP)
 	$(RDREC) prepare --source $(RDREC_SHARED)/data/amazon-2018/All_Beauty_5.json.gz \
-		--indexing independent --seed 0 --output $(DEMO_DIR)/data
+		--indexing independent --seed 0 --output $(DEMO_DIR)/data --overwrite
 	$(RDREC) distill --config $(DEMO_RECIPES)/distill/config_demo.yaml
 	$(RDREC) train --config $(DEMO_RECIPES)/train/config_demo.yaml
 	$(RDREC) evaluate --config $(DEMO_RECIPES)/evaluation/config_demo.yaml

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,7 +72,12 @@ def run_prepare(args) -> int:
     from .data import load_amazon_reviews, load_p5_dataset, save_rec_dataset
     from .data.schema import count_summary, get_metadata
 
-    source = Path(args.source)
+    source, output = Path(args.source), Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        if not (output / "dataset_dict.json").is_file():
+            raise UserError(f"{output} already exists and is not a project dataset; choose another --output")
+        if not args.overwrite:
+            raise UserError(f"{output} already holds a dataset; pass --overwrite to replace it")
     fmt = detect_source_format(source) if args.format == "auto" else args.format
     options = dict(
         indexing=args.indexing, seed=args.seed, num_negatives=args.num_negatives,
@@ -85,6 +91,8 @@ def run_prepare(args) -> int:
         data = load_amazon_reviews(source, **options)
     else:
         raise UserError(f"{source} is already a project dataset: use it as it is")
+    if output.exists():
+        shutil.rmtree(output)  # a project dataset, replaced as --overwrite asked
     save_rec_dataset(data, args.output)
     metadata = get_metadata(data)
     print(count_summary(data))
@@ -299,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stored top-N negatives per user and split")
     prepare.add_argument("--min-interactions", type=positive_int, help="Amazon reviews: fewest distinct items a user needs "
                          "(default: the loader's, 3: one training, one validation and one test item)")
+    prepare.add_argument("--overwrite", action="store_true", help="replace the project dataset already in --output")
     prepare.set_defaults(handler=run_prepare)
 
     for command, (_, summary) in SCRIPTS.items():

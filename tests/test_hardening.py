@@ -204,3 +204,44 @@ def test_recipe_paths_under_shared_follow_the_variable(shared, tmp_path, monkeyp
     assert load_reviews(recipe_path)["reviews"].num_rows == 4068
     assert DataArguments(dataset="../shared/data/amazon-p5/beauty").dataset == str(elsewhere / "data/amazon-p5/beauty")
     assert resolve_shared("runs/data") == "runs/data"
+
+
+# ----------------------------------------------------------------------------- prepare on bad files
+def test_prepare_names_the_file_line_and_reason(shared, tmp_path, capsys):
+    import gzip
+
+    lines = gzip.open(all_beauty_reviews(), "rt", encoding="utf-8").read().splitlines()[:400]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode())
+    cases = {
+        "empty.json": (b"", "no user has 3 or more distinct items (0 users read, the input is empty)"),
+        "few.json": (("\n".join(lines[:2]) + "\n").encode(), "no user has 3 or more distinct items ("),
+        "cut.json.gz": (whole[: len(whole) // 2], "the gzip file is cut short or damaged"),
+        "latin1.json": (b'{"reviewerID": "A", "asin": "B", "unixReviewTime": 1, "reviewText": "caf\xe9"}\n',
+                        "latin1.json:1: not UTF-8 text (byte "),
+        "rating.json": ((lines[0].replace('"overall": 5.0', '"overall": "five"') + "\n").encode(),
+                        "rating.json:1: non-numeric rating 'five'"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert main(["prepare", "--source", str(tmp_path / name), "--output", str(tmp_path / f"out-{name}")]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (name, err)
+        if name != "few.json" and name != "empty.json":
+            assert f"{tmp_path / name}:" in err
+
+
+def test_prepare_needs_overwrite_for_an_existing_folder(trained_student, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    source = ["prepare", "--source", str(all_beauty_reviews()), "--indexing", "independent"]
+    assert main([*source, "--output", str(other), "--overwrite"]) == EXIT_USER_ERROR
+    assert "already exists and is not a project dataset" in capsys.readouterr().err
+    assert (other / "keep.txt").read_text() == "mine"
+    data = shutil.copytree(trained_student[1], tmp_path / "data")
+    assert main([*source, "--seed", "2", "--output", str(data)]) == EXIT_USER_ERROR
+    assert "already holds a dataset; pass --overwrite" in capsys.readouterr().err
+    assert main([*source, "--seed", "2", "--output", str(data), "--overwrite"]) == 0
+    assert "seed 2" in capsys.readouterr().out

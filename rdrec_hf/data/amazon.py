@@ -28,7 +28,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from .schema import (
@@ -75,39 +77,59 @@ def _field(record: dict, name: str):
     return next((record[key] for key in FIELD_ALIASES[name] if record.get(key) is not None), None)
 
 
-def _read_reviews(path: Path) -> list[dict]:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a JSON-lines file, plain or gzip; bytes that are not UTF-8 and a gzip file cut
+    short are a :class:`DataFormatError` naming the line."""
     opener = gzip.open if path.suffix == ".gz" else open
+    line_number = 0
+    with opener(path, "rb") as handle:
+        try:
+            for line_number, raw in enumerate(handle, start=1):
+                try:
+                    yield line_number, raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise DataFormatError(path, line_number, f"not UTF-8 text (byte {error.start}: "
+                                          f"{raw[error.start:error.start + 1]!r}); re-encode the file as UTF-8") from None
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise DataFormatError(path, line_number + 1, f"the gzip file is cut short or damaged ({error}); "
+                                  "download or copy it again") from None
+
+
+def _read_reviews(path: Path) -> list[dict]:
     rows = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(path, line_number, f"invalid JSON: {error.msg}") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(path, line_number, "expected a JSON object")
-            user, item, time = _field(record, "user"), _field(record, "item"), _field(record, "time")
-            if user is None or item is None or time is None:
-                raise DataFormatError(
-                    path, line_number, "needs a user, an item and a time field "
-                    f"({', '.join(f'{k}: {v}' for k, v in FIELD_ALIASES.items() if k != 'rating')})")
-            try:
-                time = int(time)
-            except (TypeError, ValueError):
-                raise DataFormatError(path, line_number, f"non-integer time {time!r}") from None
-            rating = _field(record, "rating")
-            rows.append(
-                {
-                    "line": line_number,
-                    "user": str(user),
-                    "item": str(item),
-                    "time": time // 1000 if time > MILLISECONDS_THRESHOLD else time,
-                    "rating": float(rating) if rating is not None else None,
-                    "text": str(_field(record, "text") or "").strip(),
-                }
-            )
+    for line_number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(path, line_number, f"invalid JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(path, line_number, "expected a JSON object")
+        user, item, time = _field(record, "user"), _field(record, "item"), _field(record, "time")
+        if user is None or item is None or time is None:
+            raise DataFormatError(
+                path, line_number, "needs a user, an item and a time field "
+                f"({', '.join(f'{k}: {v}' for k, v in FIELD_ALIASES.items() if k != 'rating')})")
+        try:
+            time = int(time)
+        except (TypeError, ValueError):
+            raise DataFormatError(path, line_number, f"non-integer time {time!r}") from None
+        rating = _field(record, "rating")
+        try:
+            rating = float(rating) if rating is not None else None
+        except (TypeError, ValueError):
+            raise DataFormatError(path, line_number, f"non-numeric rating {rating!r}") from None
+        rows.append(
+            {
+                "line": line_number,
+                "user": str(user),
+                "item": str(item),
+                "time": time // 1000 if time > MILLISECONDS_THRESHOLD else time,
+                "rating": rating,
+                "text": str(_field(record, "text") or "").strip(),
+            }
+        )
     return rows
 
 

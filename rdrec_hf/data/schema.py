@@ -286,6 +286,11 @@ def assemble_rec_dataset(
             skipped["user_too_short"] += 1
         else:
             kept_users.append(user)
+    if not kept_users:
+        minimum = max(MIN_SEQUENCE_LENGTH, metadata.options.get("min_interactions", 0))
+        raise ValueError(f"{metadata.source}: no user has {minimum} or more distinct items ({len(users):,} users read"
+                         + (", the input is empty" if not users else "") + "); a leave-one-out split needs a training, "
+                         "a validation and a test item per user")
     num_items = len(item_original_ids)
     permutation = item_permutation(num_items, metadata.indexing, metadata.seed)
 
