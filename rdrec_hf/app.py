@@ -114,7 +114,7 @@ class RecommenderPage:
     def __init__(self, model, tokenizer, data=None, model_name: str = "", seed: int = 0):
         self.model, self.tokenizer = model, tokenizer
         self.item_index = getattr(model, "item_index", None)
-        if data is not None and self.item_index is not None:
+        if data is not None:
             check_numbering(self.item_index, data, f"model {model_name}".strip(), "the dataset")
         self.view = DatasetView.from_dataset(data) if data is not None else None
         self.model_name = model_name

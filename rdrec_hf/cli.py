@@ -164,8 +164,7 @@ def load_dataset_for(model, args):
     from .data import check_numbering, load_rec_dataset
 
     data = load_rec_dataset(args.dataset)
-    if getattr(model, "item_index", None) is not None:
-        check_numbering(model.item_index, data, f"model {args.model}", f"dataset {args.dataset}")
+    check_numbering(getattr(model, "item_index", None), data, f"model {args.model}", f"dataset {args.dataset}")
     return data
 
 
@@ -255,7 +254,6 @@ def run_export(args) -> int:
         if args.kind == "model":
             if args.path is None:
                 raise UserError("export model needs the model folder: rdrec-hf export model PATH --output DIR")
-            load_student(args.path)  # a clear error for a folder that is not a student
             folder = export_model(args.path, args.output, _dataset_or_none(args.dataset), overwrite=args.overwrite)
             print(f"endpoint-ready model folder (handler.py{', user_histories.json' if args.dataset else ''}): {folder}")
         else:

@@ -161,7 +161,10 @@ def _describe_numbering(numbering: Mapping | None, fallback: str) -> str:
 def check_numbering(item_index, data: DatasetDict, model_name: str = "the model", data_name: str = "the dataset") -> None:
     """``ValueError`` naming both numberings unless every item id of the model's catalog (``ItemIndex``) stands
     for the same original id (e.g. asin) as in ``data``: a model and a dataset numbered with other seeds or
-    schemes would otherwise give metrics and recommendations for the wrong items, without a word."""
+    schemes would otherwise give metrics and recommendations for the wrong items, without a word. A model
+    without a catalog (``item_index`` None) has no numbering to compare."""
+    if item_index is None:
+        return
     items = data[ITEMS]
     in_data = dict(zip(items["item_id"], items["original_id"]))
     in_model = dict(zip(item_index.item_ids, item_index.original_ids))

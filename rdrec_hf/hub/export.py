@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..data.schema import get_metadata
+from ..data.schema import numbering_of
 from .handler import USER_HISTORIES_FILE
 
 HANDLER_SOURCE = Path(__file__).with_name("handler.py")
@@ -58,14 +58,8 @@ def _prepare_output(output: str | Path, overwrite: bool) -> Path:
 
 def write_user_histories(data, folder: str | Path) -> Path:
     """``user_histories.json``: every user's items (oldest first) and the numbering they are written in."""
-    metadata = get_metadata(data)
     users = data["users"]
-    payload = {
-        "indexing": metadata.indexing.value,
-        "seed": metadata.seed,
-        "source": metadata.source,
-        "users": dict(zip(users["user_id"], users["items"])),
-    }
+    payload = {**numbering_of(data), "users": dict(zip(users["user_id"], users["items"]))}
     path = Path(folder) / USER_HISTORIES_FILE
     path.write_text(json.dumps(payload), encoding="utf-8")
     return path

@@ -57,8 +57,7 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
     runs = {protocol: [] for protocol in config.protocols}
     for path in model_paths:
         model, tokenizer = load_trained_student(str(path))
-        if model.item_index is not None:
-            check_numbering(model.item_index, data, f"model {path}", f"dataset {data_args.dataset}")
+        check_numbering(model.item_index, data, f"model {path}", f"dataset {data_args.dataset}")
         for protocol in config.protocols:
             runs[protocol].append(evaluate_model(model, data, tokenizer, config, protocol=protocol))
     results = {protocol.value: found[0] if len(found) == 1 else aggregate_seeds(found) for protocol, found in runs.items()}

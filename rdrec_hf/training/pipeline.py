@@ -173,9 +173,9 @@ def build_trainer(
                                         numbering=numbering_of(data))  # fmt: skip
     model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing, item_index)
     base_model = model.get_base_model() if model_args.use_peft else model
-    if base_model.item_index is not None:  # a trained student goes on training: its ids must mean the same items
-        check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
-                        f"dataset {data_args.dataset}")  # fmt: skip
+    # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
+    check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
+                    f"dataset {data_args.dataset}")  # fmt: skip
     if model_args.item_embedding_init is ItemEmbeddingInit.SVD:
         init_item_embeddings_from_svd(
             base_model, data, tokenizer, item_index, training_args.seed, scale=model_args.item_embedding_init_scale
