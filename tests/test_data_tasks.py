@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 
@@ -25,6 +26,7 @@ from rdrec_hf.data import (
     whole_word_ids,
 )
 from rdrec_hf.models.item_ids import MENTION_PATTERN
+from rdrec_hf.data.schema import item_id_scheme
 from rdrec_hf.evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir, t5_tokenizer_dir
 from rdrec_hf.tasks import Task
@@ -133,6 +135,31 @@ def test_sequential_examples_are_contiguous_training_segments(beauty, beauty_tra
         assert 2 <= len(segment) <= 21
         starts = [i for i in range(len(history)) if history[i : i + len(segment)] == segment]
         assert starts, (segment, history)
+
+
+def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenizer):
+    data = load_amazon_reviews(all_beauty_reviews(), indexing="independent")
+    scheme = item_id_scheme(data)
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    scheme.add_tokens(tokenizer, data["items"]["item_id"])
+    dataset, _ = build_training_dataset(
+        data, tokenizer, {Task.SEQUENTIAL: 3.0}, seed=0, mode="unit_counts", sequential_targets=3
+    )
+    sequences = dict(zip(data["users"]["user_id"], data["users"]["items"]))
+    lengths = set()
+    for row in dataset:
+        (user,) = USER_MENTION.findall(row["source_text"])
+        segment = re.findall(r"<item_(\d+)>", row["source_text"])
+        targets = row["target_text"].split(" ")
+        history = training_history(sequences[user])
+        ends = [i + len(segment) for i in range(len(history)) if history[i : i + len(segment)] == segment]
+        assert any(history[end : end + 3] == targets for end in ends), (segment, targets, history)
+        assert row["labels"] == tokenizer.convert_tokens_to_ids([f"<item_{item}>" for item in targets])
+        lengths.add(len(targets))
+    assert lengths == {1, 2, 3}  # segments near the end of a history have fewer items after them
+    with pytest.raises(ValueError, match="needs one-token item ids"):
+        build_training_dataset(load_p5_dataset(p5_dataset_dir("beauty")), t5_tokenizer, {Task.SEQUENTIAL: 0.01},
+                               mode="unit_counts", sequential_targets=2)
 
 
 def test_topn_examples_hold_a_training_positive_and_99_negatives(beauty, beauty_training):

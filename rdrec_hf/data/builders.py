@@ -79,6 +79,13 @@ class MixtureMode(str, Enum):
     UNIT_COUNTS = "unit_counts"
 
 
+def _item_target_token_ids(targets: list[str], tokenizer, scheme: ItemIdScheme) -> list[list[int]]:
+    """Tokens of ranking targets: one item id, or several space-separated (``sequential_targets``), in order."""
+    items = [target.split(" ") for target in targets]
+    tokens = iter(scheme.target_token_ids([item for row in items for item in row], tokenizer))
+    return [[token for _ in row for token in next(tokens)] for row in items]
+
+
 def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: int, max_target_length: int) -> dict:
     encoded = encode_prompts(tokenizer, batch["source_text"], max_source_length)
     if "target_text" in batch:
@@ -86,7 +93,7 @@ def _tokenize(batch: dict, tokenizer, scheme: ItemIdScheme, max_source_length: i
         is_item = [task_id in RANKING_TASK_IDS for task_id in batch["task_id"]]
         labels = [None] * len(is_item)
         for wanted, encode in (
-            (True, lambda texts: scheme.target_token_ids(texts, tokenizer)),
+            (True, lambda texts: _item_target_token_ids(texts, tokenizer, scheme)),
             (False, lambda texts: tokenizer(texts, truncation=True, max_length=max_target_length)["input_ids"]),
         ):
             rows = [row for row, item in enumerate(is_item) if item is wanted]
@@ -204,15 +211,19 @@ def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> 
     return order
 
 
-def _training_examples(task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme):
+def _training_examples(
+    task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme, sequential_targets: int = 1
+):
     """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a rationale record's one or
-    two (user, item). Top-N draws with its negatives."""
+    two (user, item). Top-N draws with its negatives. A sequential target is the item after the segment, or
+    the up to ``sequential_targets`` training items after it, space-separated."""
     if task is Task.SEQUENTIAL:
         user_id, items = unit
         history = training_history(items)
         start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
         end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
-        return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), history[end])]
+        target = " ".join(history[end : end + sequential_targets])  # training items only: the split's rule
+        return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), target)]
     if task is Task.TOPN:
         user_id, items = unit
         positive = rng.choice(training_history(items))
@@ -237,6 +248,7 @@ def build_training_dataset(
     num_negatives: int | None = None,
     cache_dir: str | Path | None = None,
     mode: MixtureMode | str = MixtureMode.BATCH_SHARES,
+    sequential_targets: int = 1,
 ) -> tuple[Dataset, list[Task]]:
     """A tokenised mixture of training examples of several tasks: one epoch's draw.
 
@@ -251,6 +263,10 @@ def build_training_dataset(
       unit once, ``2.0`` twice (with fresh random segments, negatives and templates), ``0.5`` a random half.
       The examples are shuffled.
 
+    ``sequential_targets`` > 1 trains a sequential segment to generate the up to that many training items
+    that follow it, in order (a loss at each decoder step; ranking reads the first): more targets per encoded
+    prompt, as SASRec's loss at every position. It needs one-token item ids (``independent``).
+
     A task drawn more often than it has units cycles over whole shuffled passes of them. ``0`` leaves a task
     out; tasks without data (no reviews, no rationales) are left out with a logged notice. Rebuild with
     another ``seed`` for another epoch's samples.
@@ -262,13 +278,19 @@ def build_training_dataset(
     if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
         raise ValueError(f"task weights must be >= 0 with at least one > 0, got {task_weights}")
     mode = MixtureMode(mode)
+    scheme = item_id_scheme(data)
+    if sequential_targets < 1:
+        raise ValueError(f"sequential_targets must be at least 1, got {sequential_targets}")
+    if sequential_targets > 1 and scheme.ends_with_eos:
+        raise ValueError(f"sequential_targets={sequential_targets} needs one-token item ids (indexing: independent); "
+                         f"this dataset's are {scheme.indexing.value}")
     num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
     cache_file = _cache_file(
         cache_dir, "train", data, tokenizer,
         {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
-         "lengths": [max_source_length, max_target_length], "mode": mode.value},
+         "lengths": [max_source_length, max_target_length], "mode": mode.value,
+         **({"sequential_targets": sequential_targets} if sequential_targets > 1 else {})},  # old cache keys stay
     )
-    scheme = item_id_scheme(data)
     if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
         dataset = _tokenized_dataset({}, tokenizer, scheme, max_source_length, max_target_length, cache_file)
         return dataset, sorted({Task(task_id) for task_id in dataset["task_id"]})
@@ -298,7 +320,7 @@ def build_training_dataset(
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
         progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
         for index, unit_negatives in progress:
-            examples = _training_examples(task, units[index], rng, unit_negatives, scheme)
+            examples = _training_examples(task, units[index], rng, unit_negatives, scheme, sequential_targets)
             for source, target in examples:
                 columns["source_text"].append(source)
                 columns["target_text"].append(target)

@@ -129,7 +129,9 @@ class ItemIdScheme:
 
     def target_token_ids(self, item_ids: Sequence[str], tokenizer) -> list[list[int]]:
         """Target token ids of each item with `tokenizer` (which must hold `new_tokens(item_ids)`)."""
-        missing = [token for token in self.new_tokens(item_ids[:1]) if token not in tokenizer.get_vocab()]
+        # One item's tokens stand for the catalog's; `get_vocab()` would copy the whole vocabulary per call.
+        missing = [token for token in self.new_tokens(item_ids[:1])
+                   if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id)]
         if missing:
             raise ValueError(
                 f"the tokenizer lacks the {self.indexing.value} item tokens (e.g. {missing[0]!r}); "

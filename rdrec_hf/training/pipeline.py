@@ -151,6 +151,7 @@ def build_trainer(
                 num_negatives=training_args.num_negatives,
                 cache_dir=training_args.dataset_cache_dir,
                 mode=training_args.task_mixture_mode,
+                sequential_targets=training_args.sequential_targets,
             )
 
     train_dataset, tasks = build_mixture(0)

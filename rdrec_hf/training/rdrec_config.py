@@ -254,6 +254,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             "seven sequential segments per user, shuffled."
         },
     )
+    sequential_targets: int = field(
+        default=1,
+        metadata={"help": "Training items a sequential segment is trained to generate after it, in order (a loss "
+                  "at each decoder step, as SASRec's at every position; ranking reads the first step). 1: the "
+                  "next item only, as the paper. Above 1 needs one-token item ids (indexing: independent)."},
+    )
     max_source_length: int = field(
         default=DEFAULT_MAX_SOURCE_LENGTH, metadata={"help": "Longest prompt in tokens (longer are cut)."}
     )
@@ -348,7 +354,8 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                       if weight > 0 and task not in RANKING_TASKS]  # fmt: skip
         if self.ranking_softmax is RankingSoftmax.CATALOG and text_tasks:
             raise ValueError(f"ranking_softmax=catalog trains ranking tasks only; the mixture has {text_tasks}")
-        for name in ("max_source_length", "max_target_length", "rank_eval_max_users", "rank_eval_num_beams"):
+        for name in ("max_source_length", "max_target_length", "rank_eval_max_users", "rank_eval_num_beams",
+                     "sequential_targets"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.num_negatives is not None and self.num_negatives < 1:
