@@ -245,3 +245,56 @@ def test_prepare_needs_overwrite_for_an_existing_folder(trained_student, tmp_pat
     assert "already holds a dataset; pass --overwrite" in capsys.readouterr().err
     assert main([*source, "--seed", "2", "--output", str(data), "--overwrite"]) == 0
     assert "seed 2" in capsys.readouterr().out
+
+
+def test_prepare_counts_non_string_review_text(shared, tmp_path, capsys):
+    import gzip
+    import json
+
+    records = [json.loads(line) for line in gzip.open(all_beauty_reviews(), "rt", encoding="utf-8")]
+    for record, odd in zip(records, (5, ["a", "list"], {"an": "object"})):
+        record["reviewText"] = odd
+    source = tmp_path / "odd.json"
+    source.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    assert main(["prepare", "--source", str(source), "--output", str(tmp_path / "out")]) == 0
+    assert "review_text_not_string 3" in capsys.readouterr().out
+    data = load_rec_dataset(tmp_path / "out")
+    assert not any(review in ("5", "['a', 'list']", "{'an': 'object'}") for review in data["reviews"]["review"])
+    assert data["reviews"].num_rows == load_amazon_reviews(all_beauty_reviews())["reviews"].num_rows - 3
+
+
+def _p5_folder(folder, shared, sequential: str, datamaps: str | None = None):
+    import shutil
+
+    beauty = shared / "data" / "amazon-p5" / "beauty"
+    folder.mkdir()
+    (folder / "sequential.txt").write_text(sequential, encoding="utf-8")
+    if datamaps is None:
+        shutil.copy(beauty / "datamaps.json", folder / "datamaps.json")
+    else:
+        (folder / "datamaps.json").write_text(datamaps, encoding="utf-8")
+    return folder
+
+
+def test_prepare_p5_bad_separator_datamaps_and_repeated_items(shared, tmp_path, capsys):
+    beauty_lines = (shared / "data" / "amazon-p5" / "beauty" / "sequential.txt").read_text().splitlines()[:50]
+    cases = {
+        "tabs": (_p5_folder(tmp_path / "tabs", shared, "\n".join([*beauty_lines[:3], beauty_lines[3].replace(" ", "\t")])),
+                 "sequential.txt:4: ids separated by tabs; sequential.txt separates them with single spaces"),
+        "list": (_p5_folder(tmp_path / "list", shared, "\n".join(beauty_lines), datamaps='[{"id2user": {}}]'),
+                 "datamaps.json: expected a JSON object with 'id2user' and 'id2item', got a list"),
+    }
+    for name, (folder, message) in cases.items():
+        assert main(["prepare", "--source", str(folder), "--output", str(tmp_path / f"out-{name}")]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (name, err)
+
+    user, *items = beauty_lines[0].split()
+    repeated = [user, *items[:2], items[0], *items[2:], items[1]]  # two repeats, one of them the last item
+    folder = _p5_folder(tmp_path / "repeats", shared, "\n".join([" ".join(repeated), *beauty_lines[1:]]) + "\n")
+    output = tmp_path / "out-repeats"
+    assert main(["prepare", "--source", str(folder), "--indexing", "sequential", "--output", str(output)]) == 0
+    assert "repeated_item_in_sequence 2" in capsys.readouterr().out
+    users = load_rec_dataset(output)["users"]
+    row = users[users["user_id"].index(user)]
+    assert row["items"] == items  # first occurrences, in order: the same sequence as without the repeats

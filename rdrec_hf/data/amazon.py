@@ -16,7 +16,8 @@ Steps, each counted in the dataset's metadata:
    that order (the P5 numbering), then apply the indexing scheme;
 5. keep, per interaction with text, the review and one **explanation sentence** chosen by
    :func:`choose_explanation`; interactions whose review has no text stay in the sequences but get no
-   review record (``review_without_text``).
+   review record (``review_without_text``; a text field that is not a string, such as a number or a list, is
+   also counted as ``review_text_not_string`` and treated as no text).
 
 Negatives: All_Beauty has only 85 items, so most users have fewer than 99 items they have not reviewed;
 their negatives are then *all* those items (fewer than 99), never repeats or invented ids. The metadata
@@ -127,10 +128,19 @@ def _read_reviews(path: Path) -> list[dict]:
                 "item": str(item),
                 "time": time // 1000 if time > MILLISECONDS_THRESHOLD else time,
                 "rating": rating,
-                "text": str(_field(record, "text") or "").strip(),
+                "text": _field(record, "text"),
             }
         )
     return rows
+
+
+def _review_text(row: dict, skipped: Counter) -> str:
+    """A review's stripped text; ``""`` when there is none, or when it is not a string (counted)."""
+    text = row["text"]
+    if text is not None and not isinstance(text, str):
+        skipped["review_text_not_string"] += 1
+        return ""
+    return (text or "").strip()
 
 
 def load_amazon_reviews(
@@ -176,7 +186,8 @@ def load_amazon_reviews(
         user_id = str(user_number)
         users.append(SourceUser(user_id, user, [item_number[r["item"]] for r in user_rows]))
         for row in user_rows:
-            if not row["text"]:
+            text = _review_text(row, skipped)
+            if not text:
                 skipped["review_without_text"] += 1
                 continue
             reviews.append(
@@ -185,8 +196,8 @@ def load_amazon_reviews(
                     "item": item_number[row["item"]],
                     "timestamp": row["time"],
                     "rating": row["rating"],
-                    "review": row["text"],
-                    "explanation": choose_explanation(row["text"]),
+                    "review": text,
+                    "explanation": choose_explanation(text),
                 }
             )
     metadata = RecDatasetMetadata(

@@ -60,6 +60,9 @@ def _read_user_lines(path: Path, id2user: dict, id2item: dict, expected_length: 
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if "\t" in line:
+                raise DataFormatError(path, line_number, f"ids separated by tabs; {path.name} separates them with "
+                                      "single spaces (replace the tabs, e.g. sed -i 's/\\t/ /g')")
             user, _, rest = line.strip().partition(" ")
             if not user.isdigit():
                 raise DataFormatError(path, line_number, f"non-integer user id {user!r}")
@@ -84,6 +87,9 @@ def _load_datamaps(path: Path) -> tuple[dict[str, str], dict[str, str]]:
             datamaps = json.load(handle)
     except json.JSONDecodeError as error:
         raise DataFormatError(path, error.lineno, f"invalid JSON: {error.msg}") from None
+    if not isinstance(datamaps, dict):
+        raise DataFormatError(path, None, f"expected a JSON object with 'id2user' and 'id2item', got a "
+                              f"{type(datamaps).__name__}")
     for key in ("id2user", "id2item"):
         if not isinstance(datamaps.get(key), dict):
             raise DataFormatError(path, None, f"missing the '{key}' mapping")
@@ -155,7 +161,8 @@ def load_p5_dataset(
     explanation file exists) have ``timestamp`` -1 and ``review`` equal to the explanation unless the file
     gives them. Raises ``FileNotFoundError`` for a missing required file and :class:`DataFormatError`
     (file:line, or file:split[index] for JSON records) for malformed content; users shorter than 3 items,
-    records without text and records outside the kept sequences are skipped and counted.
+    records without text and records outside the kept sequences are skipped and counted; an item repeated in
+    a sequence keeps its first position (``repeated_item_in_sequence``).
     """
     folder = Path(folder)
     check_num_negatives(num_negatives)
@@ -167,15 +174,17 @@ def load_p5_dataset(
     if (folder / NEGATIVE_FILE).is_file():
         for line_number, user, negatives in _read_user_lines(folder / NEGATIVE_FILE, id2user, id2item, num_negatives):
             negative_lines[user] = (line_number, negatives)
-    users = []
+    users, skipped = [], Counter()
     for _, user, items in _read_user_lines(folder / SEQUENTIAL_FILE, id2user, id2item):
+        distinct = list(dict.fromkeys(items))  # a repeat keeps its first position, as a repeated review does
+        skipped["repeated_item_in_sequence"] += len(items) - len(distinct)
+        items = distinct
         line_number, negatives = negative_lines.get(user, (None, None))
         if negatives is not None and set(negatives) & set(items):
             raise DataFormatError(folder / NEGATIVE_FILE, line_number, f"negatives of user {user} include their items")
         users.append(SourceUser(user, id2user[user], items, negatives))
     present = [folder / name for name in REVIEW_FILES if (folder / name).is_file()]
     review_file = present[0] if present else None
-    skipped = Counter()
     reviews = _load_review_records(review_file, id2user, id2item, skipped) if review_file else None
     if review_file is not None:
         logger.info("read %s (%d records with text; the file's train/val/test lists are re-labelled by the "
@@ -193,6 +202,6 @@ def load_p5_dataset(
             "negative_file": NEGATIVE_FILE if negative_lines else None,
             "review_file": review_file.name if review_file else None,
         },
-        skipped=dict(skipped),
+        skipped={reason: count for reason, count in skipped.items() if count},
     )
     return assemble_rec_dataset(users, [id2item[str(i)] for i in range(1, len(id2item) + 1)], reviews, metadata)

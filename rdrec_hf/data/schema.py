@@ -74,6 +74,8 @@ SKIP_REASONS = {
     "user_too_short": f"user with fewer than {MIN_SEQUENCE_LENGTH} distinct items (or below min_interactions)",
     "duplicate_user_item": "repeated review of the same user-item pair (the earliest is kept)",
     "review_without_text": "review (or explanation record) with empty text: the interaction is kept, the record is not",
+    "review_text_not_string": "review whose text field is not a string (a number, a list): read as no text",
+    "repeated_item_in_sequence": "an item repeated in one user's P5 sequence (the first occurrence is kept)",
     "review_of_skipped_user": "review record of a user dropped for being too short",
     "review_not_in_sequence": "review record whose user-item interaction is in no sequence",
 }
