@@ -268,6 +268,20 @@ def test_output_dir_of_a_different_run_is_refused(tiny_teacher, tmp_path):
         distil(tiny_teacher, tmp_path, limit=4, max_review_tokens=16)
 
 
+def test_a_different_run_is_refused_before_the_teacher_loads(tiny_teacher_dir, tmp_path):
+    settings = {"batch_size": 3, "max_new_tokens": 6, "max_review_tokens": 32, "show_progress": False, "limit": 4}
+    teacher_config = DistillationConfig(teacher=str(tiny_teacher_dir), output_dir=str(tmp_path), **settings)
+    expected = RationaleGenerator(config=teacher_config).generate(make_reviews(), source="unit-test")
+    missing_teacher = DistillationConfig(teacher=str(tmp_path / "no-teacher"), output_dir=str(tmp_path),
+                                         **{**settings, "max_review_tokens": 16})  # fmt: skip
+    generator = RationaleGenerator(config=missing_teacher)
+    with pytest.raises(ValueError, match=r"different run \(differs in: generation.max_review_tokens, teacher\)"):
+        generator.generate(make_reviews(), source="unit-test")  # loading the teacher would fail: it is checked first
+    assert generator._teacher is None
+    again = RationaleGenerator(config=teacher_config)
+    assert again.generate(make_reviews(), source="unit-test").to_dict() == expected.to_dict()  # the same run resumes
+
+
 def test_limit_keeps_the_other_rows_undistilled_and_drop_failed_is_counted(tiny_teacher, tmp_path):
     generator, result = distil(tiny_teacher, tmp_path, limit=5, drop_failed=True)
     summary = generator.last_summary

@@ -113,6 +113,13 @@ def _resolve_teacher_location(config: DistillationConfig) -> tuple[str, str | No
     return config.teacher, config.gguf_file, name
 
 
+def teacher_name(config: DistillationConfig) -> str:
+    """The teacher's name as provenance records it, from the config alone (nothing is loaded)."""
+    if config.backend is TeacherBackendType.OPENAI:
+        return OpenAICompatibleTeacher.display_name(config.endpoint_model, config.base_url)
+    return _resolve_teacher_location(config)[2]
+
+
 def quantize_linear_layers(model):
     """``model`` with every ``nn.Linear`` replaced by torch's dynamically quantized int8 Linear (CPU only):
     int8 weights, activations quantized per batch, int8 matmuls."""
@@ -369,7 +376,7 @@ class OpenAICompatibleTeacher:
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, concurrency: int = 8,
                  timeout: float = 60.0, max_retries: int = 3, retry_backoff: float = 1.0):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.name = f"{model} @ {base_url}"
+        self.name = self.display_name(model, base_url)
         self.revision = None
         self.prefills_opening = False
         self.model = model
@@ -378,6 +385,10 @@ class OpenAICompatibleTeacher:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
+
+    @staticmethod
+    def display_name(model: str, base_url: str) -> str:
+        return f"{model} @ {base_url}"
 
     @classmethod
     def from_config(cls, config: DistillationConfig) -> OpenAICompatibleTeacher:

@@ -17,8 +17,8 @@ from datasets import Dataset, DatasetDict, Value
 from tqdm.auto import tqdm
 
 from ..data.schema import METADATA, METADATA_FEATURES, get_metadata
-from .backends import Sampling, Teacher, TeacherAnswer, TeacherRequest, load_teacher
-from .distillation_config import DistillationConfig
+from .backends import Sampling, Teacher, TeacherAnswer, TeacherRequest, load_teacher, teacher_name
+from .distillation_config import DistillationConfig, TeacherBackendType
 from .parsing import ParsedAnswer, RationaleStatus, failed_answer, parse_answer, worst_status
 from .prompts import ANSWER_OPENINGS, PROMPT_VERSION, RationaleField, build_messages
 from .shards import ShardStore
@@ -169,6 +169,12 @@ class RationaleGenerator:
         return {
             "teacher": self.teacher.name,
             "teacher_revision": self.teacher.revision,
+            **self._settings_provenance(reviews, source),
+        }
+
+    def _settings_provenance(self, reviews: Dataset, source: str | None) -> dict[str, Any]:
+        """The provenance known without the teacher loaded: prompt, generation settings and the input rows."""
+        return {
             "backend": self.config.backend.value,
             "prompt_version": PROMPT_VERSION,
             "generation": self.config.generation_settings(),
@@ -177,6 +183,17 @@ class RationaleGenerator:
             "source_sha256": _source_hash(reviews, self.config.text_column),
             "rows": len(reviews),
         }
+
+    def _check_shards_before_loading(self, reviews: Dataset, source: str | None) -> None:
+        """``ShardStore.check`` of an existing run folder with the teacher's name from the config; its revision
+        is compared only where the config fixes it (otherwise the loaded checkpoint tells it)."""
+        store = ShardStore(self.config.output_dir, {
+            "teacher": teacher_name(self.config), "teacher_revision": self.config.teacher_revision,
+            **self._settings_provenance(reviews, source),
+        })  # fmt: skip
+        if store.run_file.exists():
+            revision_known = self.config.teacher_revision is not None or self.config.backend is TeacherBackendType.OPENAI
+            store.check(ignore=() if revision_known else ("teacher_revision",))
 
     def generate(
         self,
@@ -211,6 +228,8 @@ class RationaleGenerator:
             raise ValueError("the dataset holds no reviews to distil")
         limit = len(reviews) if self.config.limit is None else min(self.config.limit, len(reviews))
         to_distil = reviews.select(range(limit)) if limit < len(reviews) else reviews
+        if self._teacher is None:  # a folder of another run is refused before minutes of loading the teacher
+            self._check_shards_before_loading(to_distil, source)
         provenance = self.provenance(to_distil, source)
         store = ShardStore(self.config.output_dir, provenance)
         if self.state.is_main_process:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,13 @@ class ShardStore:
         self.shard_folder.mkdir(parents=True, exist_ok=True)
         self._atomic_write(self.run_file, self.fingerprint)
 
-    def check(self) -> None:
-        """Raise ``ValueError`` unless ``run.json`` holds this run's fingerprint."""
+    def check(self, ignore: Collection[str] = ()) -> None:
+        """Raise ``ValueError`` unless ``run.json`` holds this run's fingerprint (its ``ignore`` keys aside)."""
         stored = _flatten(json.loads(self.run_file.read_text()))
         expected = _flatten(json.loads(json.dumps(self.fingerprint)))  # through JSON: tuples become lists
+        for key in ignore:
+            stored.pop(key, None)
+            expected.pop(key, None)
         if stored != expected:
             changed = sorted(key for key in stored.keys() | expected.keys() if stored.get(key) != expected.get(key))
             raise ValueError(
