@@ -28,11 +28,9 @@ from tqdm import tqdm
 
 from rdrec_hf import Task
 from rdrec_hf.data import RDRecDataCollator, build_training_dataset, load_p5_dataset, load_tokenizer
+from rdrec_hf.data.collator import MODEL_COLUMNS
 from rdrec_hf.models import RDRecConfig, RDRecForConditionalGeneration
 from rdrec_hf.paths import p5_dataset_dir, t5_tokenizer_dir
-
-MODEL_COLUMNS = ["input_ids", "attention_mask", "whole_word_ids", "labels", "task_id"]
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -62,7 +60,7 @@ def main() -> None:
     (dataset, _), build_s = timed(build_training_dataset, data, tokenizer, weights, seed=args.seed)
 
     loader = DataLoader(
-        dataset.select_columns(MODEL_COLUMNS),
+        dataset.select_columns(list(MODEL_COLUMNS)),
         batch_size=args.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(args.seed),

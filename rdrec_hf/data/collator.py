@@ -10,6 +10,7 @@ import torch
 from ..models.prompting import pad_sequences
 
 MODEL_SEQUENCE_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels")
+MODEL_COLUMNS = (*MODEL_SEQUENCE_COLUMNS, "task_id")  # what a tokenised example feeds the model
 
 
 @dataclass

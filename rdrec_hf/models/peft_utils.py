@@ -9,11 +9,18 @@ from peft import LoraConfig, TaskType
 from .modeling_rdrec import RDRecForConditionalGeneration
 
 
+# The LoRA defaults of the library (also those of `rdrec-hf train --use_peft`).
+DEFAULT_LORA_R = 8
+DEFAULT_LORA_ALPHA = 16
+DEFAULT_LORA_DROPOUT = 0.05
+DEFAULT_LORA_TARGET_MODULES = ("q", "v")
+
+
 def rdrec_lora_config(
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.05,
-    target_modules: Sequence[str] = ("q", "v"),
+    r: int = DEFAULT_LORA_R,
+    alpha: int = DEFAULT_LORA_ALPHA,
+    dropout: float = DEFAULT_LORA_DROPOUT,
+    target_modules: Sequence[str] = DEFAULT_LORA_TARGET_MODULES,
     new_token_ids: Sequence[int] = (),
     **kwargs,
 ) -> LoraConfig:

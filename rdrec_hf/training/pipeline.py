@@ -26,6 +26,7 @@ from ..data import (
 from ..models import ItemIndex
 from ..integrity import safetensors_problem
 from ..paths import seed_run_dir
+from ..data.collator import MODEL_COLUMNS
 from ..data.loading import DataArguments, load_training_data
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
@@ -34,7 +35,6 @@ from .student import build_student, describe_student, init_item_embeddings_from_
 
 logger = logging.getLogger(__name__)
 
-MODEL_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels", "task_id")
 SEEDS_METRICS_FILE = "seeds_metrics.json"
 
 

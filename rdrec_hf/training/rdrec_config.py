@@ -21,6 +21,7 @@ from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode
+from ..models.peft_utils import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
 from ..tasks import RANKING_TASKS, Task
 
@@ -32,12 +33,6 @@ logger = logging.getLogger(__name__)
 MEAN_TASK_LOSS = "mean_task_loss"
 """Name of the mean of the per-task validation losses (logged as ``eval_mean_task_loss``), the default
 metric of early stopping and best-model selection, as the paper."""
-
-DEFAULT_LORA_R = 8
-DEFAULT_LORA_ALPHA = 16
-DEFAULT_LORA_DROPOUT = 0.05
-DEFAULT_LORA_TARGET_MODULES = ("q", "v")
-
 
 class ItemEmbeddingInit(str, Enum):
     """How the embedding rows of new item tokens start."""
