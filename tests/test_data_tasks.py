@@ -21,6 +21,7 @@ from rdrec_hf.data import (
     load_tokenizer,
     mixture_draws,
     prompt_for,
+    sample_users,
     split_target,
     training_history,
     whole_word_ids,
@@ -282,6 +283,20 @@ def test_sequential_eval_set(beauty, t5_tokenizer):
             assert row["task_id"] == Task.SEQUENTIAL
     other_sample = build_eval_dataset(beauty, Task.SEQUENTIAL, "test", t5_tokenizer, max_examples=300, seed=6)
     assert other_sample["user_id"] != test["user_id"]
+
+
+def test_eval_set_of_given_users_equals_the_sampled_one(beauty, all_beauty, t5_tokenizer):
+    users = sample_users(beauty["users"]["user_id"], 300, seed=5)
+    given = build_eval_dataset(beauty, Task.TOPN, "test", t5_tokenizer, users=users, seed=5)
+    sampled = build_eval_dataset(beauty, Task.TOPN, "test", t5_tokenizer, max_examples=300, seed=5)
+    assert given["user_id"] == users == sampled["user_id"]
+    assert given["source_text"] == sampled["source_text"]
+    with pytest.raises(ValueError, match="1 evaluation users are not in the dataset"):
+        build_eval_dataset(beauty, Task.SEQUENTIAL, "test", t5_tokenizer, users=[*users, "no-such-user"])
+    whole = build_eval_dataset(all_beauty, Task.EXPLANATION, "test", t5_tokenizer)
+    some = sorted(set(whole["user_id"]))[:20]
+    kept = build_eval_dataset(all_beauty, Task.EXPLANATION, "test", t5_tokenizer, users=some)
+    assert kept["source_text"] == [text for text, user in zip(whole["source_text"], whole["user_id"]) if user in some]
 
 
 def test_topn_eval_set_uses_the_stored_negatives(beauty, t5_tokenizer):

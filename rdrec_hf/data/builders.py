@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 
@@ -347,6 +347,24 @@ def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[i
     return sorted(random.Random(seed).sample(range(total), max_examples))
 
 
+def sample_users(user_ids: Sequence[str], max_users: int | None, seed: int) -> list[str]:
+    """A seeded sample of ``max_users`` users, in their original order; all users when ``max_users`` is
+    ``None`` or not smaller than their number. Evaluation draws it once and hands it to
+    :func:`build_eval_dataset` (``users=``) and to the baselines."""
+    keep = _sample_positions(len(user_ids), max_users, seed)
+    return list(user_ids) if keep is None else [user_ids[position] for position in keep]
+
+
+def _positions_of_users(all_user_ids: Sequence[str], users: Sequence[str]) -> list[int]:
+    """Positions (ascending) of ``users`` among ``all_user_ids``; an unknown user is a ``ValueError``."""
+    wanted = set(users)
+    positions = [position for position, user_id in enumerate(all_user_ids) if user_id in wanted]
+    if len(positions) != len(wanted):
+        unknown = sorted(wanted - {all_user_ids[position] for position in positions})
+        raise ValueError(f"{len(unknown)} evaluation users are not in the dataset (e.g. {unknown[0]!r})")
+    return positions
+
+
 def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme: ItemIdScheme) -> dict[str, list]:
     """Untokenised evaluation columns of a ranking task for the given users."""
     negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
@@ -412,6 +430,7 @@ def build_eval_dataset(
     max_source_length: int = DEFAULT_MAX_SOURCE_LENGTH,
     max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
     max_examples: int | None = None,
+    users: Sequence[str] | None = None,
     seed: int = 0,
     cache_dir: str | Path | None = None,
 ) -> Dataset:
@@ -425,23 +444,34 @@ def build_eval_dataset(
       shuffled by a seed per user);
     - text tasks: ``user_id``, ``item_id`` (rationale adds ``rationale_kind``: ``user``/``item``).
 
-    ``max_examples`` keeps a seeded random sample of that many examples (in their original order): for the
-    ranking tasks the users at positions ``sorted(random.Random(seed).sample(range(num_users), max_examples))``.
+    ``users`` keeps the examples of those users only (e.g. :func:`sample_users`; in dataset order; a user
+    without examples of a text task has none). ``max_examples`` then keeps a seeded random sample of that many
+    examples (in their original order): for the ranking tasks the users at positions
+    ``sorted(random.Random(seed).sample(range(num_users), max_examples))``, as :func:`sample_users` draws them.
     """
     task = Task.parse(task)
     scheme = item_id_scheme(data)
     if task in (Task.SEQUENTIAL, Task.TOPN):
-        users = data[USERS]
-        keep = _sample_positions(users.num_rows, max_examples, seed)
-        columns = _ranking_eval_rows(users if keep is None else users.select(keep), task, split, seed, scheme)
+        rows = data[USERS]
+        if users is not None:
+            rows = rows.select(_positions_of_users(rows["user_id"], users))
+        keep = _sample_positions(rows.num_rows, max_examples, seed)
+        columns = _ranking_eval_rows(rows if keep is None else rows.select(keep), task, split, seed, scheme)
     else:
         columns = _text_eval_rows(data, task, split, scheme)
+        if users is not None:
+            wanted = set(users)
+            kept = [row for row, user_id in enumerate(columns["user_id"]) if user_id in wanted]
+            columns = {name: [values[i] for i in kept] for name, values in columns.items()}
+            if not kept:
+                raise ValueError(f"none of the {len(wanted)} given users has a {split} example of {task.name.lower()}")
         keep = _sample_positions(len(columns["source_text"]), max_examples, seed)
         if keep is not None:
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
     columns["task_id"] = [int(task)] * len(columns["source_text"])
+    users_key = {} if users is None else {"users": hashlib.sha256("\n".join(users).encode()).hexdigest()}
     cache_file = _cache_file(
         cache_dir, f"{task.name.lower()}-{split}", data, tokenizer,
-        {"max_examples": max_examples, "seed": seed, "lengths": [max_source_length, max_target_length]},
+        {"max_examples": max_examples, "seed": seed, "lengths": [max_source_length, max_target_length], **users_key},
     )
     return _tokenized_dataset(columns, tokenizer, scheme, max_source_length, max_target_length, cache_file)

@@ -26,7 +26,6 @@ Texts are scored with BLEU-1/4, both ROUGE-1/2/L (rouge-score's and the referenc
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
-from ..data import RDRecDataCollator, build_eval_dataset, training_history
+from ..data import RDRecDataCollator, build_eval_dataset, sample_users, training_history
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..models import ItemIndex
 from ..tasks import RANKING_TASKS, Task
@@ -124,15 +123,6 @@ class EvaluationConfig:
             raise ValueError(f"EvaluationConfig: num_samples must be >= 0, got {self.num_samples}")
 
 
-def sample_users(user_ids: Sequence[str], max_users: int | None, seed: int) -> list[str]:
-    """A seeded sample of ``max_users`` users, in their original order; all users when ``max_users`` is
-    ``None`` or not smaller than their number."""
-    if max_users is None or max_users >= len(user_ids):
-        return list(user_ids)
-    chosen = set(random.Random(seed).sample(range(len(user_ids)), max_users))
-    return [user_id for position, user_id in enumerate(user_ids) if position in chosen]
-
-
 def rank_candidates(candidates: Sequence[str], scores: Sequence[float], target: str) -> list[str]:
     """Candidates by descending score; on a tie the target goes after the others (ties never help a model)."""
     if len(candidates) != len(scores):
@@ -179,12 +169,7 @@ def evaluate_model(
     for task in config.tasks:
         name = task.name.lower()
         if task in RANKING_TASKS:
-            # build_eval_dataset draws the same seeded sample of users as `sample_users`; checked below.
-            dataset = build_eval_dataset(
-                data, task, config.split, tokenizer, max_examples=config.max_users, seed=config.seed
-            )
-            if list(dataset["user_id"]) != users:
-                raise RuntimeError(f"{name}: the evaluation set does not hold the sampled users")
+            dataset = build_eval_dataset(data, task, config.split, tokenizer, users=users, seed=config.seed)
             if protocol is EvalProtocol.PROJECT:
                 results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
             else:
@@ -209,17 +194,11 @@ def _text_eval_dataset(data, task, tokenizer, users, config, protocol) -> tuple[
     if REVIEWS not in data:
         return None, "the dataset has no reviews (its source has no review text)"
     lengths = {"max_target_length": PAPER_REFERENCE_MAX_TOKENS} if protocol is EvalProtocol.PAPER else {}
+    sampled = users if config.max_users is not None else None
     try:
-        dataset = build_eval_dataset(data, task, config.split, tokenizer, seed=config.seed, **lengths)
-    except ValueError as error:  # raised only when the split has no examples of this task
+        dataset = build_eval_dataset(data, task, config.split, tokenizer, users=sampled, seed=config.seed, **lengths)
+    except ValueError as error:  # raised only when the split (or the sampled users) has no examples of this task
         return None, str(error)
-    if config.max_users is not None:
-        sampled = set(users)
-        dataset = dataset.filter(
-            lambda user_ids: [user_id in sampled for user_id in user_ids], input_columns="user_id", batched=True
-        )
-        if len(dataset) == 0:
-            return None, f"none of the {len(users)} sampled users has a {config.split} example"
     return dataset, None
 
 
