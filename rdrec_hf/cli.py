@@ -49,28 +49,10 @@ def positive_int(text: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- prepare
-def detect_source_format(source: Path) -> str:
-    """``"p5"`` for a P5/POD/RDRec folder, ``"amazon"`` for Amazon review JSON lines, ``"saved"`` for a
-    project dataset; anything else is a user error naming the formats that are known."""
-    if source.is_dir():
-        if (source / "sequential.txt").is_file():
-            return "p5"
-        if (source / "dataset_dict.json").is_file():
-            return "saved"
-        raise UserError(
-            f"{source}: not a known data folder (a P5 folder has sequential.txt and datamaps.json; "
-            "a project dataset has dataset_dict.json)"
-        )
-    if source.is_file():
-        if source.name.endswith((".json", ".json.gz", ".jsonl", ".jsonl.gz")):
-            return "amazon"
-        raise UserError(f"{source}: not a known data file (Amazon review JSON lines: .json or .json.gz)")
-    raise UserError(f"{source}: no such file or folder")
-
-
 def run_prepare(args) -> int:
-    from .data import load_amazon_reviews, load_p5_dataset, save_rec_dataset
+    from .data import save_rec_dataset
     from .data.schema import count_summary, get_metadata
+    from .data.sources import SourceFormat, detect_source_format, load_source
 
     source, output = Path(args.source), Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -78,19 +60,18 @@ def run_prepare(args) -> int:
             raise UserError(f"{output} already exists and is not a project dataset; choose another --output")
         if not args.overwrite:
             raise UserError(f"{output} already holds a dataset; pass --overwrite to replace it")
-    fmt = detect_source_format(source) if args.format == "auto" else args.format
+    fmt = SourceFormat(args.format)
+    if fmt is SourceFormat.AUTO:
+        fmt = detect_source_format(source)
+    if fmt is SourceFormat.SAVED:
+        raise UserError(f"{source} is already a project dataset: use it as it is")
     options = dict(
         indexing=args.indexing, seed=args.seed, num_negatives=args.num_negatives,
         num_clusters=args.num_clusters, max_cluster_size=args.max_cluster_size,
     )
-    if fmt == "p5":
-        data = load_p5_dataset(source, **options)
-    elif fmt == "amazon":
-        if args.min_interactions is not None:
-            options["min_interactions"] = args.min_interactions
-        data = load_amazon_reviews(source, **options)
-    else:
-        raise UserError(f"{source} is already a project dataset: use it as it is")
+    if fmt is SourceFormat.AMAZON and args.min_interactions is not None:
+        options["min_interactions"] = args.min_interactions
+    data = load_source(source, fmt, **options)
     if output.exists():
         shutil.rmtree(output)  # a project dataset, replaced as --overwrite asked
     save_rec_dataset(data, args.output)

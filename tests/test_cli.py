@@ -203,7 +203,27 @@ def test_evaluate_of_a_missing_model_is_a_user_error(all_beauty_dataset, tmp_pat
     assert exit_info.value.code != 0 and "error:" in str(exit_info.value.code)
 
 
-def test_p5_folder_is_detected(shared):
-    from rdrec_hf.cli import detect_source_format
+def test_one_source_registry_detects_and_loads_every_format(shared, all_beauty_dataset, tmp_path):
+    from rdrec_hf.data import SourceFormat, detect_source_format, load_amazon_reviews, load_source
 
-    assert detect_source_format(p5_dataset_dir("beauty")) == "p5"
+    assert detect_source_format(p5_dataset_dir("beauty")) is SourceFormat.P5
+    assert detect_source_format(all_beauty_reviews()) is SourceFormat.AMAZON
+    assert detect_source_format(all_beauty_dataset) is SourceFormat.SAVED
+    (tmp_path / "reviews.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match="not a known data file"):
+        detect_source_format(tmp_path / "reviews.csv")
+    with pytest.raises(ValueError, match="not a known data folder"):
+        detect_source_format(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        detect_source_format(tmp_path / "none")
+    raw = load_source(all_beauty_reviews(), indexing="independent")
+    assert raw["users"]["items"] == load_amazon_reviews(all_beauty_reviews(), indexing="independent")["users"]["items"]
+    assert load_source(all_beauty_dataset)["users"].num_rows == raw["users"].num_rows
+    with pytest.raises(ValueError, match="already numbered: it takes no"):
+        load_source(all_beauty_dataset, indexing="random")
+    assert main(["prepare", "--source", str(tmp_path / "reviews.csv"), "--output", str(tmp_path / "out")]) != 0
+    # Training reads a raw source as its dataset too, with the data options.
+    from rdrec_hf.data import DataArguments, load_training_data
+
+    data = load_training_data(DataArguments(dataset=str(all_beauty_reviews()), indexing="independent"))
+    assert data["users"]["items"] == raw["users"]["items"]

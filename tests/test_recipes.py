@@ -75,5 +75,7 @@ def test_train_script_reports_an_unknown_dataset_without_traceback(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().endswith("error: unknown dataset 'amazon': use one of all_beauty, beauty, sports or a dataset folder")
+    assert result.stderr.strip().endswith(
+        "error: unknown dataset 'amazon': use one of all_beauty, beauty, sports, a dataset folder or a raw source "
+        "(P5 folder, Amazon review JSON lines)")
     assert "Traceback" not in result.stderr

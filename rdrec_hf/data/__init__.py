@@ -17,6 +17,7 @@ from .schema import (
     training_history,
     validate_rec_dataset,
 )
+from .sources import SourceFormat, detect_source_format, load_source
 from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset, upload_hub_folder
 from ..models.prompting import RationaleKind, encode_prompts, prompt_for, whole_word_ids
 from .tokenization import load_tokenizer
@@ -29,10 +30,11 @@ __all__ = [
     "RationaleKind",
     "RecDatasetMetadata",
     "build_eval_dataset",
+    "SourceFormat",
     "build_training_dataset",
-    "sample_users",
     "check_numbering",
     "choose_explanation",
+    "detect_source_format",
     "encode_prompts",
     "export_hub_folder",
     "get_metadata",
@@ -40,12 +42,14 @@ __all__ = [
     "load_amazon_reviews",
     "load_p5_dataset",
     "load_rec_dataset",
+    "load_source",
     "load_tokenizer",
     "load_training_data",
     "mixture_draws",
     "numbering_of",
     "prompt_for",
     "push_rec_dataset",
+    "sample_users",
     "save_rec_dataset",
     "split_target",
     "training_history",

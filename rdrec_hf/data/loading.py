@@ -1,20 +1,18 @@
-"""Loading a dataset by name: the shared datasets (``all_beauty``, ``beauty``, ``sports``) or a prepared folder,
-with the options of `DataArguments` (one home for the training, evaluation and benchmark programs)."""
+"""Loading a dataset by name: the shared datasets (``all_beauty``, ``beauty``, ``sports``), a prepared folder or
+a raw source (read through :func:`rdrec_hf.data.sources.load_source`), with the options of `DataArguments` (one
+home for the training, evaluation and benchmark programs)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from datasets import DatasetDict
 
 from ..models.item_ids import ItemIndexing
 from ..paths import all_beauty_reviews, p5_dataset_dir, resolve_shared
-from .amazon import load_amazon_reviews
-from .p5 import load_p5_dataset
 from .schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, get_metadata
-from .storage import load_rec_dataset
+from .sources import SourceFormat, detect_source_format, load_source
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +26,9 @@ class DataArguments:
     dataset: str = field(
         default="all_beauty",
         metadata={
-            "help": "`all_beauty`, `beauty`, `sports` (the shared data) or the folder of a prepared/distilled "
-            "dataset (`rdrec-hf prepare` / `rdrec-hf distill`)."
+            "help": "`all_beauty`, `beauty`, `sports` (the shared data), the folder of a prepared/distilled "
+            "dataset (`rdrec-hf prepare` / `rdrec-hf distill`), or a raw source (a P5 folder, Amazon review JSON "
+            "lines) read with the options below."
         },
     )
     indexing: ItemIndexing = field(
@@ -77,16 +76,17 @@ def load_training_data(data_args: DataArguments) -> DatasetDict:
         "num_clusters": data_args.num_clusters,
         "max_cluster_size": data_args.max_cluster_size,
     }
-    if name == "all_beauty":
-        data = load_amazon_reviews(all_beauty_reviews(), **options)
-    elif name in SHARED_DATASETS:
-        data = load_p5_dataset(p5_dataset_dir(name), **options)
-    elif Path(name).is_dir():
-        data = load_rec_dataset(name)
-        if data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
-            logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
+    if name in SHARED_DATASETS:
+        data = load_source(all_beauty_reviews() if name == "all_beauty" else p5_dataset_dir(name), **options)
     else:
-        raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)} or a dataset folder")
+        try:
+            fmt = detect_source_format(name)
+        except FileNotFoundError:
+            raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)}, a dataset "
+                             "folder or a raw source (P5 folder, Amazon review JSON lines)") from None
+        data = load_source(name, fmt, **({} if fmt is SourceFormat.SAVED else options))
+        if fmt is SourceFormat.SAVED and data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
+            logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
     if data_args.user_limit is not None:
         data = first_users(data, data_args.user_limit)
     return data

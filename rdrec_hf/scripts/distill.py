@@ -13,7 +13,7 @@ from accelerate import PartialState
 from datasets import load_from_disk
 from trl import TrlParser
 
-from ..data import load_amazon_reviews
+from ..data.sources import load_source
 from ..teacher import DistillationConfig, RationaleGenerator
 from ..teacher.card import push_rationale_dataset, save_rationale_dataset
 from ..paths import resolve_shared
@@ -25,8 +25,8 @@ class DistillScriptArguments:
     """Input and output of the run (the run itself is configured by ``DistillationConfig``)."""
 
     dataset_path: str = field(
-        metadata={"help": "Reviews: Amazon review JSON lines (.json or .json.gz, read by "
-                          "rdrec_hf.data.load_amazon_reviews) or a folder written by save_to_disk "
+        metadata={"help": "Reviews: Amazon review JSON lines (.json or .json.gz) or a P5 folder (read by "
+                          "rdrec_hf.data.load_source), or a folder written by save_to_disk "
                           "(e.g. by `rdrec-hf prepare`)."}
     )
     save_path: str | None = field(
@@ -37,13 +37,14 @@ class DistillScriptArguments:
 
 
 def load_reviews(path: str):
-    """A saved dataset folder, or raw Amazon JSON lines loaded into the project schema."""
+    """A folder written by ``save_to_disk`` (a project dataset or a plain ``Dataset`` of reviews), or a raw
+    source (Amazon JSON lines, a P5 folder) loaded into the project schema."""
     path = resolve_shared(path)
     if not Path(path).exists():
         raise FileNotFoundError(f"dataset_path {path} does not exist")
-    if Path(path).is_dir():
+    if (Path(path) / "state.json").is_file() or (Path(path) / "dataset_dict.json").is_file():
         return load_from_disk(path)
-    return load_amazon_reviews(path)
+    return load_source(path)
 
 
 def make_parser(prog: str | None = None) -> TrlParser:
