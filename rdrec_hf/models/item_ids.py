@@ -137,8 +137,13 @@ class ItemIdScheme:
                 f"the tokenizer lacks the {self.indexing.value} item tokens (e.g. {missing[0]!r}); "
                 "add them with scheme.add_tokens(tokenizer, item_ids)"
             )
-        texts = [self.target_text(item_id) for item_id in item_ids]
-        return tokenizer(texts, add_special_tokens=self.ends_with_eos)["input_ids"]
+        if self.indexing.is_text:
+            texts = [self.target_text(item_id) for item_id in item_ids]
+            return tokenizer(texts, add_special_tokens=self.ends_with_eos)["input_ids"]
+        # New tokens are whole vocabulary entries: their ids directly (what tokenising the mention gives, without
+        # running the tokenizer over every target of every epoch's draw).
+        eos = [tokenizer.eos_token_id] if self.ends_with_eos else []
+        return [tokenizer.convert_tokens_to_ids(self.item_tokens(item_id)) + eos for item_id in item_ids]
 
     def add_tokens(self, tokenizer, item_ids: Sequence[str]) -> int:
         """Add the catalog's new tokens to `tokenizer` (in place); returns how many were new to it."""
