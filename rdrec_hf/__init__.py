@@ -1,7 +1,13 @@
 """rdrec-hf: RDRec (rationale distillation for LLM-based recommendation) for the Hugging Face ecosystem.
 
-Each layer adds its public names in its own section below.
+Each layer adds its public names in its own section below. The model layer is imported at once (it registers the
+``rdrec`` model type with the Auto classes); the data, teacher, evaluation and training layers when one of their
+names is first used (PEP 562), so ``import rdrec_hf`` and the ``rdrec-hf`` command do not load datasets, PEFT,
+TRL and the teacher's stack up front.
 """
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -20,7 +26,6 @@ from .models import (
     ItemIndexing,
     RDRecConfig,
     RDRecForConditionalGeneration,
-    rdrec_lora_config,
 )
 
 __all__ += [
@@ -32,75 +37,96 @@ __all__ += [
     "ItemIndexing",
     "RDRecConfig",
     "RDRecForConditionalGeneration",
-    "rdrec_lora_config",
 ]
 
-# --- data ---
-from .data import (
-    RDRecDataCollator,
-    build_eval_dataset,
-    build_training_dataset,
-    load_amazon_reviews,
-    load_p5_dataset,
-    load_rec_dataset,
-    load_tokenizer,
-    save_rec_dataset,
-)
+# --- LoRA, data, teacher, evaluation, training: imported on first use ---
+_LAZY_NAMES = {
+    "models": ("rdrec_lora_config",),  # imports PEFT
+    "data": (
+        "RDRecDataCollator",
+        "build_eval_dataset",
+        "build_training_dataset",
+        "load_amazon_reviews",
+        "load_p5_dataset",
+        "load_rec_dataset",
+        "load_tokenizer",
+        "save_rec_dataset",
+    ),
+    "teacher": (
+        "DistillationConfig",
+        "OpenAICompatibleTeacher",
+        "RationaleGenerator",
+        "TransformersTeacher",
+        "default_teacher_path",
+        "read_provenance",
+    ),
+    "evaluation": (
+        "EvaluationConfig",
+        "aggregate_seeds",
+        "evaluate_model",
+        "load_metric",
+        "plot_training_curves",
+        "ranking_metrics",
+        "text_generation_metrics",
+        "write_report",
+    ),
+    "training": (
+        "DataArguments",
+        "ModelArguments",
+        "RDRecTrainer",
+        "RDRecTrainingArguments",
+        "train_rdrec",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in names}
+__all__ += list(_MODULE_OF)
 
-__all__ += [
-    "RDRecDataCollator",
-    "build_eval_dataset",
-    "build_training_dataset",
-    "load_amazon_reviews",
-    "load_p5_dataset",
-    "load_rec_dataset",
-    "load_tokenizer",
-    "save_rec_dataset",
-]
+if TYPE_CHECKING:
+    from .models import rdrec_lora_config  # noqa: F401
+    from .data import (  # noqa: F401
+        RDRecDataCollator,
+        build_eval_dataset,
+        build_training_dataset,
+        load_amazon_reviews,
+        load_p5_dataset,
+        load_rec_dataset,
+        load_tokenizer,
+        save_rec_dataset,
+    )
+    from .teacher import (  # noqa: F401
+        DistillationConfig,
+        OpenAICompatibleTeacher,
+        RationaleGenerator,
+        TransformersTeacher,
+        default_teacher_path,
+        read_provenance,
+    )
+    from .evaluation import (  # noqa: F401
+        EvaluationConfig,
+        aggregate_seeds,
+        evaluate_model,
+        load_metric,
+        plot_training_curves,
+        ranking_metrics,
+        text_generation_metrics,
+        write_report,
+    )
+    from .training import (  # noqa: F401
+        DataArguments,
+        ModelArguments,
+        RDRecTrainer,
+        RDRecTrainingArguments,
+        train_rdrec,
+    )
 
-# --- teacher ---
-from .teacher import (
-    DistillationConfig,
-    OpenAICompatibleTeacher,
-    RationaleGenerator,
-    TransformersTeacher,
-    default_teacher_path,
-    read_provenance,
-)
 
-__all__ += [
-    "DistillationConfig",
-    "OpenAICompatibleTeacher",
-    "RationaleGenerator",
-    "TransformersTeacher",
-    "default_teacher_path",
-    "read_provenance",
-]
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # later uses skip this function
+    return value
 
-# --- evaluation ---
-from .evaluation import (
-    EvaluationConfig,
-    aggregate_seeds,
-    evaluate_model,
-    load_metric,
-    plot_training_curves,
-    ranking_metrics,
-    text_generation_metrics,
-    write_report,
-)
 
-__all__ += [
-    "EvaluationConfig",
-    "aggregate_seeds",
-    "evaluate_model",
-    "load_metric",
-    "plot_training_curves",
-    "ranking_metrics",
-    "text_generation_metrics",
-    "write_report",
-]
-
-# --- training ---
-from .training import DataArguments, ModelArguments, RDRecTrainer, RDRecTrainingArguments, train_rdrec
-
-__all__ += ["DataArguments", "ModelArguments", "RDRecTrainer", "RDRecTrainingArguments", "train_rdrec"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,7 +20,6 @@ from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing
 from .item_decoding import ItemDecoding, ItemGenerationOutput
 from .item_index import ITEM_INDEX_FILE, ItemIndex, ItemTrieLogitsProcessor
 from .modeling_rdrec import RDRecForConditionalGeneration
-from .peft_utils import rdrec_lora_config
 
 AutoConfig.register(RDRecConfig.model_type, RDRecConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RDRecConfig, RDRecForConditionalGeneration, exist_ok=True)
@@ -44,3 +43,12 @@ __all__ = [
     "RDRecForConditionalGeneration",
     "rdrec_lora_config",
 ]
+
+
+def __getattr__(name: str):
+    """``rdrec_lora_config`` on first use: it imports PEFT (and bitsandbytes), which inference never needs."""
+    if name == "rdrec_lora_config":
+        from .peft_utils import rdrec_lora_config
+
+        return rdrec_lora_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
