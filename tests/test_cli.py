@@ -127,12 +127,12 @@ def test_recommend_for_all_users_writes_jsonl_and_resumes(tiny_checkpoint, all_b
         assert not set(line["item_ids"]) & set(history_of[line["user_id"]])
         assert line["original_ids"] == [catalog.original_id(item) for item in line["item_ids"]]
         assert line["scores"] == sorted(line["scores"], reverse=True)
-    # An interruption: 300 complete lines and half of the next survive. The rerun redoes only the rest.
+    # An interruption: 900 complete lines and half of the next survive. The rerun redoes only the rest.
     complete = output.read_text(encoding="utf-8").splitlines(keepends=True)
-    output.write_text("".join(complete[:300]) + complete[300][:25], encoding="utf-8")
+    output.write_text("".join(complete[:900]) + complete[900][:25], encoding="utf-8")
     assert main([*command, "--users", "all"]) == 0
     summary = capsys.readouterr().out
-    assert "976 users in the file (300 resumed, 676 new" in summary and "interrupted last line was redone" in summary
+    assert "976 users in the file (900 resumed, 76 new" in summary and "interrupted last line was redone" in summary
     assert_same_lines(read_lines(output), lines)
     # A file of user ids; unknown ids and another k are user errors.
     wanted = tmp_path / "users.txt"
