@@ -1,8 +1,17 @@
-"""The four RDRec tasks (the enum is Hub code, :mod:`rdrec_hf.models.tasks`) and facts derived from them."""
+"""The RDRec tasks and their table of facts (Hub code, :mod:`rdrec_hf.models.tasks`) and counts derived from them."""
 
-from .models.tasks import Task
+from .models.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, TASK_SPECS, PromptSpec, RationaleKind, Task, TaskKind, TaskSpec
 
 NUM_TASKS = len(Task)
-RANKING_TASKS = (Task.SEQUENTIAL, Task.TOPN)  # targets are item ids; the others are text
 
-__all__ = ["NUM_TASKS", "RANKING_TASKS", "Task"]
+__all__ = [
+    "NUM_TASKS",
+    "RANKING_TASKS",
+    "TASK_MIXTURE_ORDER",
+    "TASK_SPECS",
+    "PromptSpec",
+    "RationaleKind",
+    "Task",
+    "TaskKind",
+    "TaskSpec",
+]

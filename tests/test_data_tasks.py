@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import re
 
@@ -30,7 +31,7 @@ from rdrec_hf.models.item_ids import MENTION_PATTERN
 from rdrec_hf.data.schema import item_id_scheme
 from rdrec_hf.evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir, t5_tokenizer_dir
-from rdrec_hf.tasks import Task
+from rdrec_hf.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, TASK_SPECS, PromptSpec, Task
 
 USER_MENTION = re.compile(r"user_(\d+)")
 ITEM_MENTION = re.compile(r"item_(\d+)")
@@ -471,3 +472,36 @@ def test_popularity_ranking():
     assert popular == ["2", "3", "1", "4", "5"]
     assert popularity_ranking(popular, history=["3"], k=3) == ["2", "1", "4"]
     assert popularity_ranking(popular, history=["2"], k=3, candidates=["5", "2", "1"]) == ["1", "5"]
+
+
+# ------------------------------------------------------------------------------------- the task table
+def test_every_task_has_a_consistent_spec():
+    assert set(TASK_SPECS) == set(Task) and TASK_MIXTURE_ORDER == tuple(TASK_SPECS)
+    assert RANKING_TASKS == (Task.SEQUENTIAL, Task.TOPN)
+    assert [task.spec.ranking_field for task in RANKING_TASKS] == ["history", "candidates"]
+    assert Task.RATIONALE.spec.prompt("item").target == "item_attribute"
+    sequential = Task.SEQUENTIAL.spec
+    with pytest.raises(ValueError, match="target column"):  # a ranking prompt's target is an item id
+        dataclasses.replace(sequential, prompts=(PromptSpec(("{history}",), ("history",), target="explanation"),))
+    with pytest.raises(ValueError, match="'history' or 'candidates'"):
+        dataclasses.replace(sequential, prompts=(PromptSpec(("user_{user}",), ("user_id",)),))
+    with pytest.raises(ValueError, match="distinct kinds"):
+        dataclasses.replace(Task.RATIONALE.spec, prompts=Task.RATIONALE.spec.prompts[:1] * 2)
+    with pytest.raises(ValueError, match="no user prompt"):
+        Task.EXPLANATION.spec.prompt("user")
+
+
+def test_builders_read_prompts_and_targets_from_the_task_table(all_beauty, t5_tokenizer, monkeypatch):
+    """A task's entry alone decides its templates and its target column: change them there and the training
+    mixture and the evaluation set follow, with nothing else edited."""
+    spec = Task.EXPLANATION.spec
+    monkeypatch.setitem(TASK_SPECS, Task.EXPLANATION, dataclasses.replace(
+        spec, prompts=(PromptSpec(("Summarise what user_{user} wrote on {item} .",), spec.prompts[0].fields,
+                                  target="review"),)))
+    train, _ = build_training_dataset(all_beauty, t5_tokenizer, {"explanation": 1}, seed=0, mode="unit_counts")
+    reviews = [row["review"] for row in all_beauty["reviews"] if row["split"] == "train" and row["review"]]
+    assert train.num_rows == len(reviews)
+    assert all(source.startswith("Summarise what user_") for source in train["source_text"])
+    assert sorted(train["target_text"]) == sorted(reviews)
+    evaluation = build_eval_dataset(all_beauty, "explanation", "test", t5_tokenizer, max_examples=20)
+    assert all(source.startswith("Summarise") for source in evaluation["source_text"])

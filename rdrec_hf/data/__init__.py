@@ -19,7 +19,8 @@ from .schema import (
 )
 from .sources import SourceFormat, detect_source_format, load_source
 from .storage import export_hub_folder, load_rec_dataset, push_rec_dataset, save_rec_dataset, upload_hub_folder
-from ..models.prompting import RationaleKind, encode_prompts, prompt_for, whole_word_ids
+from ..models.prompting import encode_prompts, prompt_for, whole_word_ids
+from ..models.tasks import RationaleKind
 from .tokenization import load_tokenizer
 
 __all__ = [

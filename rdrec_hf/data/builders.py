@@ -1,6 +1,8 @@
-"""Task builders: tokenised training mixtures and evaluation sets of the four RDRec tasks.
+"""Task builders: tokenised training mixtures and evaluation sets of the RDRec tasks.
 
-Training (:func:`build_training_dataset`) only ever reads the training part of the leave-one-out split:
+Every task is read from its :class:`rdrec_hf.models.tasks.TaskSpec` (its kind, prompts, units and targets);
+no task is named here. Training (:func:`build_training_dataset`) only ever reads the training part of the
+leave-one-out split; for the four RDRec tasks:
 
 - ``SEQUENTIAL``: per user, a random contiguous segment of the training history (``items[:-2]``), drawn as
   the reference code does (start uniform, then end uniform after it); its last item is the target, the up
@@ -38,9 +40,9 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
-from ..tasks import RANKING_TASKS, Task
 from ..models.item_ids import ItemIdScheme
-from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, RationaleKind, encode_prompts, prompt_for, sample_prompt
+from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, encode_prompts, prompt_for, sample_prompt
+from ..tasks import RANKING_TASKS, TASK_SPECS, Task, TaskKind, TaskSpec
 from .schema import (
     ITEMS,
     REVIEWS,
@@ -57,12 +59,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TARGET_LENGTH = 64
 USABLE_RATIONALE_STATUSES = ("ok", "repaired")
-RATIONALE_TARGET = {RationaleKind.USER: "user_preference", RationaleKind.ITEM: "item_attribute"}
-
 
 RANKING_TASK_IDS = tuple(int(task) for task in RANKING_TASKS)
 # The reference's `AllBatchify` sizes an epoch by the first task of this order that is in the mixture.
-EPOCH_DEFINING_ORDER = (Task.EXPLANATION, Task.RATIONALE, Task.SEQUENTIAL, Task.TOPN)
+EPOCH_DEFINING_ORDER = tuple(sorted(TASK_SPECS, key=lambda task: TASK_SPECS[task].epoch_priority))
 
 
 class MixtureMode(str, Enum):
@@ -151,25 +151,26 @@ def _reviews_of_split(data: DatasetDict, split: str) -> list[dict]:
     return keep.to_list()
 
 
+def _review_records(rows: list[dict], spec: TaskSpec) -> list[tuple[str, str, tuple]]:
+    """``(user_id, item_id, ((prompt, target), ...))`` of each review row with a target for at least one of the
+    text task's prompts (in the spec's order; only usable rationales where the task needs them)."""
+    records = []
+    for row in rows:
+        if spec.needs_rationale and row["rationale_status"] not in USABLE_RATIONALE_STATUSES:
+            continue
+        targets = tuple((prompt, row[prompt.target]) for prompt in spec.prompts if row[prompt.target])
+        if targets:
+            records.append((row["user_id"], row["item_id"], targets))
+    return records
+
+
 def _training_units(data: DatasetDict, task: Task) -> list:
     """What one example of ``task`` is drawn from: users (ranking tasks) or training reviews (text tasks)."""
-    users = data[USERS]
-    if task is Task.SEQUENTIAL:  # a target needs at least one training item before it
-        return [(u, items) for u, items in zip(users["user_id"], users["items"]) if len(items) >= 4]
-    if task is Task.TOPN:
-        return list(zip(users["user_id"], users["items"]))
-    if REVIEWS not in data:
-        return []
-    train_rows = _reviews_of_split(data, TRAIN)
-    if task is Task.EXPLANATION:
-        return [(row["user_id"], row["item_id"], row["explanation"]) for row in train_rows if row["explanation"]]
-    records = []  # (user, item, ((kind, target), ...)): one record gives its user and its item prompt
-    for row in train_rows:
-        if row["rationale_status"] in USABLE_RATIONALE_STATUSES:
-            targets = tuple((kind, row[column]) for kind, column in RATIONALE_TARGET.items() if row[column])
-            if targets:
-                records.append((row["user_id"], row["item_id"], targets))
-    return records
+    spec = task.spec
+    if spec.kind is TaskKind.RANKING:
+        users = data[USERS]
+        return [(u, items) for u, items in zip(users["user_id"], users["items"]) if len(items) >= spec.min_user_items]
+    return _review_records(_reviews_of_split(data, TRAIN), spec) if REVIEWS in data else []
 
 
 def mixture_draws(units: Mapping[Task, int], weights: Mapping[Task, float], mode: MixtureMode) -> dict[Task, int]:
@@ -214,28 +215,26 @@ def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> 
 def _training_examples(
     task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme, sequential_targets: int = 1
 ):
-    """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a rationale record's one or
-    two (user, item). Top-N draws with its negatives. A sequential target is the item after the segment, or
-    the up to ``sequential_targets`` training items after it, space-separated."""
-    if task is Task.SEQUENTIAL:
-        user_id, items = unit
-        history = training_history(items)
-        start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
-        end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
-        target = " ".join(history[end : end + sequential_targets])  # training items only: the split's rule
-        return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), target)]
-    if task is Task.TOPN:
-        user_id, items = unit
-        positive = rng.choice(training_history(items))
+    """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a review record's one per prompt
+    (a rationale record's user and item). A candidates prompt draws a training item among its negatives. A
+    history prompt's target is the item after a random segment, or the up to ``sequential_targets`` training
+    items after it, space-separated."""
+    spec = task.spec
+    if spec.kind is TaskKind.TEXT:
+        user_id, item_id, targets = unit
+        return [(sample_prompt(rng, task, prompt.kind, user_id=user_id, item_id=item_id, scheme=scheme), target)
+                for prompt, target in targets]
+    user_id, items = unit
+    history = training_history(items)
+    if spec.ranks_candidates:
+        positive = rng.choice(history)
         candidates = [str(i) for i in negatives] + [positive]
         rng.shuffle(candidates)
         return [(sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive)]
-    if task is Task.EXPLANATION:
-        user_id, item_id, explanation = unit
-        return [(sample_prompt(rng, task, user_id=user_id, item_id=item_id, scheme=scheme), explanation)]
-    user_id, item_id, targets = unit
-    return [(sample_prompt(rng, task, kind, user_id=user_id, item_id=item_id, scheme=scheme), target)
-            for kind, target in targets]
+    start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
+    end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
+    target = " ".join(history[end : end + sequential_targets])  # training items only: the split's rule
+    return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), target)]
 
 
 def build_training_dataset(
@@ -298,7 +297,7 @@ def build_training_dataset(
     units_of = {}
     for task in sorted(task for task, weight in weights.items() if weight > 0):
         units = _training_units(data, task)
-        if mode is MixtureMode.UNIT_COUNTS and task is Task.RATIONALE:  # a unit per prompt, not per record
+        if mode is MixtureMode.UNIT_COUNTS and task.spec.kind is TaskKind.TEXT:  # a unit per prompt, not per record
             units = [(user_id, item_id, (target,)) for user_id, item_id, targets in units for target in targets]
         if units:
             units_of[task] = units
@@ -315,7 +314,7 @@ def build_training_dataset(
             order.extend(rng.sample(range(len(units)), len(units)))
         order = order[:count]
         negatives = [None] * count
-        if task is Task.TOPN:
+        if task.spec.ranks_candidates:
             excludes = [{int(item) for item in units[index][1]} for index in order]
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
         progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
@@ -369,7 +368,8 @@ def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme
     """Untokenised evaluation columns of a ranking task for the given users."""
     negatives_column = "valid_negatives" if split == "validation" else "test_negatives"
     columns: dict[str, list] = {name: [] for name in ("user_id", "target_item", "history", "source_text")}
-    if task is Task.TOPN:
+    ranks_candidates = task.spec.ranks_candidates
+    if ranks_candidates:
         columns["candidates"] = []
         if users.num_rows and not any(users[negatives_column]):
             raise ValueError(f"no user of this dataset has {negatives_column}: top-N would rank the target alone "
@@ -379,7 +379,7 @@ def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme
         columns["user_id"].append(user_id)
         columns["target_item"].append(target)
         columns["history"].append(history)
-        if task is Task.TOPN:
+        if ranks_candidates:
             candidates = [target, *negatives]
             random.Random(f"{seed}:{user_id}").shuffle(candidates)  # independent of which users are sampled
             columns["candidates"].append(candidates)
@@ -391,31 +391,25 @@ def _ranking_eval_rows(users: Dataset, task: Task, split: str, seed: int, scheme
 
 
 def _text_eval_rows(data: DatasetDict, task: Task, split: str, scheme: ItemIdScheme) -> dict[str, list]:
-    """Untokenised evaluation columns of a text task from the reviews of ``split``."""
+    """Untokenised evaluation columns of a text task from the reviews of ``split``; a task with several prompt
+    kinds adds ``rationale_kind``."""
     split_target(["", ""], split)  # validates the split name
     if REVIEWS not in data:
         raise ValueError(f"task {task.name.lower()} needs a 'reviews' split; this dataset has none")
+    spec = task.spec
     columns: dict[str, list] = {name: [] for name in ("user_id", "item_id", "source_text", "target_text")}
-    kinds = [None] if task is Task.EXPLANATION else list(RationaleKind)
-    if task is Task.RATIONALE:
+    has_kinds = any(prompt.kind is not None for prompt in spec.prompts)
+    if has_kinds:
         columns["rationale_kind"] = []
-    for row in _reviews_of_split(data, split):
-        for kind in kinds:
-            if kind is None:
-                target = row["explanation"]
-            elif row["rationale_status"] in USABLE_RATIONALE_STATUSES:
-                target = row[RATIONALE_TARGET[kind]]
-            else:
-                target = None
-            if not target:
-                continue
-            columns["user_id"].append(row["user_id"])
-            columns["item_id"].append(row["item_id"])
+    for user_id, item_id, targets in _review_records(_reviews_of_split(data, split), spec):
+        for prompt, target in targets:
+            columns["user_id"].append(user_id)
+            columns["item_id"].append(item_id)
             columns["source_text"].append(
-                prompt_for(task, user_id=row["user_id"], item_id=row["item_id"], kind=kind, scheme=scheme))
+                prompt_for(task, user_id=user_id, item_id=item_id, kind=prompt.kind, scheme=scheme))
             columns["target_text"].append(target)
-            if kind is not None:
-                columns["rationale_kind"].append(kind.value)
+            if has_kinds:
+                columns["rationale_kind"].append(prompt.kind.value)
     if not columns["target_text"]:
         raise ValueError(f"no {split} examples for task {task.name.lower()} (no reviews / rationales there)")
     return columns
@@ -451,7 +445,7 @@ def build_eval_dataset(
     """
     task = Task.parse(task)
     scheme = item_id_scheme(data)
-    if task in (Task.SEQUENTIAL, Task.TOPN):
+    if task.spec.kind is TaskKind.RANKING:
         rows = data[USERS]
         if users is not None:
             rows = rows.select(_positions_of_users(rows["user_id"], users))

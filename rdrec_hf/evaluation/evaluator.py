@@ -36,16 +36,13 @@ from tqdm.auto import tqdm
 from ..data import RDRecDataCollator, build_eval_dataset, sample_users, training_history
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..models import ItemIndex
-from ..tasks import RANKING_TASKS, Task
+from ..tasks import RANKING_TASKS, Task, TaskKind
 from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from .protocols import EvalProtocol
 from .ranking import DEFAULT_KS, ranking_metrics
 from .text_metrics import text_generation_metrics
 
 logger = logging.getLogger(__name__)
-
-TEXT_TASKS = (Task.EXPLANATION, Task.RATIONALE)
-
 
 # The reference scripts' decoding settings (seq.py, topn.py, exp.py), one home for each.
 PAPER_SEQUENTIAL_GENERATION = dict(num_beams=20, num_return_sequences=15, length_penalty=1.0, early_stopping=True)
@@ -109,7 +106,7 @@ class EvaluationConfig:
         self.ks = sorted(int(k) for k in self.ks)
         if not self.ks or self.ks[0] < 1 or len(set(self.ks)) != len(self.ks):
             raise ValueError(f"EvaluationConfig: ks must be distinct positive integers, got {self.ks}")
-        if Task.SEQUENTIAL in self.tasks and self.num_beams < self.ks[-1]:
+        if any(task.spec.ranking_field == "history" for task in self.tasks) and self.num_beams < self.ks[-1]:
             raise ValueError(
                 f"EvaluationConfig: num_beams={self.num_beams} cannot return the top {self.ks[-1]} items; "
                 f"use num_beams >= max(ks)"
@@ -168,7 +165,7 @@ def evaluate_model(
     results: dict[str, dict] = {}
     for task in config.tasks:
         name = task.name.lower()
-        if task in RANKING_TASKS:
+        if task.spec.kind is TaskKind.RANKING:
             dataset = build_eval_dataset(data, task, config.split, tokenizer, users=users, seed=config.seed)
             if protocol is EvalProtocol.PROJECT:
                 results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
@@ -224,7 +221,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
     missing_ids = 0
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
         inputs = _model_inputs(rows, collator, model.device)
-        if task is Task.SEQUENTIAL:
+        if not task.spec.ranks_candidates:
             output = model.generate(
                 **inputs,
                 item_index=item_index,
@@ -245,7 +242,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
     targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
-    if task is Task.SEQUENTIAL:
+    if not task.spec.ranks_candidates:
         results["protocol"] = (
             f"Full ranking over the {catalog_size:,}-item catalog, the user's history excluded; the model "
             + (
@@ -264,7 +261,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
 def _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k) -> None:
     """Append the leak rule's and popularity's top ``top_k`` for ``rows`` (top-N: among their candidates)."""
     for row in rows:
-        catalog = catalog_size if task is Task.SEQUENTIAL else row["candidates"]
+        catalog = row["candidates"] if task.spec.ranks_candidates else catalog_size
         rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
         rankings["popularity"].append(popularity_ranking(popular_items, row["history"], top_k, row.get("candidates")))
 
@@ -272,7 +269,7 @@ def _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, to
 def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data, config, collator, show_progress) -> dict:
     """The reference's ranking evaluation: free beams parsed into catalog ids (see the module docstring)."""
     top_k = config.ks[-1]
-    generation = PAPER_SEQUENTIAL_GENERATION if task is Task.SEQUENTIAL else PAPER_TOPN_GENERATION
+    generation = PAPER_TOPN_GENERATION if task.spec.ranks_candidates else PAPER_SEQUENTIAL_GENERATION
     returned = generation["num_return_sequences"]
     catalog_size = data[ITEMS].num_rows
     popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
@@ -282,7 +279,7 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
         sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
         generated = _generated_items(sequences, item_index, tokenizer)
         for index, row in enumerate(rows):
-            allowed = set(row["candidates"]) if task is Task.TOPN else None
+            allowed = set(row["candidates"]) if task.spec.ranks_candidates else None
             history = set(row["history"])
             ranked: list[str | None] = []
             for item in generated[index * returned:(index + 1) * returned]:
@@ -292,7 +289,7 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
                 elif allowed is not None and item not in allowed:
                     outside += 1
                     item = None
-                elif task is Task.SEQUENTIAL and item in history:  # seq.py drops these after the search
+                elif allowed is None and item in history:  # seq.py drops these after the search
                     removed += 1
                     continue
                 ranked.append(item)  # a None keeps its rank as a miss
@@ -302,7 +299,7 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
     results["invalid_share"] = invalid / outputs  # generated sequences that are no catalog id (misses)
-    if task is Task.SEQUENTIAL:
+    if not task.spec.ranks_candidates:
         results["history_share"] = removed / outputs  # catalog ids of the user's history, removed
         results["protocol"] = (
             f"The paper's: free beam search ({generation['num_beams']} beams, {returned} returned, length penalty "
@@ -382,7 +379,6 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
     # truncated like the training labels), and BLEU splits both texts on whitespace.
     references = tokenizer.batch_decode(list(dataset["labels"]), skip_special_tokens=True)
     identity_columns = [name for name in ("user_id", "item_id", "rationale_kind") if name in dataset.column_names]
-    target = "explanations" if task is Task.EXPLANATION else "teacher rationales"
     samples = [
         {**{name: row[name] for name in identity_columns}, "generated": prediction, "reference": reference}
         for row, prediction, reference in zip(
@@ -392,7 +388,7 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
     return {
         "model": text_generation_metrics(predictions, references),
         "num_examples": len(references),
-        "protocol": f"{decoding}, scored against the {config.split} reviews' {target} (tokenised and decoded "
+        "protocol": f"{decoding}, scored against the {config.split} reviews' {task.spec.target_description} (tokenised and decoded "
         "back, as the paper's scripts do).",
         "samples": samples,
     }

@@ -1,11 +1,14 @@
 """Configuration of the RDRec student: a T5 with whole-word embeddings and per-task soft prompts.
 
-Hub custom code: this file imports only ``transformers`` (it is copied beside saved checkpoints).
+Hub custom code: this file imports only ``transformers`` and its sibling ``tasks.py`` (it is copied beside saved
+checkpoints).
 """
 
 from __future__ import annotations
 
 from transformers import T5Config
+
+from .tasks import Task
 
 # Architecture presets. "t5-small" has the dimensions of the checkpoint the paper starts from.
 SIZE_PRESETS: dict[str, dict[str, int]] = {
@@ -22,7 +25,7 @@ class RDRecConfig(T5Config):
     r"""Configuration of [`RDRecForConditionalGeneration`]: every `T5Config` field plus
 
     Args:
-        num_tasks (`int`, defaults to 4):
+        num_tasks (`int`, defaults to the number of `Task`s, 4):
             Number of tasks with their own soft prompts; the model's `task_id` lies in `[0, num_tasks)`
             (`rdrec_hf.Task` values: sequential, top-N, explanation, rationale).
         prompts_per_task (`int`, defaults to 3):
@@ -39,7 +42,7 @@ class RDRecConfig(T5Config):
 
     def __init__(
         self,
-        num_tasks: int = 4,
+        num_tasks: int = len(Task),
         prompts_per_task: int = 3,
         max_whole_words: int = 512,
         vocab_size: int = T5_VOCAB_SIZE,

@@ -1,10 +1,9 @@
-"""Prompts of the four RDRec tasks and their encoding: what the student is asked, as text and as model inputs.
+"""Prompts of the RDRec tasks and their encoding: what the student is asked, as text and as model inputs.
 
 Hub custom code: this file imports only ``torch`` and its sibling files (it is copied beside saved
 checkpoints, so an Inference Endpoints handler builds the same prompts without the package installed).
 
-Templates (own wording, the paper's structure):
-
+Templates (own wording, the paper's structure) are each task's :class:`rdrec_hf.models.tasks.PromptSpec`s.
 Training samples one of several templates per task (from a seeded generator); evaluation and inference
 always use the first template of each list (:func:`prompt_for`), which is also among the training ones.
 Users appear as ``user_<id>``; items as their item-id scheme's mention (``item_<id>`` for numbers as text,
@@ -23,55 +22,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from enum import Enum
 
 import torch
 
 from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing
-from .tasks import Task
+from .tasks import RationaleKind, Task
 
 MAX_HISTORY_ITEMS = 20  # the paper's sequential window
 DEFAULT_MAX_SOURCE_LENGTH = 512  # the longest beauty top-N prompt (100 candidates) takes 419 T5 tokens
 TEXT_IDS = ItemIdScheme(ItemIndexing.RANDOM)  # numbers as text: the mention rule of sequential and random
-
-
-class RationaleKind(str, Enum):
-    """Which side a rationale prompt asks about."""
-
-    USER = "user"  # -> user_preference
-    ITEM = "item"  # -> item_attribute
-
-
-SEQUENTIAL_TEMPLATES = (
-    "user_{user} bought these items in this order: {history} . Which item comes next?",
-    "Purchase history of user_{user}: {history} . Predict the next purchase.",
-    "Here are the items user_{user} chose so far: {history} . Recommend the next one.",
-    "Given that user_{user} purchased {history} , what will the user buy next?",
-    "user_{user} history {history}",
-)
-TOPN_TEMPLATES = (
-    "Which of these items should be recommended to user_{user}? {candidates}",
-    "Choose the one item user_{user} would like most from: {candidates}",
-    "Candidates for user_{user}: {candidates} . Pick the best one.",
-    "user_{user} candidates {candidates}",
-)
-EXPLANATION_TEMPLATES = (
-    "Explain why user_{user} chose {item} .",
-    "Write the reason user_{user} would give for {item} .",
-    "What does user_{user} say about {item} ?",
-    "user_{user} {item}",
-)
-RATIONALE_TEMPLATES = {
-    RationaleKind.USER: (
-        "Describe the preferences of user_{user} .",
-        "What does user_{user} like?",
-    ),
-    RationaleKind.ITEM: (
-        "Describe the attributes of {item} .",
-        "What is {item} like?",
-    ),
-}
-TEMPLATES = {Task.SEQUENTIAL: SEQUENTIAL_TEMPLATES, Task.TOPN: TOPN_TEMPLATES, Task.EXPLANATION: EXPLANATION_TEMPLATES}
 
 
 def mention_list(items: Sequence[str], scheme: ItemIdScheme = TEXT_IDS) -> str:
@@ -81,11 +40,7 @@ def mention_list(items: Sequence[str], scheme: ItemIdScheme = TEXT_IDS) -> str:
 
 def templates_for(task: Task, kind: RationaleKind | None = None) -> tuple[str, ...]:
     """The training templates of a task (a rationale ``kind`` is required for ``Task.RATIONALE``)."""
-    if Task(task) is Task.RATIONALE:
-        if kind is None:
-            raise ValueError("Task.RATIONALE needs kind=RationaleKind.USER or RationaleKind.ITEM")
-        return RATIONALE_TEMPLATES[RationaleKind(kind)]
-    return TEMPLATES[Task(task)]
+    return Task(task).spec.prompt(kind).templates
 
 
 def render(
@@ -126,19 +81,13 @@ def prompt_for(
     Raises ``ValueError`` when a field the task needs is missing.
     """
     task = Task.parse(task)
-    if task is Task.RATIONALE and kind is None:
-        raise ValueError("a rationale prompt needs kind=RationaleKind.USER or RationaleKind.ITEM")
-    kind = RationaleKind(kind) if kind is not None else None
-    needed = {
-        Task.SEQUENTIAL: {"user_id": user_id, "history": history},
-        Task.TOPN: {"user_id": user_id, "candidates": candidates},
-        Task.EXPLANATION: {"user_id": user_id, "item_id": item_id},
-        Task.RATIONALE: {"user_id": user_id} if kind is RationaleKind.USER else {"item_id": item_id},
-    }[task]
+    prompt = task.spec.prompt(kind)
+    given = {"user_id": user_id, "history": history, "item_id": item_id, "candidates": candidates}
+    needed = {name: given[name] for name in prompt.fields}
     missing = [name for name, value in needed.items() if value is None or (not isinstance(value, str) and not value)]
     if missing:
         raise ValueError(f"prompt for {task.name.lower()} needs {missing}")
-    return render(templates_for(task, kind)[0], user_id, history, item_id, candidates, scheme)
+    return render(prompt.templates[0], user_id, history, item_id, candidates, scheme)
 
 
 # ------------------------------------------------------------------------------------- encoding

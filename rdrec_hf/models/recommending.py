@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from .item_index import ItemIndex
-from .prompting import RationaleKind, prompt_for
-from .tasks import Task
+from .prompting import prompt_for
+from .tasks import RationaleKind, Task
 
 ANONYMOUS_USER = "0"  # project user ids start at 1, so `user_0` is a mention no training user has
 MAX_EXPLANATION_TOKENS = 48

@@ -10,8 +10,8 @@ from datasets import DatasetDict
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..paths import hub_card_template
-from ..tasks import Task
-from .rdrec_config import TASK_MIXTURE_ORDER, RDRecTrainingArguments
+from ..tasks import TASK_MIXTURE_ORDER, Task
+from .rdrec_config import RDRecTrainingArguments
 
 SPEED_SUFFIXES = ("_runtime", "_per_second")
 MODEL_CARD_TEMPLATE = hub_card_template("model_card.md")

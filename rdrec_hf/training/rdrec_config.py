@@ -23,10 +23,7 @@ from transformers.trainer_utils import IntervalStrategy
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode
 from ..models.peft_utils import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
-from ..tasks import RANKING_TASKS, Task
-
-TASK_MIXTURE_ORDER: tuple[Task, ...] = (Task.EXPLANATION, Task.SEQUENTIAL, Task.RATIONALE, Task.TOPN)
-"""Order of the ratios in ``task_mixture``: explanation:sequential:rationale:top-N, as the paper writes it."""
+from ..tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, Task
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +68,7 @@ def parse_task_mixture(text: str) -> dict[Task, float]:
     wrong number of fields, a non-number, a negative ratio or all ratios zero.
     """
     parts = str(text).split(":")
-    order = ":".join("topn" if task is Task.TOPN else task.name.lower() for task in TASK_MIXTURE_ORDER)
+    order = ":".join(task.spec.name for task in TASK_MIXTURE_ORDER)
     if len(parts) != len(TASK_MIXTURE_ORDER):
         raise ValueError(f"task_mixture {text!r} must have {len(TASK_MIXTURE_ORDER)} ratios ({order})")
     try:
