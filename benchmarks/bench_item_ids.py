@@ -6,7 +6,8 @@ recipes/beauty/evaluation/config_item_ids.yaml (a seeded sample of 5,000 test us
 rule on the same users), through the programs of `rdrec-hf train --seeds` / `rdrec-hf evaluate --seeds`.
 SASRec under the same budget on the same users comes from `benchmarks/bench_quality.py --wall-budget-s 1800
 --test-users 5000 --output benchmarks/results/sasrec_item_ids.json`. Runs go to runs/beauty/item-ids/<scheme>; an evaluated folder is read
-back, so the command resumes. Writes benchmarks/results/item_ids.{json,md}:
+back, so the command resumes. Writes benchmarks/results/item_ids.{json,md}; the schemes an earlier invocation
+wrote there and this one does not run stay in the table (with their own seeds):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_item_ids.py --schemes independent --seeds 42 43
 """
@@ -61,6 +62,16 @@ def sasrec_under_budget(path: Path, num_users: int) -> dict | None:
     return run if run.get("test_users") == num_users else None
 
 
+def earlier_schemes(path: Path, schemes: list[str]) -> dict:
+    """The results file's entries of the schemes other than ``schemes``: ``{scheme: (result, minutes, seeds)}``."""
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    seeds_of = summary.get("seeds_of", {})
+    return {scheme: (result, summary["training_minutes"][scheme], seeds_of.get(scheme, summary["seeds"]))
+            for scheme, result in summary["results"].items() if scheme not in schemes}
+
+
 def main(args: argparse.Namespace) -> dict:
     results, minutes = {}, {}
     for scheme in args.schemes:
@@ -75,10 +86,19 @@ def main(args: argparse.Namespace) -> dict:
             )["project"])  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
-    return report(args, results, minutes)
+    seeds_of = dict.fromkeys(results, args.seeds)
+    for scheme, (result, scheme_minutes, seeds) in earlier_schemes(results_path(args.variant), args.schemes).items():
+        results[scheme], minutes[scheme], seeds_of[scheme] = result, scheme_minutes, seeds
+    order = [scheme.value for scheme in ItemIndexing]
+    results = {scheme: results[scheme] for scheme in sorted(results, key=order.index)}
+    return report(args, results, minutes, seeds_of)
 
 
-def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
+def results_path(variant: str | None) -> Path:
+    return RESULTS_DIR / (f"item_ids_{variant}.json" if variant else "item_ids.json")
+
+
+def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dict) -> dict:
     users = next(num_examples(result, "sequential") for result in results.values())
     sasrec = sasrec_under_budget(args.sasrec, users)
     popularity = next(iter(results.values()))["sequential"]["popularity"]["ndcg@10"]
@@ -87,7 +107,7 @@ def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
     lines = [
         f"Item-id schemes, beauty, leak-free ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC); sequential "
         f"recommendation on a seeded sample of {users:,} test users (full ranking, history excluded); student "
-        f"rows: mean ± sample std over seeds {', '.join(map(str, args.seeds))}.",
+        "rows: mean ± sample std over their seeds (the last column).",
         "",
         "| system | " + " | ".join(metric.upper() for metric in METRICS) + " | per-seed NDCG@10 |",
         "|---|" + "---:|" * (len(METRICS) + 1),
@@ -97,7 +117,8 @@ def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
         per_seed = result["sequential"]["model"]["ndcg@10"].get("values", [])
         verdicts[scheme] = bool(per_seed) and min(per_seed) >= bar
         cells = " | ".join(metric_cell(result, "sequential", metric) for metric in METRICS)
-        lines.append(f"| student, {scheme} | {cells} | {', '.join(f'{v:.4f}' for v in per_seed)} |")
+        seeds = ", ".join(f"{v:.4f} (seed {seed})" for seed, v in zip(seeds_of[scheme], per_seed))
+        lines.append(f"| student, {scheme} | {cells} | {seeds} |")
     first = next(iter(results.values()))
     for system, name in (("popularity", "popularity"), ("leak_rule", "leak rule")):
         cells = " | ".join(metric_cell(first, "sequential", metric, system) for metric in METRICS)
@@ -111,15 +132,16 @@ def report(args: argparse.Namespace, results: dict, minutes: dict) -> dict:
     if args.variant:
         lines.insert(1, f"Variant {args.variant!r}: training options {' '.join(args.train_args)}.")
     summary = {
-        "variant": args.variant, "train_args": args.train_args, "seeds": args.seeds, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
+        "variant": args.variant, "train_args": args.train_args, "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
+        "seeds_of": seeds_of, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
         "bar_met": verdicts, "sasrec": None if sasrec is None else {
             "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],
             "command": sasrec["command"]},
     }
     RESULTS_DIR.mkdir(exist_ok=True)
-    name = f"item_ids_{args.variant}" if args.variant else "item_ids"
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS_DIR / f"{name}.md").write_text("\n".join(lines) + "\n")
+    path = results_path(args.variant)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return summary
 
