@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 import logging
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
