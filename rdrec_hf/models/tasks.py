@@ -79,8 +79,8 @@ class TaskSpec:
     task: Task
     kind: TaskKind
     prompts: tuple[PromptSpec, ...]
-    target_description: str  # what the references are, in evaluation reports: "explanations"
     epoch_priority: int  # batch-share mixtures size the epoch by the present task with the lowest value
+    target_description: str | None = None  # text tasks: what the references are, in reports ("explanations")
     min_user_items: int = 0  # ranking tasks: users with fewer items (all splits) give no training unit
     needs_rationale: bool = False  # text tasks: only reviews whose teacher rationale is usable give units
 
@@ -92,15 +92,12 @@ class TaskSpec:
                 raise ValueError(f"{self.task.name}: a prompt needs at least one template")
             if (prompt.target is None) != (self.kind is TaskKind.RANKING):
                 raise ValueError(f"{self.task.name}: text prompts name their target column, ranking prompts do not")
+        if (self.target_description is None) != (self.kind is TaskKind.RANKING):
+            raise ValueError(f"{self.task.name}: a text task (only) describes its references (target_description)")
         if self.kind is TaskKind.RANKING and (len(self.prompts) != 1 or self.ranking_field is None):
             raise ValueError(f"{self.task.name}: a ranking task has one prompt with 'history' or 'candidates'")
         if len({prompt.kind for prompt in self.prompts}) != len(self.prompts):
             raise ValueError(f"{self.task.name}: several prompts need distinct kinds")
-
-    @property
-    def name(self) -> str:
-        """The task's name in mixtures, configs and reports (``"topn"``)."""
-        return self.task.name.lower()
 
     @property
     def ranking_field(self) -> str | None:
@@ -148,7 +145,7 @@ TASK_SPECS: dict[Task, TaskSpec] = {
                 "Given that user_{user} purchased {history} , what will the user buy next?",
                 "user_{user} history {history}",
             ), fields=("user_id", "history")),),
-            target_description="held-out items", epoch_priority=2,
+            epoch_priority=2,
             min_user_items=4,  # two training items: a segment of one and the item after it
         ),
         TaskSpec(
@@ -173,7 +170,7 @@ TASK_SPECS: dict[Task, TaskSpec] = {
                 "Candidates for user_{user}: {candidates} . Pick the best one.",
                 "user_{user} candidates {candidates}",
             ), fields=("user_id", "candidates")),),
-            target_description="held-out items", epoch_priority=3,
+            epoch_priority=3,
         ),
     )
 }  # fmt: skip

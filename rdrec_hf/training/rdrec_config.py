@@ -66,7 +66,7 @@ def parse_task_mixture(text: str) -> dict[Task, float]:
     wrong number of fields, a non-number, a negative ratio or all ratios zero.
     """
     parts = str(text).split(":")
-    order = ":".join(task.spec.name for task in TASK_MIXTURE_ORDER)
+    order = ":".join(task.name.lower() for task in TASK_MIXTURE_ORDER)
     if len(parts) != len(TASK_MIXTURE_ORDER):
         raise ValueError(f"task_mixture {text!r} must have {len(TASK_MIXTURE_ORDER)} ratios ({order})")
     try:
