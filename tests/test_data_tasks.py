@@ -14,6 +14,7 @@ from rdrec_hf.data import (
     MixtureMode,
     RDRecDataCollator,
     RationaleKind,
+    SegmentStart,
     build_eval_dataset,
     build_training_dataset,
     encode_prompts,
@@ -137,6 +138,29 @@ def test_sequential_examples_are_contiguous_training_segments(beauty, beauty_tra
         assert 2 <= len(segment) <= 21
         starts = [i for i in range(len(history)) if history[i : i + len(segment)] == segment]
         assert starts, (segment, history)
+
+
+def test_first_item_segments_are_prefixes_of_the_training_history(all_beauty, t5_tokenizer):
+    """`segment_start=first`: each prompt holds the (up to 20) training items right before its target, from the
+    history's first; the targets cover every position after the first, which uniform starts reach too."""
+    prefixes, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0,
+                                         mode="unit_counts", segment_start=SegmentStart.FIRST)
+    uniform, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0, mode="unit_counts")
+    sequences = dict(zip(all_beauty["users"]["user_id"], all_beauty["users"]["items"]))
+    shorter = 0
+    for prefix_row, uniform_row in zip(prefixes, uniform):
+        (user,) = USER_MENTION.findall(prefix_row["source_text"])
+        history = training_history(sequences[user])
+        prompt = ITEM_MENTION.findall(prefix_row["source_text"])
+        end = history.index(prefix_row["target_text"])
+        assert end >= 1 and prompt == history[max(0, end - 20):end], (prompt, prefix_row["target_text"], history)
+        (user,) = USER_MENTION.findall(uniform_row["source_text"])
+        end = training_history(sequences[user]).index(uniform_row["target_text"])
+        shorter += len(ITEM_MENTION.findall(uniform_row["source_text"])) < min(end, 20)
+    assert shorter > 0  # uniform starts leave older items out of some prompts; prefixes never do
+    assert prefixes.num_rows == uniform.num_rows
+    with pytest.raises(ValueError, match="'last' is not a valid SegmentStart"):
+        build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 1.0}, segment_start="last")
 
 
 def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenizer):

@@ -2,7 +2,7 @@
 builders, whole-word ids and the collator. See :mod:`rdrec_hf.data.schema` for the schema and metadata."""
 
 from .amazon import choose_explanation, load_amazon_reviews
-from .builders import MixtureMode, build_eval_dataset, build_training_dataset, mixture_draws, sample_users
+from .builders import MixtureMode, SegmentStart, build_eval_dataset, build_training_dataset, mixture_draws, sample_users
 from .collator import RDRecDataCollator
 from .loading import DataArguments, load_training_data
 from .p5 import load_p5_dataset
@@ -27,6 +27,7 @@ __all__ = [
     "DataArguments",
     "DataFormatError",
     "MixtureMode",
+    "SegmentStart",
     "RDRecDataCollator",
     "RationaleKind",
     "RecDatasetMetadata",

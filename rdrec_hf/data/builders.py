@@ -5,8 +5,8 @@ no task is named here. Training (:func:`build_training_dataset`) only ever reads
 leave-one-out split; for the four RDRec tasks:
 
 - ``SEQUENTIAL``: per user, a random contiguous segment of the training history (``items[:-2]``), drawn as
-  the reference code does (start uniform, then end uniform after it); its last item is the target, the up
-  to 20 items before it are the prompt's history;
+  the reference code does (start uniform, then end uniform after it) or as a prefix (:class:`SegmentStart`);
+  its last item is the target, the up to 20 items before it are the prompt's history;
 - ``TOPN``: per user, a random training item as the positive plus ``num_negatives`` items sampled outside
   *all* the user's items, in a random order;
 - ``EXPLANATION``: per training review (``split == "train"``), user + item -> the explanation sentence;
@@ -77,6 +77,16 @@ class MixtureMode(str, Enum):
     # ratio_i examples per unit of task i (users for the ranking tasks, training reviews and their rationale
     # prompts for the text tasks), shuffled: 1 draws every unit once, 7 seven times, 0.5 a random half.
     UNIT_COUNTS = "unit_counts"
+
+
+class SegmentStart(str, Enum):
+    """Where a sequential training segment starts; its end (the target) is then uniform after the start."""
+
+    # The reference's: the start uniform over the history, so a segment often leaves out the older items.
+    UNIFORM = "uniform"
+    # The history's first item: every target keeps all the items before it (the last 20 in the prompt), as
+    # an evaluation prompt keeps the whole history and as SASRec's loss at every position reads its prefix.
+    FIRST = "first"
 
 
 def _item_target_token_ids(targets: list[str], tokenizer, scheme: ItemIdScheme) -> list[list[int]]:
@@ -213,12 +223,18 @@ def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> 
 
 
 def _training_examples(
-    task: Task, unit, rng: random.Random, negatives: list[int] | None, scheme: ItemIdScheme, sequential_targets: int = 1
+    task: Task,
+    unit,
+    rng: random.Random,
+    negatives: list[int] | None,
+    scheme: ItemIdScheme,
+    sequential_targets: int = 1,
+    segment_start: SegmentStart = SegmentStart.UNIFORM,
 ):
     """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a review record's one per prompt
     (a rationale record's user and item). A candidates prompt draws a training item among its negatives. A
-    history prompt's target is the item after a random segment, or the up to ``sequential_targets`` training
-    items after it, space-separated."""
+    history prompt's target is the item after a random segment (starting as ``segment_start`` says), or the up
+    to ``sequential_targets`` training items after it, space-separated."""
     spec = task.spec
     if spec.kind is TaskKind.TEXT:
         user_id, item_id, targets = unit
@@ -231,7 +247,9 @@ def _training_examples(
         candidates = [str(i) for i in negatives] + [positive]
         rng.shuffle(candidates)
         return [(sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive)]
-    start = rng.randrange(len(history) - 1)  # as the reference: segment start first, then its end
+    # As the reference: the segment's start first, then its end (a prefix draws no start, so its stream of
+    # draws is not the uniform one's shifted).
+    start = rng.randrange(len(history) - 1) if segment_start is SegmentStart.UNIFORM else 0
     end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
     target = " ".join(history[end : end + sequential_targets])  # training items only: the split's rule
     return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), target)]
@@ -248,6 +266,7 @@ def build_training_dataset(
     cache_dir: str | Path | None = None,
     mode: MixtureMode | str = MixtureMode.BATCH_SHARES,
     sequential_targets: int = 1,
+    segment_start: SegmentStart | str = SegmentStart.UNIFORM,
 ) -> tuple[Dataset, list[Task]]:
     """A tokenised mixture of training examples of several tasks: one epoch's draw.
 
@@ -265,6 +284,8 @@ def build_training_dataset(
     ``sequential_targets`` > 1 trains a sequential segment to generate the up to that many training items
     that follow it, in order (a loss at each decoder step; ranking reads the first): more targets per encoded
     prompt, as SASRec's loss at every position. It needs one-token item ids (``independent``).
+    ``segment_start`` (:class:`SegmentStart`) draws a segment's start uniformly (the reference) or keeps the
+    history's first item (prefixes).
 
     A task drawn more often than it has units cycles over whole shuffled passes of them. ``0`` leaves a task
     out; tasks without data (no reviews, no rationales) are left out with a logged notice. Rebuild with
@@ -276,7 +297,7 @@ def build_training_dataset(
     weights = {Task.parse(task): float(weight) for task, weight in task_weights.items()}
     if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
         raise ValueError(f"task weights must be >= 0 with at least one > 0, got {task_weights}")
-    mode = MixtureMode(mode)
+    mode, segment_start = MixtureMode(mode), SegmentStart(segment_start)
     scheme = item_id_scheme(data)
     if sequential_targets < 1:
         raise ValueError(f"sequential_targets must be at least 1, got {sequential_targets}")
@@ -288,7 +309,8 @@ def build_training_dataset(
         cache_dir, "train", data, tokenizer,
         {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
          "lengths": [max_source_length, max_target_length], "mode": mode.value,
-         **({"sequential_targets": sequential_targets} if sequential_targets > 1 else {})},  # old cache keys stay
+         **({"sequential_targets": sequential_targets} if sequential_targets > 1 else {}),  # old cache keys stay
+         **({"segment_start": segment_start.value} if segment_start is not SegmentStart.UNIFORM else {})},
     )
     if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
         dataset = _tokenized_dataset({}, tokenizer, scheme, max_source_length, max_target_length, cache_file)
@@ -319,7 +341,9 @@ def build_training_dataset(
             negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
         progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
         for index, unit_negatives in progress:
-            examples = _training_examples(task, units[index], rng, unit_negatives, scheme, sequential_targets)
+            examples = _training_examples(
+                task, units[index], rng, unit_negatives, scheme, sequential_targets, segment_start
+            )
             for source, target in examples:
                 columns["source_text"].append(source)
                 columns["target_text"].append(target)

@@ -152,6 +152,7 @@ def build_trainer(
                 cache_dir=training_args.dataset_cache_dir,
                 mode=training_args.task_mixture_mode,
                 sequential_targets=training_args.sequential_targets,
+                segment_start=training_args.segment_start,
             )
 
     train_dataset, tasks = build_mixture(0)

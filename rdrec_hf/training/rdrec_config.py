@@ -18,7 +18,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
-from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode
+from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode, SegmentStart
 from ..models.peft_utils import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
 from ..tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, Task
@@ -250,6 +250,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                   "at each decoder step, as SASRec's at every position; ranking reads the first step). 1: the "
                   "next item only, as the paper. Above 1 needs one-token item ids (indexing: independent)."},
     )
+    segment_start: SegmentStart = field(
+        default=SegmentStart.UNIFORM,
+        metadata={"help": "Where a sequential training segment starts: `uniform` (the reference: a uniform start, "
+                  "then the target uniform after it) or `first` (the history's first item: every target keeps "
+                  "the items before it, as the evaluation prompt keeps the whole history)."},
+    )
     max_source_length: int = field(
         default=DEFAULT_MAX_SOURCE_LENGTH, metadata={"help": "Longest prompt in tokens (longer are cut)."}
     )
@@ -336,6 +342,7 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     def __post_init__(self):
         self.task_weights  # validates task_mixture
         self.task_mixture_mode = MixtureMode(self.task_mixture_mode)
+        self.segment_start = SegmentStart(self.segment_start)
         if self.task_mixture_mode is MixtureMode.BATCH_SHARES and self.train_sampling_strategy not in ("random", "sequential"):
             raise ValueError(f"task_mixture_mode=batch_shares fixes every batch's tasks; train_sampling_strategy="
                              f"{self.train_sampling_strategy} would regroup them (use task_mixture_mode=unit_counts)")
