@@ -32,7 +32,7 @@ from rdrec_hf.models import ItemIndex
 from rdrec_hf.tasks import Task
 from rdrec_hf.data.loading import DataArguments, load_training_data
 from rdrec_hf.training.rdrec_config import ModelArguments
-from rdrec_hf.training.student import build_student, init_item_embeddings_from_svd, load_student_tokenizer
+from rdrec_hf.training.student import build_student, init_item_embeddings, load_student_tokenizer
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--mode", choices=["lib", "plain"], default="lib", help="the library's student or a plain T5")
@@ -64,7 +64,7 @@ if args.mode == "lib":
     scheme.add_tokens(tok, item_ids)
     index = ItemIndex.from_catalog(item_ids, tok, original_ids=data["items"]["original_id"], scheme=scheme)
     model = build_student(margs, tok, args.seed, False, index)
-    init_item_embeddings_from_svd(model, data, tok, index, args.seed)
+    init_item_embeddings(model, data, tok, index, "svd", args.seed)
     with torch.no_grad():
         rows = torch.tensor(tok.convert_tokens_to_ids(scheme.new_tokens(item_ids)))
         model.get_input_embeddings().weight[rows] *= args.svd_scale

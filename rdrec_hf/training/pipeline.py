@@ -31,7 +31,7 @@ from ..data.loading import DataArguments, load_training_data
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
 from .resampling import EpochResampledDataset, epoch_seed
-from .student import build_student, describe_student, init_item_embeddings_from_svd, load_student_tokenizer
+from .student import build_student, describe_student, init_item_embeddings, load_student_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +178,9 @@ def build_trainer(
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
     check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
                     f"dataset {data_args.dataset}")  # fmt: skip
-    if model_args.item_embedding_init is ItemEmbeddingInit.SVD:
-        init_item_embeddings_from_svd(
-            base_model, data, tokenizer, item_index, training_args.seed, scale=model_args.item_embedding_init_scale
-        )
+    if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
+        init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
+                             training_args.seed, scale=model_args.item_embedding_init_scale)
     base_model.set_item_index(item_index)
     logger.info(describe_student(model))
     return RDRecTrainer(

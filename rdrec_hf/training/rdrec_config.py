@@ -34,6 +34,9 @@ class ItemEmbeddingInit(str, Enum):
 
     DEFAULT = "default"  # the model's own rule (a preset: its normal init; a checkpoint: the resize's mean init)
     SVD = "svd"  # truncated SVD of the training user-item matrix (see `rdrec_hf.data.item_graph`)
+    # Spectral embedding of the normalised graph of items bought within `TRANSITION_WINDOW` positions of each
+    # other in the training sequences: the order's locality, popularity divided out.
+    TRANSITIONS = "transitions"
 
 
 class RankingSoftmax(str, Enum):
@@ -130,15 +133,17 @@ class ModelArguments:
         default=ItemEmbeddingInit.DEFAULT,
         metadata={
             "help": "Start of the item tokens' embedding rows (schemes with an item token: independent, "
-            "collaborative+independent): `default`, or `svd`: item factors V*sqrt(S) of a truncated SVD of the "
-            "training user-item matrix, rescaled to the embedding table's std."
+            "collaborative+independent): `default`; `svd`: item factors V*sqrt(S) of a truncated SVD of the "
+            "training user-item matrix; `transitions`: the spectral embedding of the degree-normalised graph of "
+            "items bought within 3 positions of each other in the training sequences. Both rescaled to the "
+            "embedding table's std."
         },
     )
     item_embedding_init_scale: float = field(
         default=1.0,
         metadata={
-            "help": "With `item_embedding_init=svd`: the std of the item rows as a multiple of the embedding "
-            "table's std. Below 1 it tames the first loss: the SVD puts large rows under popular items."
+            "help": "With `item_embedding_init` svd or transitions: the std of the item rows as a multiple of the "
+            "embedding table's std. Below 1 it tames the first loss: the SVD puts large rows under popular items."
         },
     )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
@@ -178,8 +183,9 @@ class ModelArguments:
         self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
         if self.item_embedding_init_scale <= 0:
             raise ValueError(f"item_embedding_init_scale must be positive, got {self.item_embedding_init_scale}")
-        if self.item_embedding_init_scale != 1.0 and self.item_embedding_init is not ItemEmbeddingInit.SVD:
-            raise ValueError("item_embedding_init_scale is the scale of the SVD start: it needs `item_embedding_init=svd`")
+        if self.item_embedding_init_scale != 1.0 and self.item_embedding_init is ItemEmbeddingInit.DEFAULT:
+            raise ValueError("item_embedding_init_scale is the scale of a factor start: it needs "
+                             "`item_embedding_init` svd or transitions")
         self.bnb_4bit_quant_type = Bnb4bitQuantType(self.bnb_4bit_quant_type)
         lora_options = {
             "lora_r": self.lora_r,

@@ -11,7 +11,7 @@ from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_conf
 from ..inference import check_base_checkpoint
 from ..models.configuration_rdrec import T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
-from .rdrec_config import ModelArguments, parse_config_overrides
+from .rdrec_config import ItemEmbeddingInit, ModelArguments, parse_config_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -99,32 +99,45 @@ def new_item_token_ids(item_index, tokenizer) -> list[int]:
     return tokenizer.convert_tokens_to_ids(item_index.scheme.new_tokens(item_index.item_ids))
 
 
-def init_item_embeddings_from_svd(model, data, tokenizer, item_index, seed: int, scale: float = 1.0) -> None:
+def init_item_embeddings(
+    model, data, tokenizer, item_index, method: ItemEmbeddingInit | str, seed: int, scale: float = 1.0
+) -> None:
     """Set the input (and tied output) embedding rows of each item's own token (``<item_N>``) to the item's
-    factors from a truncated SVD of the training user-item matrix, rescaled to ``scale`` times the embedding
-    table's std.
+    factors from the training interactions, rescaled to ``scale`` times the embedding table's std.
 
-    The SVD keeps ``min(d_model, catalog size - 1, users - 1)`` factors; a small catalog's remaining columns
-    are zero. Measured in ``../shared/notes/student-learning.md``: it took a from-scratch one-token-per-item
-    T5 from .0094 to .0239 test NDCG@10 on beauty in 10 CPU minutes. Raises ``ValueError`` for a scheme
-    without item tokens.
+    ``method`` (:class:`ItemEmbeddingInit`): ``svd``, a truncated SVD of the training user-item matrix
+    (`rdrec_hf.data.item_graph.svd_item_embeddings`); ``transitions``, the spectral embedding of the graph of
+    items bought within a few positions of each other (`transition_graph`, `spectral_item_embeddings`). Keeps
+    ``min(d_model, catalog size - 1, users - 1)`` factors; a small catalog's remaining columns are zero.
+    Measured on beauty: the SVD took a from-scratch one-token-per-item T5 from .0094 to .0239 test NDCG@10 in
+    10 CPU minutes (``../shared/notes/student-learning.md``); the transitions start ranks .0311 before any
+    training and ... (BENCHMARKS.md, "A start from the sequences"). Raises ``ValueError`` for a scheme without
+    item tokens or ``method=default``.
     """
     from ..data import training_history
-    from ..data.item_graph import svd_item_embeddings
+    from ..data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
     from ..models.item_ids import item_token
 
+    method = ItemEmbeddingInit(method)
+    if method is ItemEmbeddingInit.DEFAULT:
+        raise ValueError("item_embedding_init=default keeps the model's own rows: nothing to set")
     if not item_index.indexing.has_item_token:
-        raise ValueError(f"item_embedding_init=svd needs an item token per item; {item_index.indexing.value} has none")
+        raise ValueError(f"item_embedding_init={method.value} needs an item token per item; "
+                         f"{item_index.indexing.value} has none")
     histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
     embeddings = model.get_input_embeddings().weight
     width = min(embeddings.shape[1], len(item_index) - 1, len(histories) - 1)
-    factors = torch.from_numpy(svd_item_embeddings(histories, len(item_index), width, seed))
+    if method is ItemEmbeddingInit.SVD:
+        factors = svd_item_embeddings(histories, len(item_index), width, seed)
+    else:
+        factors = spectral_item_embeddings(transition_graph(histories, len(item_index)), width, seed)
+    factors = torch.from_numpy(factors)
     factors = factors * (scale * embeddings.detach().std() / factors.std().clamp(min=1e-12))
     rows = torch.tensor(tokenizer.convert_tokens_to_ids([item_token(item) for item in item_index.item_ids]))
     with torch.no_grad():
         embeddings[rows] = 0.0
         embeddings[rows, :width] = factors.to(embeddings.dtype)
-    logger.info("item-token embeddings of %d items set from a %d-factor SVD", len(rows), width)
+    logger.info("item-token embeddings of %d items set from %d %s factors", len(rows), width, method.value)
 
 
 def describe_student(model) -> str:
