@@ -1,13 +1,14 @@
-"""Item-id schemes on P5 beauty, leak-free: the student under one CPU budget per scheme and seed.
+"""Item-id schemes on P5 beauty (or sports), leak-free: the student under one CPU budget per scheme and seed.
 
-Each (scheme, seed) trains recipes/beauty/train/config_item_ids.yaml with `--indexing <scheme>` (30 wall
-minutes on one thread; item tokens start from the training SVD where the scheme has one) and evaluates with
-recipes/beauty/evaluation/config_item_ids.yaml (a seeded sample of 5,000 test users; popularity and the leak
-rule on the same users), through the programs of `rdrec-hf train --seeds` / `rdrec-hf evaluate --seeds`.
-SASRec under the same budget on the same users comes from `benchmarks/bench_quality.py --wall-budget-s 1800
---test-users 5000 --output benchmarks/results/sasrec_item_ids.json`. Runs go to runs/beauty/item-ids/<scheme>; an evaluated folder is read
-back, so the command resumes. Writes benchmarks/results/item_ids.{json,md}; the schemes an earlier invocation
-wrote there and this one does not run stay in the table (with their own seeds):
+Each (scheme, seed) trains recipes/<dataset>/train/config_item_ids.yaml with `--indexing <scheme>` (30
+single-thread CPU minutes; item tokens start from the training SVD where the scheme has one) and evaluates
+with recipes/<dataset>/evaluation/config_item_ids.yaml (a seeded sample of 5,000 test users; popularity and
+the leak rule on the same users), through the programs of `rdrec-hf train --seeds` / `rdrec-hf evaluate
+--seeds`. SASRec under the same budget on the same users comes from `benchmarks/bench_quality.py --dataset
+<dataset> --wall-budget-s 1800 --test-users 5000 --output benchmarks/results/sasrec_item_ids.json` (sports:
+`sasrec_item_ids_sports.json`). Runs go to runs/<dataset>/item-ids/[<variant>/]<scheme>; an evaluated folder
+is read back, so the command resumes. Writes benchmarks/results/item_ids[_sports][_<variant>].{json,md}; the
+schemes an earlier invocation wrote there and this one does not run stay in the table (with their own seeds):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_item_ids.py --schemes independent --seeds 42 43
 """
@@ -25,9 +26,9 @@ from rdrec_hf.evaluation import aggregate_seeds
 from rdrec_hf.models import ItemIndexing
 
 RESULTS_DIR = Path(__file__).parent / "results"
-RECIPES = Path("recipes") / "beauty"  # run from the repository root, like the runs/ paths
+RECIPES = Path("recipes")  # run from the repository root, like the runs/ paths
 METRICS = ("hr@5", "ndcg@5", "hr@10", "ndcg@10")
-SASREC_RUN = "beauty/random/cpu/seed0"  # bench_quality.py's key: dataset / indexing / device / seed
+SASREC_RUN = "{dataset}/random/cpu/seed0"  # bench_quality.py's key: dataset / indexing / device / seed
 BAR_FACTOR = 5  # the issue's bar: the best leak-free scheme at 5x popularity's test NDCG@10, every seed
 
 
@@ -39,26 +40,33 @@ def make_parser() -> argparse.ArgumentParser:
         help="item-id schemes, in table order",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43], help="training seeds of every scheme")
-    parser.add_argument("--variant", help="name of a training variant: runs under runs/beauty/item-ids/<variant>/, "
+    parser.add_argument("--dataset", choices=["beauty", "sports"], default="beauty",
+                        help="P5 split: recipes/<dataset>/{train,evaluation}/config_item_ids.yaml")
+    parser.add_argument("--variant", help="name of a training variant: runs under runs/<dataset>/item-ids/<variant>/, "
                         "results in item_ids_<variant>.{json,md}")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="training options of the variant, last on the line (e.g. --ranking_softmax catalog)")
-    parser.add_argument("--sasrec", type=Path, default=RESULTS_DIR / "sasrec_item_ids.json",
-                        help="bench_quality.py results holding SASRec under the same budget and users")
+    parser.add_argument("--sasrec", type=Path, help="bench_quality.py results holding SASRec under the same budget "
+                        "and users (default: results/sasrec_item_ids.json, for sports sasrec_item_ids_sports.json)")
     return parser
 
 
-def run_folder(scheme: str, seed: int, variant: str | None = None) -> Path:
+def dataset_suffix(dataset: str) -> str:
+    """Beauty's files keep their names; another dataset's carry it (``item_ids_sports.json``, ...)."""
+    return "" if dataset == "beauty" else f"_{dataset}"
+
+
+def run_folder(scheme: str, seed: int, variant: str | None = None, dataset: str = "beauty") -> Path:
     """One (scheme, seed) per folder, so seeds run as separate resumable processes."""
-    root = Path("runs") / "beauty" / "item-ids" / (variant or "")
+    root = Path("runs") / dataset / "item-ids" / (variant or "")
     return root / scheme.replace("+", "-") / f"run-{seed}"
 
 
-def sasrec_under_budget(path: Path, num_users: int) -> dict | None:
+def sasrec_under_budget(path: Path, num_users: int, dataset: str) -> dict | None:
     """SASRec's sequential metrics from bench_quality's JSON when it ran on the same number of sampled users."""
     if not path.is_file():
         return None
-    run = json.loads(path.read_text(encoding="utf-8"))["runs"].get(SASREC_RUN, {})
+    run = json.loads(path.read_text(encoding="utf-8"))["runs"].get(SASREC_RUN.format(dataset=dataset), {})
     return run if run.get("test_users") == num_users else None
 
 
@@ -79,33 +87,36 @@ def main(args: argparse.Namespace) -> dict:
         init = [] if ItemIndexing(scheme).has_item_token else ["--item_embedding_init", "default"]
         runs = []
         for seed in args.seeds:
-            folder = run_folder(scheme, seed, args.variant)
+            folder = run_folder(scheme, seed, args.variant, args.dataset)
+            recipes = RECIPES / args.dataset
             runs.append(train_and_evaluate(
-                str(RECIPES / "train" / "config_item_ids.yaml"), str(RECIPES / "evaluation" / "config_item_ids.yaml"),
+                str(recipes / "train" / "config_item_ids.yaml"), str(recipes / "evaluation" / "config_item_ids.yaml"),
                 folder, [seed], ["--indexing", scheme], train_overrides=[*init, *args.train_args],
             )["project"])  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
     seeds_of = dict.fromkeys(results, args.seeds)
-    for scheme, (result, scheme_minutes, seeds) in earlier_schemes(results_path(args.variant), args.schemes).items():
+    for scheme, (result, scheme_minutes, seeds) in earlier_schemes(results_path(args), args.schemes).items():
         results[scheme], minutes[scheme], seeds_of[scheme] = result, scheme_minutes, seeds
     order = [scheme.value for scheme in ItemIndexing]
     results = {scheme: results[scheme] for scheme in sorted(results, key=order.index)}
     return report(args, results, minutes, seeds_of)
 
 
-def results_path(variant: str | None) -> Path:
-    return RESULTS_DIR / (f"item_ids_{variant}.json" if variant else "item_ids.json")
+def results_path(args: argparse.Namespace) -> Path:
+    variant = f"_{args.variant}" if args.variant else ""
+    return RESULTS_DIR / f"item_ids{dataset_suffix(args.dataset)}{variant}.json"
 
 
 def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dict) -> dict:
     users = next(num_examples(result, "sequential") for result in results.values())
-    sasrec = sasrec_under_budget(args.sasrec, users)
+    sasrec_path = args.sasrec or RESULTS_DIR / f"sasrec_item_ids{dataset_suffix(args.dataset)}.json"
+    sasrec = sasrec_under_budget(sasrec_path, users, args.dataset)
     popularity = next(iter(results.values()))["sequential"]["popularity"]["ndcg@10"]
     popularity = popularity["mean"] if isinstance(popularity, dict) else popularity
     bar = BAR_FACTOR * popularity
     lines = [
-        f"Item-id schemes, beauty, leak-free ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC); sequential "
+        f"Item-id schemes, {args.dataset}, leak-free ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC); sequential "
         f"recommendation on a seeded sample of {users:,} test users (full ranking, history excluded); student "
         "rows: mean ± sample std over their seeds (the last column).",
         "",
@@ -132,14 +143,14 @@ def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dic
     if args.variant:
         lines.insert(1, f"Variant {args.variant!r}: training options {' '.join(args.train_args)}.")
     summary = {
-        "variant": args.variant, "train_args": args.train_args, "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
+        "dataset": args.dataset, "variant": args.variant, "train_args": args.train_args, "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
         "seeds_of": seeds_of, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
         "bar_met": verdicts, "sasrec": None if sasrec is None else {
             "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],
             "command": sasrec["command"]},
     }
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = results_path(args.variant)
+    path = results_path(args)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,4 +1,5 @@
-"""Item graphs of the training interactions: user-item matrix, co-occurrence graph, collaborative ids, SVD."""
+"""Item graphs of the training interactions: user-item matrix, co-occurrence and transition graphs,
+collaborative ids, SVD and spectral item factors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rdrec_hf.data.item_graph import collaborative_codes, cooccurrence_graph, svd_item_embeddings, user_item_matrix
+from rdrec_hf.data.item_graph import (
+    collaborative_codes,
+    cooccurrence_graph,
+    spectral_item_embeddings,
+    svd_item_embeddings,
+    transition_graph,
+    user_item_matrix,
+)
 from rdrec_hf.paths import p5_dataset_dir
 
 # Users 0-2 buy items 0, 1, 2 (one twice); user 3 buys 2 and 3; item 4 is never bought.
@@ -119,6 +127,44 @@ def test_svd_item_embeddings():
     assert cosine[~same].max() < cosine[same & ~np.eye(60, dtype=bool)].mean()
     with pytest.raises(ValueError, match="dim must be in"):
         svd_item_embeddings(HISTORIES, 5, dim=4)
+
+
+def test_transition_graph_counts_pairs_within_the_window():
+    histories = [[0, 1, 2, 3], [3, 1], [4]]
+    assert transition_graph(histories, 6, window=1).toarray().tolist() == [
+        [0, 1, 0, 0, 0, 0], [1, 0, 1, 1, 0, 0], [0, 1, 0, 1, 0, 0],
+        [0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0],
+    ]  # fmt: skip
+    wide = transition_graph(histories, 6, window=2)
+    assert wide[0, 2] == 1 and wide[1, 3] == 2 and wide[0, 3] == 0  # (1, 3): at distance 2, then 1
+    assert (wide != wide.T).nnz == 0 and not wide.diagonal().any()
+    assert transition_graph([[2, 2, 1]], 3, window=1).toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        transition_graph(histories, 6, window=0)
+    with pytest.raises(ValueError, match="item position 6 is outside"):
+        transition_graph([[0, 6]], 6)
+
+
+def test_spectral_item_embeddings_separate_communities_whatever_their_popularity():
+    histories = communities(50, 30, seed=1)
+    histories[50:] = histories[50:60]  # the second group is bought by 10 users instead of 50
+    graph = transition_graph(histories, 65)  # items 60..64 never bought
+    factors = spectral_item_embeddings(graph, dim=8, seed=0)
+    assert factors.shape == (65, 8) and factors.dtype == np.float32
+    np.testing.assert_array_equal(factors, spectral_item_embeddings(graph, dim=8, seed=0))
+    bought = np.asarray(graph.sum(axis=1)).ravel() > 0
+    assert not factors[~bought].any() and np.abs(factors[bought]).sum(axis=1).min() > 0
+    unit = factors[bought] / np.linalg.norm(factors[bought], axis=1, keepdims=True)
+    group = (np.arange(65) // 30)[bought]
+    same = np.equal.outer(group, group)
+    assert (unit @ unit.T)[~same].max() < (unit @ unit.T)[same & ~np.eye(len(group), dtype=bool)].mean()
+    # Degree normalisation: the rarely bought group's rows are not dwarfed by the popular group's.
+    norms = np.linalg.norm(factors, axis=1)
+    assert norms[bought & (np.arange(65) >= 30)].mean() > 0.5 * norms[np.arange(65) < 30].mean()
+    svd_norms = np.linalg.norm(svd_item_embeddings(histories, 65, dim=8, seed=0), axis=1)
+    assert svd_norms[bought & (np.arange(65) >= 30)].mean() < 0.5 * svd_norms[np.arange(65) < 30].mean()
+    with pytest.raises(ValueError, match="dim must be in"):
+        spectral_item_embeddings(graph, dim=65)
 
 
 def test_beauty_training_graph_holds_no_held_out_edge(shared):

@@ -168,6 +168,44 @@ def test_collaborative_codes_come_from_training_interactions_only(prepared):
     assert {item: codes[p] for item, p in position.items()} == scheme.codes
 
 
+@pytest.mark.parametrize("method", ["svd", "transitions"])
+def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5_tokenizer, method):
+    """The item tokens' rows are the factors of the training histories (rescaled), not of the whole ones."""
+    import numpy as np
+
+    from rdrec_hf.data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
+    from rdrec_hf.models import RDRecConfig
+    from rdrec_hf.training.student import init_item_embeddings
+
+    data = load_rec_dataset(prepared[ItemIndexing.INDEPENDENT])
+    items = data["items"]["item_id"]
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    item_id_scheme(data).add_tokens(tokenizer, items)
+    index = ItemIndex.from_catalog(items, tokenizer, scheme="independent")
+    model = RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", vocab_size=len(tokenizer)))
+    init_item_embeddings(model, data, tokenizer, index, method, seed=0)
+    rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
+    position = {item: p for p, item in enumerate(items)}
+
+    def factors(histories):
+        histories = [[position[item] for item in user_items] for user_items in histories]
+        if method == "svd":
+            return svd_item_embeddings(histories, len(items), rows.shape[1], 0)
+        return spectral_item_embeddings(transition_graph(histories, len(items)), rows.shape[1], 0)
+
+    training = factors(training_history(user_items) for user_items in data["users"]["items"])
+    whole = factors(data["users"]["items"])
+    scale = np.abs(rows).sum() / np.abs(training).sum()
+    np.testing.assert_allclose(rows, scale * training, atol=1e-5)
+    assert not np.allclose(rows, np.abs(rows).sum() / np.abs(whole).sum() * whole, atol=1e-3)
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    with pytest.raises(ValueError, match="needs an item token per item"):
+        random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
+        init_item_embeddings(model, random_data, tokenizer,
+                             ItemIndex.from_catalog(random_data["items"]["item_id"], tokenizer, scheme="random"),
+                             method, seed=0)  # fmt: skip
+
+
 def test_random_and_independent_share_numbers_and_negatives(prepared):
     random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
     for indexing in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE):
@@ -186,9 +224,10 @@ def test_every_scheme_round_trips_through_training_and_loading(prepared, indexin
         save_strategy="no", eval_strategy="no", max_source_length=96, max_target_length=16,
         use_cpu=True, report_to="none", seed=3, task_mixture="0:1:0:0", logging_steps=1,
     )  # fmt: skip
-    with_item_token = indexing in (ItemIndexing.INDEPENDENT, ItemIndexing.COLLABORATIVE_INDEPENDENT)
     model_args = ModelArguments(
-        model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="svd" if with_item_token else "default"
+        model_preset="tiny", config_overrides="dropout_rate=0.0",
+        item_embedding_init={ItemIndexing.INDEPENDENT: "svd", ItemIndexing.COLLABORATIVE_INDEPENDENT: "transitions"}.get(
+            indexing, "default"),
     )
     trainer, _ = train_rdrec(model_args, DataArguments(dataset=str(prepared[indexing])), args)
     data = load_rec_dataset(prepared[indexing])
