@@ -7,7 +7,7 @@ sample of `--test-users` test users that `bench_item_ids.py` and `bench_quality.
 
 - `svd start`: the dot product of the `item_embedding_init: svd` factors (`svd_item_embeddings`, `--dim`);
 - `transitions start`: the same with the `item_embedding_init: transitions` factors
-  (`spectral_item_embeddings` of `transition_graph`);
+  (`spectral_item_embeddings` of `transition_graph`), at the library's window and at each of `--windows`;
 - `transition item-kNN`: the last item's row of `transition_graph` itself (counts of the training pairs
   at most `TRANSITION_WINDOW` positions apart), ties by popularity: the full-rank graph the start compresses;
 - `popularity`, as in the evaluation.
@@ -52,6 +52,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-seed", type=int, default=0, help="item renumbering and user sample seed")
     parser.add_argument("--test-users", type=int, default=5000, help="seeded sample of test users")
     parser.add_argument("--dim", type=int, default=64, help="factors of the starts (the student's d_model)")
+    parser.add_argument("--windows", type=int, nargs="*", default=[1, 2, 5],
+                        help="other windows of the transitions start to compare with TRANSITION_WINDOW")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON (a .md table beside it)")
     return parser
 
@@ -78,7 +80,10 @@ def main(args: argparse.Namespace) -> dict:
     starts = {
         "svd start": svd_item_embeddings(training, len(item_ids), args.dim, args.data_seed),
         "transitions start": spectral_item_embeddings(graph, args.dim, args.data_seed),
-    }
+        **{f"transitions start, window {window}": spectral_item_embeddings(
+            transition_graph(training, len(item_ids), window), args.dim, args.data_seed)
+           for window in args.windows if window != TRANSITION_WINDOW},
+    }  # fmt: skip
     popular = item_popularity(([item_ids[p] for p in items] for items in training), len(item_ids))
     popularity = np.zeros(len(item_ids))
     popularity[[position[item] for item in popular]] = np.arange(len(popular), 0, -1)  # best = highest

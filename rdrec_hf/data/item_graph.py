@@ -72,9 +72,9 @@ def cooccurrence_graph(histories: Sequence[Sequence[int]], num_items: int) -> sp
 
 
 TRANSITION_WINDOW = 3
-"""Positions apart within which two items of a training sequence share an edge of `transition_graph`: on beauty
-the spectral start ranked best at 3 (zero-shot test NDCG@10 .0311, against .0249 at 1 and .0306 at 5;
-BENCHMARKS.md, "A start from the sequences")."""
+"""Positions apart within which two items of a training sequence share an edge of `transition_graph`. On beauty
+the spectral start ranked best at 3 before any training (test NDCG@10 .0272, against .0190 at 1, .0255 at 2 and
+.0267 at 5; `benchmarks/bench_item_starts.py`, BENCHMARKS.md "A start from the sequences")."""
 
 
 def transition_graph(histories: Sequence[Sequence[int]], num_items: int, window: int = TRANSITION_WINDOW) -> sp.csr_matrix:
@@ -93,10 +93,10 @@ def transition_graph(histories: Sequence[Sequence[int]], num_items: int, window:
             sources.extend(history[:-distance])
             targets.extend(history[distance:])
     sources, targets = np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-    outside = (sources < 0) | (sources >= num_items) | (targets < 0) | (targets >= num_items)
+    ends = np.concatenate([sources, targets])
+    outside = (ends < 0) | (ends >= num_items)
     if outside.any():
-        position = np.concatenate([sources, targets])[np.concatenate([outside, outside])][0]
-        raise ValueError(f"item position {position} is outside [0, {num_items})")
+        raise ValueError(f"item position {ends[outside][0]} is outside [0, {num_items})")
     pairs = sp.csr_matrix((np.ones(len(sources), dtype=np.float32), (sources, targets)), shape=(num_items, num_items))
     graph = (pairs + pairs.T).tocsr()  # the COO -> CSR conversion summed repeated pairs
     graph.setdiag(0)
