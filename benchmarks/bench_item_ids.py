@@ -82,13 +82,13 @@ def earlier_schemes(path: Path, schemes: list[str]) -> dict:
 
 def main(args: argparse.Namespace) -> dict:
     results, minutes = {}, {}
+    recipes = RECIPES / args.dataset
     for scheme in args.schemes:
         # The SVD start needs an item token; the other schemes keep the model's own initialisation.
         init = [] if ItemIndexing(scheme).has_item_token else ["--item_embedding_init", "default"]
         runs = []
         for seed in args.seeds:
             folder = run_folder(scheme, seed, args.variant, args.dataset)
-            recipes = RECIPES / args.dataset
             runs.append(train_and_evaluate(
                 str(recipes / "train" / "config_item_ids.yaml"), str(recipes / "evaluation" / "config_item_ids.yaml"),
                 folder, [seed], ["--indexing", scheme], train_overrides=[*init, *args.train_args],

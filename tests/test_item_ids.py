@@ -199,11 +199,10 @@ def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5
     np.testing.assert_allclose(rows, scale * training, atol=1e-5)
     assert not np.allclose(rows, np.abs(rows).sum() / np.abs(whole).sum() * whole, atol=1e-3)
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
+    random_index = ItemIndex.from_catalog(random_data["items"]["item_id"], tokenizer, scheme="random")
     with pytest.raises(ValueError, match="needs an item token per item"):
-        random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
-        init_item_embeddings(model, random_data, tokenizer,
-                             ItemIndex.from_catalog(random_data["items"]["item_id"], tokenizer, scheme="random"),
-                             method, seed=0)  # fmt: skip
+        init_item_embeddings(model, random_data, tokenizer, random_index, method, seed=0)
 
 
 def test_random_and_independent_share_numbers_and_negatives(prepared):

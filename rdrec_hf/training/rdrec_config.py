@@ -135,7 +135,8 @@ class ModelArguments:
             "help": "Start of the item tokens' embedding rows (schemes with an item token: independent, "
             "collaborative+independent): `default`; `svd`: item factors V*sqrt(S) of a truncated SVD of the "
             "training user-item matrix; `transitions`: the spectral embedding of the degree-normalised graph of "
-            "items bought within 3 positions of each other in the training sequences. Both rescaled to the "
+            "items bought within a few positions of each other in the training sequences (the window is "
+            "`rdrec_hf.data.item_graph.TRANSITION_WINDOW`). Both rescaled to the "
             "embedding table's std."
         },
     )
