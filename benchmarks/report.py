@@ -1,0 +1,597 @@
+"""Render the results tables of README.md and BENCHMARKS.md from benchmarks/results/*.json.
+
+Each table sits in a document between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->``, where NAME is a
+renderer registered below with the results files it reads. Without ``--check`` the blocks are rewritten in
+place; with it nothing is written, and a block whose committed text differs from what its files render is
+printed as a diff and the command exits 1 (``make test`` runs it). No GPU, no network, standard library only.
+
+    .venv/bin/python benchmarks/report.py            # rewrite every block
+    .venv/bin/python benchmarks/report.py --check    # exit 1 and print a diff when a block is stale
+
+Adding a table for a new results file: one function decorated with ``@table("name", "file.json")`` that
+returns markdown, and a ``<!-- report:name -->`` block in a document. A document names a block only for a file
+that is present; a block whose file is absent is an error, so a table never silently goes missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import fnmatch
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TABLES", "ReportError", "Table", "make_parser", "main", "render_document", "table"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = ("README.md", "BENCHMARKS.md")
+BLOCK = re.compile(r"<!-- report:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /report:(?P=name) -->", re.DOTALL)
+OPENING = re.compile(r"<!-- report:([\w.-]+) -->")
+
+Results = Mapping[str, Any]  # results file name -> its parsed JSON
+
+
+class ReportError(ValueError):
+    """A document or results folder the report cannot render (one message, no traceback on the command line)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One registered table: the results files it needs (names or glob patterns) and its renderer."""
+
+    name: str
+    files: tuple[str, ...]
+    render: Callable[[Results], str]
+
+    def missing(self, results: Results) -> list[str]:
+        return [pattern for pattern in self.files if not fnmatch.filter(results, pattern)]
+
+
+TABLES: dict[str, Table] = {}
+
+
+def table(name: str, *files: str) -> Callable[[Callable[[Results], str]], Callable[[Results], str]]:
+    """Register ``render(results) -> markdown`` as the block ``name``, which needs ``files`` to be present."""
+
+    def register(render: Callable[[Results], str]) -> Callable[[Results], str]:
+        if name in TABLES:
+            raise ValueError(f"table {name!r} is registered twice")
+        TABLES[name] = Table(name, files, render)
+        return render
+
+    return register
+
+
+# ----------------------------------------------------------------------------------------------- formatting
+
+
+def metric(value: float | None) -> str:
+    """A ranking metric in [0, 1] as the documents write it: four decimals, no leading zero (.0399)."""
+    if value is None:
+        return "-"
+    text = f"{value:.4f}"
+    return text[1:] if text.startswith("0.") else text
+
+
+def score(value: float) -> str:
+    """A text score on a 0-100 scale (BLEU, ROUGE)."""
+    return f"{value:.2f}"
+
+
+def seeded(entry: Mapping[str, Any], fmt: Callable[[float], str] = metric) -> str:
+    """``mean ± sample std`` of a per-seed entry ({"mean", "std", "values"}); the value alone for one seed."""
+    if entry.get("std") is None or len(entry.get("values", [])) < 2:
+        return fmt(entry["mean"])
+    return f"{fmt(entry['mean'])} ± {fmt(entry['std'])}"
+
+
+def per_seed(entry: Mapping[str, Any]) -> str:
+    return ", ".join(metric(value) for value in entry["values"])
+
+
+def join(values: list[Any], fmt: Callable[[Any], str] = str) -> str:
+    return ", ".join(fmt(value) for value in values)
+
+
+def minutes(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.1f}x"
+
+
+def markdown_table(header: list[str], rows: list[list[str]], align: str) -> str:
+    """A markdown table; ``align`` has one letter per column: ``l`` (text) or ``r`` (numbers)."""
+    if len(align) != len(header):
+        raise ValueError(f"align {align!r} does not match the {len(header)} columns")
+    lines = [header, ["---:" if side == "r" else "---" for side in align], *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    """The per-seed entry of a list of raw values (sample std), for files that store lists only."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "values": values}
+
+
+# ------------------------------------------------------------------- quality against baselines (all test users)
+
+INDEXING_LABEL = {"random": "leak-free (random)", "sequential": "paper's (sequential)"}
+TASK_LABEL = {"sequential": "sequential, full ranking, history excluded", "topn": "top-N, 1 + 99 sampled negatives"}
+RANKING_METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10")
+
+
+def baseline_runs(results: Results, file: str, dataset: str, indexing: str) -> dict[str, list[dict]]:
+    """The runs of ``bench_quality.py`` for one (dataset, indexing), grouped by device, seeds in order."""
+    groups: dict[str, list[dict]] = {}
+    for key, run in sorted(results[file]["runs"].items()):
+        if run["dataset"] == dataset and run["indexing"] == indexing:
+            groups.setdefault(key.split("/")[2], []).append(run)
+    return groups
+
+
+def sasrec_run_note(runs: list[dict]) -> str:
+    training = [run["sasrec"] for run in runs]
+    return (f"seeds {join([run['seed'] for run in runs])}; epochs {join([t['epochs'] for t in training])} "
+            f"(best {join([t['best_epoch'] for t in training])}; {training[0]['stop_reason']}); "
+            f"{runs[0]['test_users']:,} test users; {runs[0]['machine']}; {runs[0]['date'][:10]}")
+
+
+def sasrec_cells(runs: list[dict], task: str) -> list[str]:
+    return [seeded(mean_std([run["metrics"]["sasrec"][task][name] for run in runs])) for name in RANKING_METRICS]
+
+
+def quality_table(results: Results, dataset: str, task: str) -> str:
+    rows = []
+    for indexing in ("random", "sequential"):
+        groups = baseline_runs(results, "quality_baselines.json", dataset, indexing)
+        if not groups:
+            continue
+        first = next(iter(groups.values()))[0]
+        for system in ("popularity", "leak_rule"):
+            label = "leak rule (max(history)+1, +2, ...)" if system == "leak_rule" else system
+            cells = [metric(first["metrics"][system][task][name]) for name in RANKING_METRICS]
+            rows.append([INDEXING_LABEL[indexing], label, *cells, f"{first['test_users']:,} test users"])
+        for device, runs in groups.items():
+            rows.append([INDEXING_LABEL[indexing], f"SASRec ({device.upper()})", *sasrec_cells(runs, task),
+                         sasrec_run_note(runs)])
+    published = results["quality_baselines.json"]["published"]
+    for system, figures in published["figures"].get(dataset, {}).get(task, {}).items():
+        cells = [metric(figures.get(name)) for name in RANKING_METRICS]
+        rows.append([INDEXING_LABEL["sequential"], f"{system} (published)", *cells, "cited"])
+    header = ["numbering", "system", "HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "run"]
+    return f"{markdown_table(header, rows, 'llrrrrrl')}\n\n{TASK_LABEL[task]}. Published: {published['source']}"
+
+
+for _dataset, _task in (("beauty", "sequential"), ("beauty", "topn"), ("sports", "sequential"), ("sports", "topn")):
+    table(f"quality_{_dataset}_{_task}", "quality_baselines.json")(
+        lambda results, dataset=_dataset, task=_task: quality_table(results, dataset, task)
+    )
+
+
+# ------------------------------------------------------------- the item-id student on 5,000 sampled test users
+
+
+def sequential_results(run: Mapping[str, Any], scheme: str) -> Mapping[str, Any]:
+    return run["results"][scheme]["sequential"]
+
+
+def student_row(label: str, run: Mapping[str, Any], scheme: str) -> list[str]:
+    entry = sequential_results(run, scheme)["model"]
+    return [label, join(run["seeds_of"][scheme] if "seeds_of" in run else run["seeds"]),
+            seeded(entry["hr@10"]), seeded(entry["ndcg@10"]), per_seed(entry["ndcg@10"]),
+            join(run["training_minutes"][scheme], minutes)]
+
+
+def fixed_row(label: str, metrics: Mapping[str, float], note: str = "") -> list[str]:
+    return [label, note, metric(metrics["hr@10"]), metric(metrics["ndcg@10"]), "", ""]
+
+
+def means(entry: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    return {name: value["mean"] for name, value in entry.items()}
+
+
+def single_sasrec(results: Results, file: str) -> tuple[dict, dict]:
+    """The one SASRec run of a ``bench_quality.py --test-users`` file: its metrics and its training record."""
+    (run,) = results[file]["runs"].values()
+    return run["metrics"]["sasrec"]["sequential"], run["sasrec"]
+
+
+def item_id_table(results: Results, students: list[tuple[str, str, str]], starts_file: str,
+                  sasrec: tuple[dict, dict]) -> str:
+    """Students ``(label, file, scheme)`` beside the item-kNN, SASRec under the budget, popularity and the leak
+    rule, all on the same sampled test users."""
+    rows = [student_row(label, results[file], scheme) for label, file, scheme in students]
+    starts = results[starts_file]["metrics"]
+    reference = sequential_results(results[students[0][1]], students[0][2])
+    sasrec_metrics, training = sasrec
+    rows += [
+        fixed_row("transition item-kNN (no model: the training graph of items bought within "
+                  f"{results[starts_file]['transition_window']} positions, the last item's row)",
+                  starts["transition item-kNN"]),
+        fixed_row(f"SASRec, full softmax, {training['training']['wall_budget_s'] / 60:.0f} wall minutes "
+                  f"({training['epochs']} epochs, best {training['best_epoch']}, {training['stop_reason']})",
+                  sasrec_metrics, "0"),
+        fixed_row("popularity", means(reference["popularity"])),
+        fixed_row("leak rule", means(reference["leak_rule"])),
+    ]
+    users = int(reference["num_examples"]["mean"])
+    header = ["system", "seeds", "HR@10", "NDCG@10", "NDCG@10 per seed", "training minutes per seed"]
+    return f"{markdown_table(header, rows, 'llrrrr')}\n\nThis project's protocol: {reference['protocol']} {users:,} test users."
+
+
+@table("item_ids_beauty", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json")
+def item_ids_beauty(results: Results) -> str:
+    students = [
+        ("student, independent ids + transitions start (`config_item_ids_catalog.yaml`)",
+         "item_ids_transitions_cos4000.json", "independent"),
+        *((f"student, {scheme} ids + SVD start (`config_item_ids.yaml`)" if "independent" in scheme
+           else f"student, {scheme} ids (`config_item_ids.yaml`)", "item_ids.json", scheme)
+          for scheme in ("independent", "collaborative", "collaborative+independent", "random")),
+    ]
+    run = results["item_ids.json"]["sasrec"]
+    return item_id_table(results, students, "item_starts.json", (run["sequential"], run["training"]))
+
+
+@table("item_ids_sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
+       "sasrec_item_ids_sports.json")
+def item_ids_sports(results: Results) -> str:
+    students = [("student, independent ids + transitions start (`recipes/sports/train/config_item_ids.yaml` "
+                 "with the beauty catalog recipe's options)", "item_ids_sports_transitions_cos4000.json",
+                 "independent")]
+    return item_id_table(results, students, "item_starts_sports.json",
+                         single_sasrec(results, "sasrec_item_ids_sports.json"))
+
+
+def starts_table(results: Results, file: str) -> str:
+    rows = [[name, metric(values["hr@10"]), metric(values["ndcg@10"])]
+            for name, values in results[file]["metrics"].items()]
+    run = results[file]
+    return (f"{markdown_table(['start (' + str(run['dim']) + ' factors, training interactions only)', 'HR@10', 'NDCG@10'], rows, 'lrr')}"
+            f"\n\n`{run['command']}`, {run['date']}, {run['test_users']:,} test users of {run['dataset']}.")
+
+
+table("item_starts_beauty", "item_starts.json")(lambda results: starts_table(results, "item_starts.json"))
+table("item_starts_sports", "item_starts_sports.json")(lambda results: starts_table(results, "item_starts_sports.json"))
+
+
+@table("item_id_variants", "item_ids_*.json")
+def item_id_variants(results: Results) -> str:
+    """Every variant run of ``bench_item_ids.py --variant`` on beauty, best first: what was tried and lost."""
+    rows = []
+    for file, run in results.items():
+        if not fnmatch.fnmatch(file, "item_ids_*.json") or run.get("dataset", "beauty") != "beauty":
+            continue
+        (scheme,) = run["results"]
+        entry = sequential_results(run, scheme)["model"]
+        rows.append((entry["ndcg@10"]["mean"], [
+            f"`{run['variant']}`", f"`{' '.join(run['train_args'])}`", join(run["seeds"]),
+            seeded(entry["hr@10"]), seeded(entry["ndcg@10"]), per_seed(entry["ndcg@10"]),
+            join(run["training_minutes"][scheme], minutes),
+        ]))
+    header = ["variant", "options after `--schemes independent`", "seeds", "HR@10", "NDCG@10", "NDCG@10 per seed",
+              "training minutes per seed"]
+    return markdown_table(header, [cells for _, cells in sorted(rows, key=lambda row: -row[0])], 'lllrrrr')
+
+
+# ---------------------------------------------------------------------------------- summaries and findings
+
+
+def best_student(results: Results, file: str) -> Mapping[str, Any]:
+    return sequential_results(results[file], "independent")
+
+
+def summary_table(results: Results, dataset: str, student_file: str, starts_file: str,
+                  sasrec: tuple[dict, dict]) -> str:
+    """README's table for one dataset: the best student beside its baselines on the same users, then the
+    all-user baselines on both numberings and the published figures."""
+    student = best_student(results, student_file)
+    users = f"{int(student['num_examples']['mean']):,} sampled"
+    sasrec_metrics, training = sasrec
+    rows = [
+        ["this project's student: independent ids + transitions start, "
+         f"seeds {join(results[student_file]['seeds'])}", "leak-free", users,
+         seeded(student["model"]["hr@10"]), seeded(student["model"]["ndcg@10"])],
+        ["transition item-kNN (no model)", "leak-free", users,
+         *(metric(results[starts_file]["metrics"]["transition item-kNN"][name]) for name in ("hr@10", "ndcg@10"))],
+        [f"SASRec, {training['training']['wall_budget_s'] / 60:.0f} wall minutes on the CPU", "leak-free", users,
+         metric(sasrec_metrics["hr@10"]), metric(sasrec_metrics["ndcg@10"])],
+        ["popularity", "leak-free", users, *(metric(student["popularity"][name]["mean"]) for name in ("hr@10", "ndcg@10"))],
+    ]
+    for indexing in ("random", "sequential"):
+        groups = baseline_runs(results, "quality_baselines.json", dataset, indexing)
+        converged = groups.get("cuda")
+        everyone = f"all {next(iter(groups.values()))[0]['test_users']:,}"
+        if converged:
+            hr, ndcg = (seeded(mean_std([run["metrics"]["sasrec"]["sequential"][name] for run in converged]))
+                        for name in ("hr@10", "ndcg@10"))
+            rows.append([f"SASRec, converged on a GPU, {len(converged)} seed(s)", INDEXING_LABEL[indexing],
+                         everyone, hr, ndcg])
+        if indexing == "sequential":
+            leak = next(iter(groups.values()))[0]["metrics"]["leak_rule"]["sequential"]
+            rows.append(["leak rule (no model: max(history)+1, +2, ...)", INDEXING_LABEL[indexing], everyone,
+                         metric(leak["hr@10"]), metric(leak["ndcg@10"])])
+    figures = results["quality_baselines.json"]["published"]["figures"][dataset]["sequential"]
+    rows += [[f"{system} (published)", INDEXING_LABEL["sequential"], "all", metric(values["hr@10"]),
+              metric(values["ndcg@10"])] for system, values in figures.items()]
+    return markdown_table(["system", "numbering", "test users", "HR@10", "NDCG@10"], rows, 'lllrr')
+
+
+@table("summary_beauty", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
+       "quality_baselines.json")
+def summary_beauty(results: Results) -> str:
+    run = results["item_ids.json"]["sasrec"]
+    return summary_table(results, "beauty", "item_ids_transitions_cos4000.json", "item_starts.json",
+                         (run["sequential"], run["training"]))
+
+
+@table("summary_sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
+       "sasrec_item_ids_sports.json", "quality_baselines.json")
+def summary_sports(results: Results) -> str:
+    return summary_table(results, "sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
+                         single_sasrec(results, "sasrec_item_ids_sports.json"))
+
+
+@table("findings", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
+       "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json", "sasrec_item_ids_sports.json",
+       "quality_baselines.json", "ablation.json", "scaling.json")
+def findings(results: Results) -> str:
+    """The principal findings: every figure read from its results file."""
+    beauty = best_student(results, "item_ids_transitions_cos4000.json")
+    sports = best_student(results, "item_ids_sports_transitions_cos4000.json")
+    sports_sasrec, _ = single_sasrec(results, "sasrec_item_ids_sports.json")
+    quality = results["quality_baselines.json"]
+    published = quality["published"]["figures"]
+
+    def leak(dataset: str) -> str:
+        runs = baseline_runs(results, "quality_baselines.json", dataset, "sequential")
+        return metric(next(iter(runs.values()))[0]["metrics"]["leak_rule"]["sequential"]["ndcg@10"])
+
+    def sasrec_gpu(dataset: str) -> str:
+        runs = baseline_runs(results, "quality_baselines.json", dataset, "random")["cuda"]
+        return seeded(mean_std([run["metrics"]["sasrec"]["sequential"]["ndcg@10"] for run in runs]))
+
+    ablation = results["ablation.json"]["variants"]
+    with_rationale, without = (ablation[name]["results"]["project"]["sequential"]["model"]["ndcg@10"]
+                               for name in ("all four tasks (RDRec)", "without rationale"))
+    catalog = results["scaling.json"]["catalog_size"]
+    popularity = beauty["popularity"]["ndcg@10"]["mean"]
+    return "\n".join([
+        f"- **The student against its baselines** (this project's protocol: leak-free numbering, full ranking, "
+        f"{int(beauty['num_examples']['mean']):,} sampled test users). Beauty: NDCG@10 "
+        f"{seeded(beauty['model']['ndcg@10'])} (seeds {per_seed(beauty['model']['ndcg@10'])}), "
+        f"{ratio(beauty['model']['ndcg@10']['mean'], popularity)} popularity ({metric(popularity)}); a transition "
+        f"item-kNN with no model reaches {metric(results['item_starts.json']['metrics']['transition item-kNN']['ndcg@10'])} "
+        f"and SASRec under the same budget {metric(results['item_ids.json']['sasrec']['sequential']['ndcg@10'])}. "
+        f"Sports: {seeded(sports['model']['ndcg@10'])} against popularity {metric(sports['popularity']['ndcg@10']['mean'])}, "
+        f"item-kNN {metric(results['item_starts_sports.json']['metrics']['transition item-kNN']['ndcg@10'])}, "
+        f"SASRec {metric(sports_sasrec['ndcg@10'])}. The student is above popularity and below both on each dataset.",
+        f"- **The paper's numbering leaks the answer.** The rule with no model (max(history)+1, +2, ...) reaches "
+        f"NDCG@10 {leak('beauty')} (beauty) and {leak('sports')} (sports) on all test users, against POD's "
+        f"published {metric(published['beauty']['sequential']['POD']['ndcg@10'])} / "
+        f"{metric(published['sports']['sequential']['POD']['ndcg@10'])} and RDRec's "
+        f"{metric(published['beauty']['sequential']['RDRec']['ndcg@10'])} / "
+        f"{metric(published['sports']['sequential']['RDRec']['ndcg@10'])}. Converged SASRec on the leak-free "
+        f"numbering: {sasrec_gpu('beauty')} (beauty), {sasrec_gpu('sports')} (sports).",
+        f"- **Rationales** (All_Beauty, 3 seeds, 300 CPU steps, the paper's per-batch mixture): sequential NDCG@10 "
+        f"{seeded(with_rationale)} with the rationale task, {seeded(without)} without; the difference is "
+        f"within the seed spread.",
+        f"- **Scaling** (text ids, `mini`, random weights): catalog {catalog[0]['catalog_size']:,} -> "
+        f"{catalog[-1]['catalog_size']:,} items: training step "
+        f"{catalog[-1]['step_seconds'] / catalog[0]['step_seconds']:.2f}x, constrained generation "
+        f"{catalog[-1]['generate_seconds'] / catalog[0]['generate_seconds']:.2f}x. With text ids the output layer "
+        f"is the fixed vocabulary; independent ids add one output row per item, so their cost grows with the catalog.",
+    ])
+
+
+# -------------------------------------------------------------------------- other results files, one each
+
+
+@table("student_cpu", "student_cpu.json")
+def student_cpu(results: Results) -> str:
+    run = results["student_cpu.json"]
+    rows = []
+    for setting, tasks in run["results"].items():
+        dataset, indexing = setting.split(":")
+        for task, entry in tasks.items():
+            for system, label in (("model", "student, 600 steps"), ("popularity", "popularity"),
+                                  ("leak_rule", "leak rule")):
+                shown = seeded if system == "model" else lambda value: metric(value["mean"])  # deterministic
+                rows.append([dataset, INDEXING_LABEL[indexing], TASK_LABEL[task], label,
+                             shown(entry[system]["hr@10"]), shown(entry[system]["ndcg@10"]),
+                             f"{int(entry['num_examples']['mean']):,}"])
+    header = ["dataset", "numbering", "task", "system", "HR@10", "NDCG@10", "test users"]
+    spent = "; ".join(f"{setting}: {join(values, minutes)}" for setting, values in run["training_minutes"].items())
+    return f"{markdown_table(header, rows, 'llllrrr')}\n\nSeeds {join(run['seeds'])}; training minutes per seed: {spent}."
+
+
+ABLATION_TEXT = {"project": "rouge-l", "paper": "nmt-rouge-l"}
+
+
+def ablation_table(results: Results, protocol: str) -> str:
+    run = results["ablation.json"]
+    rouge = ABLATION_TEXT[protocol]
+    rows = []
+    for name, variant in run["variants"].items():
+        tasks = variant["results"][protocol]
+        rows.append([name, f"`{variant['mixture']}`",
+                     *(seeded(tasks[task]["model"][key]) for task in ("sequential", "topn") for key in ("hr@10", "ndcg@10")),
+                     *(seeded(tasks[task]["model"][key], score) for task in ("explanation", "rationale")
+                       for key in ("bleu-4", rouge))])
+    tasks = next(iter(run["variants"].values()))["results"][protocol]
+    for system in ("popularity", "leak_rule"):
+        rows.append([system.replace("_", " "), "", *(metric(tasks[task][system][key]["mean"]) for task in ("sequential", "topn")
+                                                      for key in ("hr@10", "ndcg@10")), "", "", "", ""])
+    header = ["variant", "mixture", "sequential HR@10", "sequential NDCG@10", "top-N HR@10", "top-N NDCG@10",
+              "explanation BLEU-4", f"explanation {rouge}", "rationale BLEU-4", f"rationale {rouge}"]
+    examples = "; ".join(f"{task} {int(entry['num_examples']['mean']):,}" for task, entry in tasks.items())
+    return f"{markdown_table(header, rows, 'llrrrrrrrr')}\n\nSeeds {join(run['seeds'])}; test examples: {examples}."
+
+
+table("ablation_project", "ablation.json")(lambda results: ablation_table(results, "project"))
+table("ablation_paper", "ablation.json")(lambda results: ablation_table(results, "paper"))
+
+
+@table("scaling", "scaling.json")
+def scaling(results: Results) -> str:
+    run = results["scaling.json"]
+    rows = [[f"{point['catalog_size']:,}", str(point["history_length"]), str(point["prompt_tokens"]),
+             f"{point['trie_nodes']:,}", f"{point['step_seconds']:.3f}", f"{point['examples_per_second']:.1f}",
+             f"{point['generate_seconds']:.2f}", f"{point['users_per_second']:.1f}",
+             f"{point['setup_peak_rss_mib']:.0f} / {point['generate_peak_rss_mib']:.0f} / {point['peak_rss_mib']:.0f}"]
+            for sweep in ("catalog_size", "history_length") for point in run[sweep]]
+    header = ["catalog", "history", "prompt tokens", "trie nodes", "step s", "examples/s", "generate s", "users/s",
+              "peak MiB setup / generate / train"]
+    options = ", ".join(f"{key} {value}" for key, value in run["options"].items())
+    return f"{markdown_table(header, rows, 'rrrrrrrrl')}\n\nOptions: {options}."
+
+
+@table("collaborative_ids", "collaborative_ids.json")
+def collaborative_ids(results: Results) -> str:
+    run = results["collaborative_ids.json"]
+    rows = [[name, f"{case['items']:,}", f"{case['edges']:,}", f"{case['seconds']:.1f} ({case['graph_seconds']:.2f})",
+             f"{case['peak_mib']:,.0f}", f"{case['leaves']:,}, {case['largest_leaf']}",
+             ", ".join(f"{depth}: {count:,}" for depth, count in case["depth_histogram"].items())]
+            for name, case in run["results"].items()]
+    header = ["catalog", "items", "edges", "seconds (graph)", "peak MiB", "leaves, largest", "code lengths (items)"]
+    return f"{markdown_table(header, rows, 'lrrrrll')}\n\n`{run['command']}`, {run['created']}; {run['machine']}."
+
+
+@table("app", "app.json")
+def app(results: Results) -> str:
+    run = results["app.json"]
+    rows = [
+        ["`rdrec-hf app` launch to the first HTTP 200 (imports, model, dataset, Gradio)",
+         f"{run['startup_median_s']:.1f} s", join(run["startup_s"], lambda s: f"{s:.1f}")],
+        [f"one \"Recommend\" with explanations and rationales, k={run['k']}, through the server",
+         f"{run['recommend_with_explanations_served_median_s']:.2f} s",
+         f"{min(run['recommend_with_explanations_served_s']):.2f}-{max(run['recommend_with_explanations_served_s']):.2f} s"],
+        ["the same call in process", f"{run['recommend_with_explanations_in_process_median_s']:.2f} s", ""],
+    ]
+    return (f"{markdown_table(['what', 'median', 'runs'], rows, 'lrl')}\n\n"
+            f"Model `{run['model']}`, dataset `{run['dataset']}`, {run['threads']} thread(s).")
+
+
+@table("student_vs_baselines", "student_vs_baselines.json")
+def student_vs_baselines(results: Results) -> str:
+    rows = []
+    for dataset, run in results["student_vs_baselines.json"].items():
+        student = run["student"]
+        rows.append([dataset, f"student, seeds {join(student['seeds'])}", seeded(mean_std(student["hr@10"])),
+                     seeded(mean_std(student["ndcg@10"])), f"{run['users']:,}", str(run["budget_cpu_minutes"])])
+        rows += [[dataset, system.replace("_", "-"), metric(run[system]["hr@10"]), metric(run[system]["ndcg@10"]),
+                  f"{run['users']:,}", ""] for system in ("item_knn", "sasrec", "popularity") if system in run]
+    header = ["dataset", "system", "HR@10", "NDCG@10", "test users", "CPU minutes"]
+    commands = "\n".join(f"- {dataset}: `{run['command']}`" for dataset, run in results["student_vs_baselines.json"].items())
+    return f"{markdown_table(header, rows, 'llrrrr')}\n\n{commands}"
+
+
+@table("data_path", "data_path.json")
+def data_path(results: Results) -> str:
+    rows = [[name, f"{values['previous']:,.2f}", f"{values['new']:,.2f}", ratio(values["new"], values["previous"])]
+            for name, values in results["data_path.json"].items()
+            if isinstance(values, dict) and {"previous", "new"} <= values.keys()]
+    return markdown_table(["measure", "previous", "new", "new / previous"], rows, 'lrrr')
+
+
+@table("gpu_check", "gpu_check.json")
+def gpu_check(results: Results) -> str:
+    """The GPU check's record as written, one row per (flattened) key."""
+
+    def flatten(value: Any, prefix: str = "") -> list[list[str]]:
+        if isinstance(value, dict):
+            return [row for key, item in value.items() for row in flatten(item, f"{prefix}{key}.")]
+        return [[f"`{prefix[:-1]}`", json.dumps(value) if not isinstance(value, str) else value]]
+
+    return markdown_table(["field", "value"], flatten(results["gpu_check.json"]), 'll')
+
+
+# -------------------------------------------------------------------------------------------- documents
+
+
+def render_document(text: str, results: Results) -> str:
+    """``text`` with every report block re-rendered from ``results``; ReportError on an unknown or unclosed
+    block, or a block whose results files are absent."""
+    closed = {match["name"] for match in BLOCK.finditer(text)}
+    for name in OPENING.findall(text):
+        if name not in closed:
+            raise ReportError(f"block {name!r} has no closing <!-- /report:{name} -->")
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise ReportError(f"unknown block {name!r}; known: {', '.join(sorted(TABLES))}")
+        missing = TABLES[name].missing(results)
+        if missing:
+            raise ReportError(f"block {name!r} needs benchmarks/results/{', '.join(missing)}, which is absent")
+        return f"<!-- report:{name} -->\n{TABLES[name].render(results).rstrip()}\n<!-- /report:{name} -->"
+
+    return BLOCK.sub(replace, text)
+
+
+def load_results(folder: Path) -> dict[str, Any]:
+    if not folder.is_dir():
+        raise ReportError(f"no results folder at {folder}")
+    results = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            results[path.name] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ReportError(f"{path} is not valid JSON: {error}") from error
+    return results
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 and print a diff when a committed block differs from its render")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose documents are rendered")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="the results folder (default: ROOT/benchmarks/results)")
+    parser.add_argument("--documents", nargs="+", default=list(DOCUMENTS),
+                        help="documents to render, relative to --root")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        results = load_results(args.results or args.root / "benchmarks" / "results")
+        stale = []
+        for name in args.documents:
+            path = args.root / name
+            if not path.is_file():
+                raise ReportError(f"no document at {path}")
+            text = path.read_text()
+            try:
+                rendered = render_document(text, results)
+            except ReportError as error:
+                raise ReportError(f"{name}: {error}") from error
+            if rendered == text:
+                continue
+            if args.check:
+                stale.append(name)
+                sys.stdout.writelines(difflib.unified_diff(
+                    text.splitlines(keepends=True), rendered.splitlines(keepends=True),
+                    f"{name} (committed)", f"{name} (rendered from benchmarks/results)"))
+            else:
+                path.write_text(rendered)
+                print(f"rewrote the report blocks of {name}")
+    except ReportError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
+    if stale:
+        print(f"report --check: {', '.join(stale)} differ from benchmarks/results; run "
+              "`.venv/bin/python benchmarks/report.py` and commit", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(make_parser().parse_args()))
