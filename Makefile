@@ -49,6 +49,7 @@ browser: $(BROWSER_STAMP)
 # One thread per process: the tests run tiny models (thread start-up costs more than it saves) and some
 # tests start two processes on the two cores.
 test: $(STAMP) $(BROWSER_STAMP)
+	$(PY) benchmarks/report.py --check
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider tests
 
 test-slow: $(STAMP)

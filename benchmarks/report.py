@@ -99,6 +99,10 @@ def join(values: list[Any], fmt: Callable[[Any], str] = str) -> str:
     return ", ".join(fmt(value) for value in values)
 
 
+def seeds_label(seeds: list[Any]) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {join(seeds)}"
+
+
 def minutes(value: float) -> str:
     return f"{value:.1f}"
 
@@ -139,7 +143,7 @@ def baseline_runs(results: Results, file: str, dataset: str, indexing: str) -> d
 
 def sasrec_run_note(runs: list[dict]) -> str:
     training = [run["sasrec"] for run in runs]
-    return (f"seeds {join([run['seed'] for run in runs])}; epochs {join([t['epochs'] for t in training])} "
+    return (f"{seeds_label([run['seed'] for run in runs])}; epochs {join([t['epochs'] for t in training])} "
             f"(best {join([t['best_epoch'] for t in training])}; {training[0]['stop_reason']}); "
             f"{runs[0]['test_users']:,} test users; {runs[0]['machine']}; {runs[0]['date'][:10]}")
 
@@ -297,7 +301,7 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
     sasrec_metrics, training = sasrec
     rows = [
         ["this project's student: independent ids + transitions start, "
-         f"seeds {join(results[student_file]['seeds'])}", "leak-free", users,
+         + seeds_label(results[student_file]["seeds"]), "leak-free", users,
          seeded(student["model"]["hr@10"]), seeded(student["model"]["ndcg@10"])],
         ["transition item-kNN (no model)", "leak-free", users,
          *(metric(results[starts_file]["metrics"]["transition item-kNN"][name]) for name in ("hr@10", "ndcg@10"))],
@@ -312,7 +316,7 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
         if converged:
             hr, ndcg = (seeded(mean_std([run["metrics"]["sasrec"]["sequential"][name] for run in converged]))
                         for name in ("hr@10", "ndcg@10"))
-            rows.append([f"SASRec, converged on a GPU, {len(converged)} seed(s)", INDEXING_LABEL[indexing],
+            rows.append([f"SASRec, converged on a GPU, {seeds_label([run['seed'] for run in converged])}", INDEXING_LABEL[indexing],
                          everyone, hr, ndcg])
         if indexing == "sequential":
             leak = next(iter(groups.values()))[0]["metrics"]["leak_rule"]["sequential"]
@@ -484,7 +488,7 @@ def student_vs_baselines(results: Results) -> str:
     rows = []
     for dataset, run in results["student_vs_baselines.json"].items():
         student = run["student"]
-        rows.append([dataset, f"student, seeds {join(student['seeds'])}", seeded(mean_std(student["hr@10"])),
+        rows.append([dataset, f"student, {seeds_label(student['seeds'])}", seeded(mean_std(student["hr@10"])),
                      seeded(mean_std(student["ndcg@10"])), f"{run['users']:,}", str(run["budget_cpu_minutes"])])
         rows += [[dataset, system.replace("_", "-"), metric(run[system]["hr@10"]), metric(run[system]["ndcg@10"]),
                   f"{run['users']:,}", ""] for system in ("item_knn", "sasrec", "popularity") if system in run]

@@ -1,0 +1,113 @@
+"""benchmarks/report.py: the committed tables equal what their results files render, a changed number fails
+the check, the rewrite repairs it, and a bad document or results folder is one clear error."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/ is a folder of scripts: load report.py under a name of its own (dataclasses look it up)
+SPEC = importlib.util.spec_from_file_location("benchmarks_report", ROOT / "benchmarks" / "report.py")
+report = sys.modules["benchmarks_report"] = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(report)
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A copy of the documents and results files, to change without touching the repository."""
+    for name in report.DOCUMENTS:
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
+    return tmp_path
+
+
+def run(root: Path, *options: str) -> int:
+    return report.main(report.make_parser().parse_args(["--root", str(root), *options]))
+
+
+def test_committed_documents_match_their_results_files():
+    """What `make test` runs, as it runs it."""
+    done = subprocess.run([sys.executable, "benchmarks/report.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_changed_number_fails_the_check_and_the_rewrite_repairs_it(checkout, capsys):
+    path = checkout / "benchmarks" / "results" / "item_ids_transitions_cos4000.json"
+    results = json.loads(path.read_text())
+    results["results"]["independent"]["sequential"]["model"]["ndcg@10"]["mean"] = 0.0512
+    path.write_text(json.dumps(results))
+
+    assert run(checkout, "--check") == 1
+    diff = capsys.readouterr().out
+    assert "-| student, independent ids + transitions start" in diff and ".0512 ± .0010" in diff
+    assert "README.md (committed)" in diff and "BENCHMARKS.md (committed)" in diff  # the summary and the tables
+
+    assert run(checkout) == 0
+    assert ".0512 ± .0010" in (checkout / "BENCHMARKS.md").read_text()
+    assert run(checkout, "--check") == 0
+
+
+def test_text_outside_the_blocks_is_kept(checkout):
+    document = checkout / "BENCHMARKS.md"
+    text = document.read_text() + "\nA closing line the report does not own.\n"
+    document.write_text(text)
+    assert run(checkout) == 0
+    assert document.read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("<!-- report:no_such_table -->\n<!-- /report:no_such_table -->", "unknown block 'no_such_table'"),
+        ("<!-- report:app -->\nnever closed", "block 'app' has no closing"),
+        ("<!-- report:gpu_check -->\n<!-- /report:gpu_check -->", "needs benchmarks/results/gpu_check.json"),
+    ],
+)
+def test_a_bad_block_is_one_error(checkout, capsys, block, message):
+    (checkout / "README.md").write_text(f"# r\n\n{block}\n")
+    assert run(checkout, "--check") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("report: README.md: ") and message in error and "Traceback" not in error
+
+
+def test_a_results_file_that_is_not_json_is_one_error(checkout, capsys):
+    (checkout / "benchmarks" / "results" / "broken.json").write_text("{")
+    assert run(checkout, "--check") == 2
+    assert "broken.json is not valid JSON" in capsys.readouterr().err
+
+
+def test_files_that_come_later_render_once_present(checkout):
+    """The tables registered ahead of their files (another session writes them) render from their formats."""
+    results_dir = checkout / "benchmarks" / "results"
+    (results_dir / "data_path.json").write_text(json.dumps(
+        {"redraw_s": {"previous": 45.0, "new": 9.0}, "examples_per_s": {"previous": 300.0, "new": 600.0},
+         "command": "bench_data.py"}))
+    (results_dir / "student_vs_baselines.json").write_text(json.dumps({"beauty": {
+        "users": 5000, "budget_cpu_minutes": 30, "command": "bench_x.py --dataset beauty",
+        "student": {"seeds": [42, 43], "ndcg@10": [0.04, 0.042], "hr@10": [0.07, 0.072]},
+        "item_knn": {"ndcg@10": 0.0438, "hr@10": 0.0704}, "sasrec": {"ndcg@10": 0.0504, "hr@10": 0.0786},
+        "popularity": {"ndcg@10": 0.0057, "hr@10": 0.0126}}}))
+    document = checkout / "README.md"
+    document.write_text("".join(f"<!-- report:{name} -->\n<!-- /report:{name} -->\n"
+                                for name in ("data_path", "student_vs_baselines")))
+    assert run(checkout, "--documents", "README.md") == 0
+    text = document.read_text()
+    assert "| redraw_s | 45.00 | 9.00 | 0.2x |" in text
+    assert "| beauty | student, seeds 42, 43 | .0710 ± .0014 | .0410 ± .0014 | 5,000 | 30 |" in text
+    assert "| beauty | item-knn | .0704 | .0438 | 5,000 |  |" in text
+
+
+def test_format_helpers():
+    assert report.metric(0.03989) == ".0399" and report.metric(None) == "-"
+    assert report.seeded({"mean": 0.0399, "std": 0.001, "values": [0.0392, 0.0406]}) == ".0399 ± .0010"
+    assert report.seeded({"mean": 0.021, "std": None, "values": [0.021]}) == ".0210"
+    with pytest.raises(ValueError, match="does not match"):
+        report.markdown_table(["a", "b"], [], "l")
