@@ -13,6 +13,10 @@ from rdrec_hf.evaluation.text_metrics import (
     corpus_bleu,
     distinct_share,
     longest_common_subsequence,
+    longest_token_run,
+    looping_share,
+    loops,
+    most_repeated_ngram,
     nmt_rouge_f_scores,
     rouge_f_scores,
     text_generation_metrics,
@@ -105,6 +109,33 @@ def test_distinct_share_normalises_whitespace():
     assert distinct_share(["same"] * 4) == pytest.approx(1 / 4)
 
 
+def test_longest_token_run_counts_consecutive_repeats_only():
+    assert longest_token_run([]) == 0
+    assert longest_token_run("a b a b".split()) == 1
+    assert longest_token_run("I I I I I I love it".split()) == 6
+    assert longest_token_run("so good so so good good good".split()) == 3
+
+
+def test_most_repeated_ngram_counts_overlapping_occurrences():
+    assert most_repeated_ngram("one two".split()) == (None, 0)
+    text = "it's made with love and it's made with love and it's made with"
+    assert most_repeated_ngram(text.split()) == (("it's", "made", "with"), 3)
+    assert most_repeated_ngram("a a a a a".split(), order=3) == (("a", "a", "a"), 3)
+    assert most_repeated_ngram("x y x y".split(), order=2) == (("x", "y"), 2)  # first on a tie
+    with pytest.raises(ValueError, match="order"):
+        most_repeated_ngram(["a"], order=0)
+
+
+def test_loops_at_four_in_a_row_or_a_trigram_three_times():
+    assert loops("I I I I I I I I")
+    assert not loops("I I I love it")  # three in a row is not yet a loop
+    assert loops("made with love and made with love and made with love")
+    assert not loops("made with love and made with love")  # a 3-gram twice is not yet a loop
+    assert looping_share(["I I I I", "a fine cream", "made with love made with love made with love", "ok"]) == 0.5
+    with pytest.raises(ValueError, match="no texts"):
+        looping_share([])
+
+
 def test_text_generation_metrics_scales_by_100_and_names_every_metric():
     metrics = text_generation_metrics(["the cat is on the mat"], ["the cat sat on the mat"])
     assert tuple(metrics) == TEXT_METRIC_NAMES
@@ -112,7 +143,7 @@ def test_text_generation_metrics_scales_by_100_and_names_every_metric():
     assert metrics["bleu-4"] == 0.0
     assert metrics["rouge-2"] == pytest.approx(60.0)
     assert metrics["nmt-rouge-1"] == pytest.approx(80.0) and metrics["rouge-1"] == pytest.approx(100 * 5 / 6)
-    assert metrics["distinct_share"] == 1.0
+    assert metrics["distinct_share"] == 1.0 and metrics["looping_share"] == 0.0
 
 
 @pytest.mark.parametrize(

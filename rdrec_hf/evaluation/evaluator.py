@@ -7,7 +7,8 @@ This project's protocol (``project``), the stricter one:
   (`model.generate(..., item_index=..., exclude_items=...)`: exact one-step ranking with one-token ids, the
   trie beam search of `rdrec_hf.models.item_decoding` otherwise);
 - top-N: the held-out item among its stored negatives, ranked exactly by `model.score_candidates`;
-- explanation and rationale: greedy generation.
+- explanation and rationale: greedy generation that blocks repeated 3-grams, within a length range
+  (`TextGenerationSettings`: a small student decoded plainly greedily loops).
 
 The paper's protocol (``paper``), as the reference scripts (``seq.py``, ``topn.py``, ``exp.py``) run it:
 
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from ..data import RDRecDataCollator, build_eval_dataset, sample_users, training_history
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..models import ItemIndex
+from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
 from ..tasks import RANKING_TASKS, Task, TaskKind
 from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from .protocols import EvalProtocol
@@ -44,10 +46,9 @@ from .text_metrics import text_generation_metrics
 
 logger = logging.getLogger(__name__)
 
-# The reference scripts' decoding settings (seq.py, topn.py, exp.py), one home for each.
+# The reference scripts' decoding settings (seq.py, topn.py; exp.py's: models.text_generation), one home for each.
 PAPER_SEQUENTIAL_GENERATION = dict(num_beams=20, num_return_sequences=15, length_penalty=1.0, early_stopping=True)
 PAPER_TOPN_GENERATION = dict(num_beams=20, num_return_sequences=10)
-PAPER_TEXT_GENERATION = dict(num_beams=7, min_length=10, max_length=50, do_sample=False)
 PAPER_REFERENCE_MAX_TOKENS = 100  # exp.py cuts the test explanations at exp_len=100 tokens
 
 
@@ -79,7 +80,8 @@ class EvaluationConfig:
     )
     seed: int = field(default=42, metadata={"help": "Seed of the user sample."})
     max_new_tokens: int = field(
-        default=64, metadata={"help": "Longest generated explanation or rationale, in tokens (greedy decoding)."}
+        default=64, metadata={"help": "Longest generated explanation or rationale, in tokens (this project's "
+                              "protocol: `TextGenerationSettings`, greedy without repeated 3-grams)."}
     )
     num_samples: int = field(
         default=3, metadata={"help": "Example predictions kept per task for the report (0: none)."}
@@ -369,8 +371,8 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
         decoding = (f"The paper's: beam search with {generation['num_beams']} beams (the reference's 21 beams in 3 "
                     f"groups, diversity 0), {generation['min_length']} to {generation['max_length']} tokens")
     else:
-        generation = dict(max_new_tokens=config.max_new_tokens, num_beams=1, do_sample=False)
-        decoding = f"Greedy generation of at most {config.max_new_tokens} tokens"
+        settings = TextGenerationSettings.up_to(config.max_new_tokens)
+        generation, decoding = settings.generate_kwargs(), settings.describe()
     predictions: list[str] = []
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
         sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)

@@ -33,6 +33,7 @@ METRIC_LABELS = {
     "nmt-rouge-2": "ROUGE-2 (reference's)",
     "nmt-rouge-l": "ROUGE-L (reference's)",
     "distinct_share": "distinct share",
+    "looping_share": "looping share",
 }
 OUTPUT_SHARE_LABELS = {  # the paper protocol's free beams: what became of the generated sequences
     "invalid_share": "no catalog id (misses)",
@@ -189,7 +190,8 @@ def write_report(
     parts = [f"# {title} ({PROTOCOL_TITLES[EvalProtocol(protocol)]})"]
     if notes:
         parts.append("\n".join(f"- {note}" for note in notes))
-    parts.append("## Metrics\n\nHR and NDCG in [0, 1]; BLEU and ROUGE x100; distinct share = distinct texts / texts.")
+    parts.append("## Metrics\n\nHR and NDCG in [0, 1]; BLEU and ROUGE x100; distinct share = distinct texts / texts; "
+                 "looping share = texts with a token 4 times in a row or a 3-gram 3 times / texts.")
     parts.append(markdown_tables(results))
     if curves_png:
         parts.append(f"## Training curves\n\n![training and validation loss]({curves_png})")

@@ -29,7 +29,11 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 # Public metric names of `text_generation_metrics`, in the order reports show them.
 TEXT_METRIC_NAMES = (
     "bleu-1", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "nmt-rouge-1", "nmt-rouge-2", "nmt-rouge-l", "distinct_share",
+    "looping_share",
 )
+# A text loops when one token comes this many times in a row or one 3-gram this many times (issue 28's bar).
+LOOP_RUN_LENGTH = 4
+LOOP_TRIGRAM_COUNT = 3
 
 
 def whitespace_tokens(text: str) -> list[str]:
@@ -140,9 +144,41 @@ def distinct_share(texts: Sequence[str]) -> float:
     return len({" ".join(whitespace_tokens(text)) for text in texts}) / len(texts)
 
 
+def longest_token_run(tokens: Sequence[str]) -> int:
+    """How many times in a row the most repeated token comes (0 for no tokens): 4 for ``I I I I``."""
+    longest = run = 0
+    for position, token in enumerate(tokens):
+        run = run + 1 if position and token == tokens[position - 1] else 1
+        longest = max(longest, run)
+    return longest
+
+
+def most_repeated_ngram(tokens: Sequence[str], order: int = 3) -> tuple[tuple[str, ...] | None, int]:
+    """The ``order``-gram of ``tokens`` that occurs most often (overlapping occurrences count; the first one
+    on a tie) and its count; ``(None, 0)`` when there are fewer than ``order`` tokens."""
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    counts = ngram_counts(tokens, order)
+    return counts.most_common(1)[0] if counts else (None, 0)
+
+
+def loops(text: str) -> bool:
+    """Whether a generated text loops: a whitespace token ``LOOP_RUN_LENGTH`` times in a row or a 3-gram
+    ``LOOP_TRIGRAM_COUNT`` times."""
+    tokens = whitespace_tokens(text)
+    return longest_token_run(tokens) >= LOOP_RUN_LENGTH or most_repeated_ngram(tokens, 3)[1] >= LOOP_TRIGRAM_COUNT
+
+
+def looping_share(texts: Sequence[str]) -> float:
+    """Share in [0, 1] of texts that loop (`loops`)."""
+    if not texts:
+        raise ValueError("no texts to count")
+    return sum(map(loops, texts)) / len(texts)
+
+
 def text_generation_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """BLEU-1/4, ROUGE-1/2/L of rouge-score and of the reference (``nmt-``) (x100, as the papers report them)
-    and the distinct share (a fraction).
+    and the distinct and looping shares (fractions).
 
     Keys are `TEXT_METRIC_NAMES`. ``predictions[i]`` is scored against ``references[i]``.
     """
@@ -157,6 +193,7 @@ def text_generation_metrics(predictions: Sequence[str], references: Sequence[str
            for prefix, scores in (("", rouge), ("nmt-", nmt_rouge))
            for suffix, key in (("1", "rouge1"), ("2", "rouge2"), ("l", "rougeL"))},
         "distinct_share": distinct_share(predictions),
+        "looping_share": looping_share(predictions),
     }
 
 

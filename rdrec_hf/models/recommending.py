@@ -17,9 +17,10 @@ import torch
 from .item_index import ItemIndex
 from .prompting import prompt_for
 from .tasks import RationaleKind, Task
+from .text_generation import TextGenerationSettings
 
 ANONYMOUS_USER = "0"  # project user ids start at 1, so `user_0` is a mention no training user has
-MAX_EXPLANATION_TOKENS = 48
+MAX_EXPLANATION_TOKENS = TextGenerationSettings.max_new_tokens
 
 
 @dataclass
@@ -88,13 +89,13 @@ def rank_next_items(
 def generate_texts(
     model, tokenizer, prompts: Sequence[str], task: Task, max_new_tokens: int = MAX_EXPLANATION_TOKENS
 ) -> list[str]:
-    """Greedy free text for prompts of one text task (explanation or rationale), one string per prompt."""
+    """Free text for prompts of one text task (explanation or rationale), one string per prompt, decoded with
+    `TextGenerationSettings` (deterministic, without loops)."""
     if not prompts:
         return []
     model.eval()
-    generated = model.generate(
-        **model.prepare_prompts(tokenizer, prompts, task), max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
-    )
+    generation = TextGenerationSettings.up_to(max_new_tokens).generate_kwargs()
+    generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task), **generation)
     return tokenizer.batch_decode(generated, skip_special_tokens=True)
 
 
