@@ -1,6 +1,6 @@
 """The ``rdrec-hf`` command line: thin subcommands over the library.
 
-    rdrec-hf prepare   --source PATH --output DIR        raw data -> project dataset
+    rdrec-hf prepare   --dataset PATH --output DIR       raw data -> project dataset (leak-free ids)
     rdrec-hf distill   --config YAML [options]           teacher rationales for the reviews
     rdrec-hf train     --config YAML [options]           train the student (several seeds: --seeds)
     rdrec-hf evaluate  --config YAML [options]           the paper's protocol, with baselines
@@ -24,9 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .data.schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, DEFAULT_NUM_NEGATIVES
+from .data.schema import DEFAULT_NUM_NEGATIVES
 from .models.item_decoding import ItemDecoding
-from .models.item_ids import ItemIndexing
 from .scripts import CONFIG_HELP
 
 EXIT_USER_ERROR = 1  # usage errors exit with 2, as argparse does
@@ -50,28 +49,29 @@ def positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------------------------- prepare
 def run_prepare(args) -> int:
-    from .data import save_rec_dataset
-    from .data.schema import count_summary, get_metadata
-    from .data.sources import SourceFormat, detect_source_format, load_source
+    from dataclasses import fields
 
-    source, output = Path(args.source), Path(args.output)
+    from .data import save_rec_dataset
+    from .data.loading import DataArguments, load_training_data, resolve_source
+    from .data.schema import count_summary, get_metadata
+    from .data.sources import SourceFormat
+
+    output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         if not (output / "dataset_dict.json").is_file():
             raise UserError(f"{output} already exists and is not a project dataset; choose another --output")
         if not args.overwrite:
             raise UserError(f"{output} already holds a dataset; pass --overwrite to replace it")
-    fmt = SourceFormat(args.format)
-    if fmt is SourceFormat.AUTO:
-        fmt = detect_source_format(source)
+    data_args = DataArguments(**{option.name: getattr(args, option.name) for option in fields(DataArguments)})
+    source, fmt = resolve_source(data_args.dataset, args.format)
     if fmt is SourceFormat.SAVED:
         raise UserError(f"{source} is already a project dataset: use it as it is")
-    options = dict(
-        indexing=args.indexing, seed=args.seed, num_negatives=args.num_negatives,
-        num_clusters=args.num_clusters, max_cluster_size=args.max_cluster_size,
-    )
-    if fmt is SourceFormat.AMAZON and args.min_interactions is not None:
+    options = {"num_negatives": args.num_negatives}
+    if args.min_interactions is not None:
+        if fmt is not SourceFormat.AMAZON:
+            raise UserError(f"--min_interactions applies to Amazon reviews; {source} is a {fmt.value} source")
         options["min_interactions"] = args.min_interactions
-    data = load_source(source, fmt, **options)
+    data = load_training_data(data_args, fmt, **options)
     if output.exists():
         shutil.rmtree(output)  # a project dataset, replaced as --overwrite asked
     save_rec_dataset(data, args.output)
@@ -79,7 +79,7 @@ def run_prepare(args) -> int:
     print(count_summary(data))
     if metadata.skipped:
         print("skipped: " + ", ".join(f"{reason} {count}" for reason, count in sorted(metadata.skipped.items())))
-    print(f"saved ({metadata.indexing.value} indexing, seed {metadata.seed}) to {args.output}")
+    print(f"saved ({metadata.indexing.value} indexing, dataset_seed {metadata.seed}) to {args.output}")
     return 0
 
 
@@ -260,6 +260,15 @@ def run_app(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ parser
+def data_options_parser() -> argparse.ArgumentParser:
+    """The options of `DataArguments` (names, defaults, help) as the train and evaluate programs parse them."""
+    from transformers import HfArgumentParser
+
+    from .data.loading import DataArguments
+
+    return HfArgumentParser(DataArguments, add_help=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rdrec-hf", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,25 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    prepare = commands.add_parser("prepare", help="load raw data into a project dataset (saved to disk)")
-    prepare.add_argument("--source", required=True, help="P5 folder (sequential.txt) or Amazon reviews (.json/.json.gz)")
-    prepare.add_argument("--format", choices=["auto", "p5", "amazon"], default="auto")
+    # The data options are DataArguments' (as in train and evaluate); the old spellings stay as aliases.
+    prepare = commands.add_parser(
+        "prepare", help="load raw data into a project dataset (saved to disk)", parents=[data_options_parser()],
+        description="Load raw data into a project dataset. The data options are those of `rdrec-hf train` and "
+        "`evaluate` (either `--dataset_seed` or `--dataset-seed`); `--source` and `--seed` are the old names of "
+        "`--dataset` and `--dataset_seed`.",
+    )  # fmt: skip
+    prepare.add_argument("--source", dest="dataset", default=argparse.SUPPRESS, help="old name of --dataset")
+    prepare.add_argument("--seed", dest="dataset_seed", type=int, default=argparse.SUPPRESS,
+                         help="old name of --dataset_seed (in train, --seed is the training seed)")
+    prepare.add_argument("--format", choices=["auto", "p5", "amazon"], default="auto", help="format of a raw source")
     prepare.add_argument("--output", required=True, help="folder to save the dataset in")
-    prepare.add_argument(
-        "--indexing", choices=[scheme.value for scheme in ItemIndexing], default="random",
-        help="item-id scheme: random numbers (leak-free, default), sequential numbers (the paper's, leaks the "
-        "test item), independent (one new token per item), collaborative or collaborative+independent "
-        "(spectral clustering of the training co-occurrence graph, Hua et al. 2023)",
-    )
-    prepare.add_argument("--num-clusters", type=int, default=DEFAULT_NUM_CLUSTERS,
-                         help="collaborative ids: clusters per level")
-    prepare.add_argument("--max-cluster-size", type=int, default=DEFAULT_MAX_CLUSTER_SIZE,
-                         help="collaborative ids: a larger cluster is clustered again")
-    prepare.add_argument("--seed", type=int, default=0, help="seed of the item permutation and of the negatives")
-    prepare.add_argument("--num-negatives", type=positive_int, default=DEFAULT_NUM_NEGATIVES,
+    prepare.add_argument("--num_negatives", "--num-negatives", type=positive_int, default=DEFAULT_NUM_NEGATIVES,
                          help="stored top-N negatives per user and split")
-    prepare.add_argument("--min-interactions", type=positive_int, help="Amazon reviews: fewest distinct items a user needs "
-                         "(default: the loader's, 3: one training, one validation and one test item)")
+    prepare.add_argument("--min_interactions", "--min-interactions", type=positive_int,
+                         help="Amazon reviews: fewest distinct items a user needs (default: the loader's, 3: one "
+                         "training, one validation and one test item)")
     prepare.add_argument("--overwrite", action="store_true", help="replace the project dataset already in --output")
     prepare.set_defaults(handler=run_prepare)
 

@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from rdrec_hf import ItemIndex, RDRecConfig, RDRecForConditionalGeneration, load_rec_dataset
-from rdrec_hf.cli import EXIT_USER_ERROR, build_parser, main
+from rdrec_hf.cli import EXIT_USER_ERROR, build_parser, main, subcommand_parser
 from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir
 
 
 @pytest.fixture(scope="module")
 def all_beauty_dataset(tmp_path_factory, shared):
     folder = tmp_path_factory.mktemp("cli") / "all_beauty"
-    assert main(["prepare", "--source", str(all_beauty_reviews()), "--output", str(folder)]) == 0
+    # random: the text ids of `tiny_checkpoint`'s catalog
+    assert main(["prepare", "--dataset", str(all_beauty_reviews()), "--indexing", "random", "--output", str(folder)]) == 0
     return folder
 
 
@@ -37,6 +38,57 @@ def tiny_checkpoint(tmp_path_factory, all_beauty_dataset, t5_tokenizer):
 def test_prepare_reports_counts_and_skips(all_beauty_dataset, capsys):
     data = load_rec_dataset(all_beauty_dataset)
     assert data["users"].num_rows == 976 and data["items"].num_rows == 83
+
+
+def test_prepare_parses_the_data_options_of_training():
+    """One owner: every DataArguments field is a prepare option with training's names and default."""
+    from dataclasses import MISSING, fields
+
+    from rdrec_hf.data import DataArguments
+    from rdrec_hf.scripts.train import make_parser
+
+    prepare, train = subcommand_parser(build_parser(), "prepare"), make_parser()
+    for option in fields(DataArguments):
+        for parser in (prepare, train):
+            assert f"--{option.name}" in parser._option_string_actions
+            assert f"--{option.name.replace('_', '-')}" in parser._option_string_actions
+        default = option.default if option.default is not MISSING else option.default_factory()
+        assert prepare.get_default(option.name) == default == train.get_default(option.name)
+    assert prepare.get_default("indexing") == "independent"
+
+
+def test_prepare_defaults_to_leak_free_ids_and_keeps_the_old_names(tmp_path, capsys):
+    new, old = tmp_path / "new", tmp_path / "old"
+    assert main(["prepare", "--dataset", "all_beauty", "--dataset-seed", "1", "--user_limit", "30", "--output", str(new)]) == 0
+    assert "independent indexing, dataset_seed 1" in capsys.readouterr().out
+    assert main(["prepare", "--source", str(all_beauty_reviews()), "--seed", "1", "--user-limit", "30",
+                 "--output", str(old)]) == 0  # fmt: skip
+    first, second = load_rec_dataset(new), load_rec_dataset(old)
+    assert first["users"]["items"] == second["users"]["items"] and first["items"]["item_id"] == second["items"]["item_id"]
+    assert first["users"].num_rows == 30
+
+
+def test_the_papers_numbering_is_named_as_leaking(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="rdrec_hf.data.loading")
+    assert main(["prepare", "--indexing", "sequential", "--user_limit", "5", "--output", str(tmp_path / "seq")]) == 0
+    assert "leaks the test item" in caplog.text
+    caplog.clear()
+    assert main(["prepare", "--user_limit", "5", "--output", str(tmp_path / "free")]) == 0
+    assert "leaks" not in caplog.text
+
+
+def test_min_interactions_of_a_p5_source_is_a_user_error(shared, tmp_path, capsys):
+    assert main(["prepare", "--dataset", "beauty", "--min_interactions", "4", "--output", str(tmp_path / "x")]) == EXIT_USER_ERROR
+    assert "--min_interactions applies to Amazon reviews" in capsys.readouterr().err
+
+
+def test_train_without_indexing_saves_a_leak_free_catalog(shared, tmp_path):
+    main(["train", "--dataset", "all_beauty", "--model_preset", "tiny", "--user_limit", "24", "--max_steps", "1",
+          "--per_device_train_batch_size", "4", "--max_source_length", "128", "--max_target_length", "16",
+          "--eval_strategy", "no", "--rank_eval", "false", "--save_strategy", "no", "--report_to", "none",
+          "--output_dir", str(tmp_path / "model")])  # fmt: skip
+    catalog = ItemIndex.load(tmp_path / "model" / "item_index.json")
+    assert catalog.numbering["indexing"] == "independent" and catalog.scheme.indexing.has_item_token
 
 
 @pytest.mark.parametrize("command", ["prepare", "distill", "train", "evaluate", "recommend", "push"])

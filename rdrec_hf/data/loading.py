@@ -1,6 +1,12 @@
 """Loading a dataset by name: the shared datasets (``all_beauty``, ``beauty``, ``sports``), a prepared folder or
-a raw source (read through :func:`rdrec_hf.data.sources.load_source`), with the options of `DataArguments` (one
-home for the training, evaluation and benchmark programs)."""
+a raw source (read through :func:`rdrec_hf.data.sources.load_source`), with the options of `DataArguments`: the
+one home of the data options of ``rdrec-hf prepare`` and of the training, evaluation and benchmark programs
+(same names, same defaults).
+
+The default item ids are ``independent`` (one new token per item: the best leak-free scheme of BENCHMARKS.md).
+The paper's ``sequential`` numbering leaks the test item (a model-free "largest id + 1" rule beats the published
+students), so it is opt-in and every load of such a dataset logs a warning saying so.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +23,18 @@ from .sources import SourceFormat, detect_source_format, load_source
 logger = logging.getLogger(__name__)
 
 SHARED_DATASETS = ("all_beauty", "beauty", "sports")
+DEFAULT_INDEXING = ItemIndexing.INDEPENDENT
+LEAK_WARNING = (
+    "%s numbers items sequentially (the paper's numbering): it leaks the test item, which is often the largest id "
+    "of the history + 1 (BENCHMARKS.md, the leak); its metrics are not leak-free. Use indexing `independent` "
+    "(the default) or another leak-free scheme for honest numbers."
+)
 
 
 @dataclass
 class DataArguments:
-    """Which data to train on."""
+    """Which data to load: the data options of ``rdrec-hf prepare``, ``train`` and ``evaluate`` (their parsers
+    are built from these fields: ``--dataset_seed`` or ``--dataset-seed`` everywhere)."""
 
     dataset: str = field(
         default="all_beauty",
@@ -32,11 +45,11 @@ class DataArguments:
         },
     )
     indexing: ItemIndexing = field(
-        default=ItemIndexing.SEQUENTIAL,
-        metadata={"help": "Item-id scheme when loading raw data: `sequential` (numbers as P5/RDRec; leaks the "
-                  "test item), `random` (leak-free numbers), `independent` (one new token per item), "
-                  "`collaborative` or `collaborative+independent` (spectral-clustering ids, Hua et al. 2023). "
-                  "A prepared dataset folder keeps its own."},
+        default=DEFAULT_INDEXING,
+        metadata={"help": "Item-id scheme when loading raw data: `independent` (the default: one new token per "
+                  "item, leak-free), `random` (leak-free numbers), `collaborative` or `collaborative+independent` "
+                  "(spectral-clustering ids, Hua et al. 2023), or `sequential` (the paper's numbers as P5/RDRec: "
+                  "LEAKS the test item, opt-in, warned about). A prepared dataset folder keeps its own."},
     )
     num_clusters: int = field(
         default=DEFAULT_NUM_CLUSTERS,
@@ -49,8 +62,8 @@ class DataArguments:
     )
     dataset_seed: int = field(
         default=0,
-        metadata={"help": "Seed of the data (random indexing, sampled negatives) when loading raw data; "
-                  "fixed across training seeds so runs differ only in training."},
+        metadata={"help": "Seed of the data (item permutation, sampled negatives, clustering) when loading raw "
+                  "data; fixed across training seeds so runs differ only in training (prepare's old --seed)."},
     )
     user_limit: int | None = field(
         default=None, metadata={"help": "Keep only the first N users (and their reviews): quick runs."}
@@ -66,27 +79,40 @@ class DataArguments:
             raise ValueError(f"user_limit must be positive, got {self.user_limit}")
 
 
-def load_training_data(data_args: DataArguments) -> DatasetDict:
-    """The project dataset named by ``data_args.dataset`` (a shared dataset or a prepared folder), cut to
-    ``user_limit`` users when set."""
-    name = data_args.dataset
-    options = {
-        "indexing": data_args.indexing,
-        "seed": data_args.dataset_seed,
-        "num_clusters": data_args.num_clusters,
-        "max_cluster_size": data_args.max_cluster_size,
-    }
+def resolve_source(name: str, source_format: SourceFormat | str = SourceFormat.AUTO) -> tuple[str, SourceFormat]:
+    """``(path, format)`` of a dataset name: the raw file or folder of a shared dataset, or ``name`` itself
+    with its format (detected when ``auto``); ``ValueError`` naming the choices for a name that is none."""
     if name in SHARED_DATASETS:
-        data = load_source(all_beauty_reviews() if name == "all_beauty" else p5_dataset_dir(name), **options)
-    else:
+        path = all_beauty_reviews() if name == "all_beauty" else p5_dataset_dir(name)
+        return str(path), detect_source_format(path)
+    fmt = SourceFormat(source_format)
+    if fmt is SourceFormat.AUTO:
         try:
             fmt = detect_source_format(name)
         except FileNotFoundError:
             raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)}, a dataset "
                              "folder or a raw source (P5 folder, Amazon review JSON lines)") from None
-        data = load_source(name, fmt, **({} if fmt is SourceFormat.SAVED else options))
-        if fmt is SourceFormat.SAVED and data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
-            logger.info("dataset %s keeps its own indexing (%s)", name, get_metadata(data).indexing.value)
+    return name, fmt
+
+
+def load_training_data(
+    data_args: DataArguments, source_format: SourceFormat | str = SourceFormat.AUTO, **loader_options
+) -> DatasetDict:
+    """The project dataset named by ``data_args.dataset`` (a shared dataset, a prepared folder or a raw source
+    of ``source_format``), cut to ``user_limit`` users when set. A raw source is read with the options of
+    ``data_args`` and ``loader_options`` (further options of its loader, e.g. ``num_negatives``)."""
+    path, fmt = resolve_source(data_args.dataset, source_format)
+    if fmt is SourceFormat.SAVED:
+        data = load_source(path, fmt, **loader_options)  # refuses options: a prepared dataset is numbered
+        if data_args.indexing is not ItemIndexing(get_metadata(data).indexing):
+            logger.info("dataset %s keeps its own indexing (%s)", path, get_metadata(data).indexing.value)
+    else:
+        data = load_source(
+            path, fmt, indexing=data_args.indexing, seed=data_args.dataset_seed, num_clusters=data_args.num_clusters,
+            max_cluster_size=data_args.max_cluster_size, **loader_options,
+        )  # fmt: skip
+    if get_metadata(data).indexing is ItemIndexing.SEQUENTIAL:
+        logger.warning(LEAK_WARNING, f"dataset {data_args.dataset}")
     if data_args.user_limit is not None:
         data = first_users(data, data_args.user_limit)
     return data
@@ -101,3 +127,9 @@ def first_users(data: DatasetDict, max_users: int) -> DatasetDict:
         subset["reviews"] = data["reviews"].filter(lambda user_id: user_id in kept, input_columns="user_id")
     logger.info("kept the first %d of %d users", users.num_rows, data["users"].num_rows)
     return subset
+
+
+__all__ = [
+    "DEFAULT_INDEXING", "LEAK_WARNING", "SHARED_DATASETS", "DataArguments", "first_users", "load_training_data",
+    "resolve_source",
+]
