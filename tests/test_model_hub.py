@@ -141,3 +141,37 @@ def test_bitsandbytes_loading_on_cpu(saved_width_64, batch, bits):
     assert torch.nn.functional.cosine_similarity(logits.flatten(), reference.flatten(), dim=0) > 0.9
     output = quantized.generate(**batch, item_index=quantized.item_index, num_beams=5, num_return_sequences=5)
     assert all(len(items) == 5 and set(items) <= set(CATALOG) for items in output.item_ids)
+
+
+# Hub metadata: what the Hub reads from the cards' YAML, parsed back as the Hub parses it.
+
+
+def test_model_card_metadata_validates(saved, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers.pipelines import SUPPORTED_TASKS
+
+    from rdrec_hf.training import RDRecTrainingArguments, render_model_card
+    from rdrec_hf.training.model_card import model_card_data
+
+    model, _ = saved
+    card = ModelCard(render_model_card(model, RDRecTrainingArguments(output_dir=str(tmp_path)), tags=["rdrec"]))
+    data = card.data.to_dict()
+    assert data["pipeline_tag"] in SUPPORTED_TASKS  # a task of the installed transformers 5
+    assert data["license"] == "other" and data["license_name"] and data["license_link"].startswith("https://")
+    assert f"[`{data['license_name']}`]({data['license_link']})" in card.text and "research use" in card.text
+    assert "datasets" not in data  # no training data recorded with this model
+    # A recorded source: a Hub id as given, a local folder by its name.
+    assert model_card_data("someone/beauty", None).datasets == ["someone/beauty"]
+    assert model_card_data(str(tmp_path), None).datasets == [tmp_path.name]
+
+
+def test_rationale_dataset_card_metadata_validates():
+    from huggingface_hub import DatasetCard
+
+    from rdrec_hf.teacher.card import rationale_card_data
+
+    data = DatasetCard(f"---\n{rationale_card_data(['reviews', 'users']).to_yaml()}\n---\n").data.to_dict()
+    assert data["license"] == "other" and data["license_name"] and data["license_link"].startswith("https://")
+    assert data["task_categories"] == ["text-generation"] and data["language"] == ["en"]
+    assert [config["config_name"] for config in data["configs"]] == ["reviews", "users"]
+    assert "configs" not in rationale_card_data([]).to_dict()  # a lone table: one file under data/

@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..data.schema import METADATA
 from ..data.storage import HUB_SPLIT, export_hub_folder, save_rec_dataset, upload_hub_folder
+from ..hub.export import DATA_LICENSE
 from ..paths import hub_card_template
 from .generator import RATIONALE_COLUMNS, read_provenance
 from .prompts import prompt_text_for_card
@@ -42,6 +44,19 @@ def _rationale_table(dataset: Dataset | DatasetDict) -> Dataset:
     raise ValueError(f"no split has the rationale columns {RATIONALE_COLUMNS} (splits: {list(dataset)})")
 
 
+def rationale_card_data(configs: list[str]) -> DatasetCardData:
+    """The card's metadata: the reviews' licence, the task, and one Hub config per split of a project dataset."""
+    return DatasetCardData(
+        language=["en"],
+        **DATA_LICENSE,
+        task_categories=["text-generation"],
+        tags=["recommendation", "rationale-distillation", "rdrec"],
+        pretty_name="RDRec rationales",
+        configs=[{"config_name": name, "data_files": [{"split": HUB_SPLIT, "path": f"{name}/*.parquet"}]}
+                 for name in configs] or None,
+    )
+
+
 def render_rationale_card(dataset: Dataset | DatasetDict, num_examples: int = 5) -> str:
     """The dataset card (markdown with YAML metadata) of a dataset made by ``RationaleGenerator``."""
     from jinja2 import Environment, StrictUndefined
@@ -56,15 +71,16 @@ def render_rationale_card(dataset: Dataset | DatasetDict, num_examples: int = 5)
     for row in table.select(range(min(num_examples, len(table)))):
         text = " ".join((row.get("review") or "").split())
         examples.append({**row, "review": text[:_EXAMPLE_CHARS] + ("…" if len(text) > _EXAMPLE_CHARS else "")})
-    configs = list(dataset) if _is_project_dataset(dataset) else []
+    card_data = rationale_card_data(list(dataset) if _is_project_dataset(dataset) else [])
     template = Environment(undefined=StrictUndefined, keep_trailing_newline=True).from_string(
         CARD_TEMPLATE.read_text(encoding="utf-8")
     )
-    return template.render(
-        provenance=provenance, counts=provenance["counts"], source=provenance["source"], examples=examples,
-        columns=table.column_names, column_help=_COLUMN_HELP, prompts=prompt_text_for_card(),
-        library_version=__version__, configs=configs, hub_split=HUB_SPLIT,
+    content = template.render(
+        card_data=card_data.to_yaml(), **DATA_LICENSE, provenance=provenance, counts=provenance["counts"],
+        source=provenance["source"], examples=examples, columns=table.column_names, column_help=_COLUMN_HELP,
+        prompts=prompt_text_for_card(), library_version=__version__,
     )
+    return str(DatasetCard(content))  # parses the metadata back: a card whose YAML does not load fails here
 
 
 def save_rationale_dataset(dataset: Dataset | DatasetDict, path: str | Path) -> Path:

@@ -9,11 +9,15 @@ from pathlib import Path
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, ModelCardData
 
+from ..hub.export import DATA_LICENSE
 from ..paths import hub_card_template
 from ..tasks import TASK_MIXTURE_ORDER, Task
 from .rdrec_config import RDRecTrainingArguments
 
 SPEED_SUFFIXES = ("_runtime", "_per_second")
+# A task of transformers 5's pipelines (`text2text-generation` no longer is one): the student generates item
+# ids and text from a prompt.
+PIPELINE_TAG = "text-generation"
 MODEL_CARD_TEMPLATE = hub_card_template("model_card.md")
 
 
@@ -34,16 +38,35 @@ def _format_metric(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def dataset_id(source: str) -> str:
+    """How the card's ``datasets:`` names a training source: a Hub id as given, a local path by its name."""
+    return source if not Path(source).exists() and source.count("/") == 1 else Path(source).name
+
+
+def model_card_data(dataset_source: str | None, base_checkpoint: str | None, tags: Sequence[str] = ()) -> ModelCardData:
+    """The card's metadata: a transformers 5 pipeline tag, the data's licence (not the code's) and the dataset."""
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAG,
+        **DATA_LICENSE,
+        datasets=[dataset_id(dataset_source)] if dataset_source else None,
+        tags=list(tags),
+        base_model=base_checkpoint if base_checkpoint and not Path(base_checkpoint).exists() else None,
+    )
+
+
 def _dataset_facts(rec_data: DatasetDict | None) -> dict:
     """Source, format, indexing, seed and counts from the dataset's metadata; an example user for the usage."""
     if rec_data is None:
-        return {"dataset_source": None, "indexing": None, "example_user": "1", "example_history": ["1"]}
+        return {"dataset_source": None, "dataset_source_path": None, "indexing": None, "example_user": "1",
+                "example_history": ["1"]}
     from ..data import get_metadata, training_history
 
     metadata = get_metadata(rec_data)
     first_user = rec_data["users"][0]
     return {
         "dataset_source": Path(metadata.source).name,
+        "dataset_source_path": metadata.source,
         "dataset_format": metadata.source_format,
         "dataset_seed": metadata.seed,
         "indexing": metadata.indexing.value,
@@ -85,13 +108,7 @@ def render_model_card(
     facts = _dataset_facts(rec_data)
     eval_metrics = [(name, _format_metric(value)) for name, value in sorted(latest_eval_metrics(log_history).items())]
     item_index = getattr(base, "item_index", None)
-    card_data = ModelCardData(
-        library_name="transformers",
-        license="apache-2.0",
-        pipeline_tag="text2text-generation",
-        tags=list(tags),
-        base_model=base_checkpoint if base_checkpoint and not Path(base_checkpoint).exists() else None,
-    )
+    card_data = model_card_data(facts["dataset_source_path"], base_checkpoint, tags)
     card = ModelCard.from_template(
         card_data,
         template_path=str(template_path),
