@@ -171,7 +171,7 @@ def run_recommend(args) -> int:
     try:
         recommendations = recommend(
             model, tokenizer, history, user_id=args.user, k=args.k, num_beams=max(args.num_beams, args.k),
-            explain=args.explain,
+            explain=args.explain, decoding=args.decoding,
         )
     except ValueError as error:
         raise UserError(str(error)) from None

@@ -91,6 +91,22 @@ def test_train_without_indexing_saves_a_leak_free_catalog(shared, tmp_path):
     assert catalog.numbering["indexing"] == "independent" and catalog.scheme.indexing.has_item_token
 
 
+def test_recommend_honours_decoding_for_one_user(tiny_checkpoint, capsys):
+    """--decoding reaches the search for a single history too: exact ranking and a narrow beam search differ on
+    this untrained model, and each matches the library call with that decoding."""
+    from rdrec_hf.inference import load_trained_student, rank_next_items
+
+    history, k = ["3", "17", "5"], 5
+    model, tokenizer = load_trained_student(str(tiny_checkpoint))
+    found = {}
+    for decoding in ("exact", "beam"):
+        assert main(["recommend", "--model", str(tiny_checkpoint), "--history", *history, "-k", str(k),
+                     "--num-beams", str(k), "--decoding", decoding, "--json"]) == 0  # fmt: skip
+        found[decoding] = [rec["item_id"] for rec in json.loads(capsys.readouterr().out)]
+        assert found[decoding] == rank_next_items(model, tokenizer, [history], [None], k, k, True, decoding).item_ids[0]
+    assert found["exact"] != found["beam"]
+
+
 @pytest.mark.parametrize("command", ["prepare", "distill", "train", "evaluate", "recommend", "push"])
 def test_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

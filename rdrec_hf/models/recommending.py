@@ -128,9 +128,10 @@ def recommend(
     exclude_history: bool = True,
     explain: bool = False,
     max_explanation_tokens: int = MAX_EXPLANATION_TOKENS,
+    decoding: str | None = None,
 ) -> list[Recommendation]:
     """Top-``k`` next items for a user, best first (the sequential task): exact one-step ranking with one-token
-    ids (independent), the trie beam search otherwise (`item_decoding`).
+    ids (independent), the trie beam search otherwise (`item_decoding`), unless ``decoding`` names another.
 
     Args:
         model: an `RDRecForConditionalGeneration` with its catalog (`model.item_index`), e.g. from
@@ -142,6 +143,7 @@ def recommend(
         num_beams: beams of the constrained search (at least ``k``; unused by exact ranking).
         exclude_history: never recommend an item of ``history``.
         explain: also generate an explanation (the explanation task) for every recommended item.
+        decoding: an `ItemDecoding` value (`beam`, `exact`, `transformers`); None: the catalog's default.
     Raises:
         ValueError: no catalog on the model, k below 1, an empty history, or items unknown to the catalog.
     """
@@ -149,7 +151,7 @@ def recommend(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     check_items(item_index, history)
-    output = rank_next_items(model, tokenizer, [history], [user_id], k, num_beams, exclude_history)
+    output = rank_next_items(model, tokenizer, [history], [user_id], k, num_beams, exclude_history, decoding)
     items, scores = output.item_ids[0], output.scores[0]
     explanations: list[str | None] = [None] * len(items)
     if explain and items:
