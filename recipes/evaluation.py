@@ -1,4 +1,5 @@
-"""Evaluate a trained RDRec student as the paper does (metrics.json + report.md).
+"""Evaluate a trained RDRec student under this project's protocol (metrics.json + report.md), and under the
+paper's as well when `protocols` names it (metrics_paper.json + report_paper.md).
 (Not named evaluate.py: a script of that name in recipes/ would shadow the `evaluate` library.)
 
     accelerate launch --num_processes 1 recipes/evaluation.py \\

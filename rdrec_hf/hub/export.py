@@ -16,14 +16,6 @@ from ..data.schema import numbering_of
 from .handler import USER_HISTORIES_FILE
 
 HANDLER_SOURCE = Path(__file__).with_name("handler.py")
-# The terms of what the models and rationale datasets here are made from: Amazon product reviews (the P5 splits
-# of McAuley et al.'s 2014 data, Amazon Review Data 2018 of Ni, Li and McAuley), which their authors distribute
-# for research use only. Hub cards carry these, not the code's Apache-2.0.
-DATA_LICENSE = {
-    "license": "other",
-    "license_name": "amazon-reviews-research-only",
-    "license_link": "https://nijianmo.github.io/amazon/index.html",
-}
 MODEL_FOLDER_EXTRAS = ("README.md", "training_curves.png")  # the card and what it shows
 SPACE_TEMPLATE = '''"""Gradio Space of an RDRec student, written by `rdrec-hf export space`."""
 

@@ -15,12 +15,13 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..data.schema import METADATA
 from ..data.storage import HUB_SPLIT, export_hub_folder, save_rec_dataset, upload_hub_folder
-from ..hub.export import DATA_LICENSE
 from ..paths import hub_card_template
 from .generator import RATIONALE_COLUMNS, read_provenance
 from .prompts import prompt_text_for_card
 
 CARD_TEMPLATE = hub_card_template("rationale_dataset_card.md")
+# The reviews' terms (research use only), which the rationales inherit; the model card carries the same file.
+DATA_LICENSE = json.loads(hub_card_template("data_license.json").read_text(encoding="utf-8"))
 _COLUMN_HELP = {
     "user_preference": "teacher sentence: what the user prefers (null when failed)",
     "item_attribute": "teacher sentence: what the item's attributes are (null when failed)",

@@ -9,7 +9,6 @@ from pathlib import Path
 from datasets import DatasetDict
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..hub.export import DATA_LICENSE
 from ..paths import hub_card_template
 from ..tasks import TASK_MIXTURE_ORDER, Task
 from .rdrec_config import RDRecTrainingArguments
@@ -19,6 +18,8 @@ SPEED_SUFFIXES = ("_runtime", "_per_second")
 # ids and text from a prompt.
 PIPELINE_TAG = "text-generation"
 MODEL_CARD_TEMPLATE = hub_card_template("model_card.md")
+# The data's terms, not the code's Apache-2.0: the weights are learnt from Amazon reviews (research use only).
+DATA_LICENSE = json.loads(hub_card_template("data_license.json").read_text(encoding="utf-8"))
 
 
 def latest_eval_metrics(log_history: Sequence[Mapping]) -> dict[str, float]:
