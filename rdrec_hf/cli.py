@@ -89,7 +89,8 @@ def run_prepare(args) -> int:
 SCRIPTS = {
     "distill": ("distill", "distil reviews into rationales with a teacher LM (resumable)"),
     "train": ("train", "train the student on the four-task mixture (several seeds: --seeds)"),
-    "evaluate": ("evaluation", "evaluate students as the paper does, with the leak rule and popularity"),
+    "evaluate": ("evaluation", "evaluate students (this project's protocol; the paper's on request) beside the leak "
+                 "rule and popularity"),
 }
 
 
