@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .data.schema import TEST, check_numbering, get_metadata, split_target, training_history
 from .evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
-from .inference import load_trained_student, rationales
+from .inference import add_device_arguments, load_trained_student, rationales
 from .models.item_ids import ItemIndexing
 from .models.recommending import catalog_of, rank_candidates, recommend
 
@@ -315,15 +315,16 @@ CSS = """
 """
 
 
-def build_app(model: str, dataset: str | None = None, seed: int = 0):
-    """The Gradio Blocks app of a student folder or Hub id, with an optional project dataset (folder or Hub id)."""
+def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str | None = None, dtype: str | None = None):
+    """The Gradio Blocks app of a student folder or Hub id, with an optional project dataset (folder or Hub id);
+    the student on ``device`` in ``dtype`` (`load_trained_student`: CUDA when available, the checkpoint's dtype)."""
     try:
         import gradio as gr
     except ImportError:
         raise ImportError("the app needs Gradio: pip install 'rdrec-hf[app]'") from None
     from .data import load_rec_dataset
 
-    student, tokenizer = load_trained_student(model)
+    student, tokenizer = load_trained_student(model, device, dtype)
     page = RecommenderPage(student, tokenizer, load_rec_dataset(dataset) if dataset else None, str(model), seed)
 
     def on_recommend(query, history_text, k, explain, hold_out, progress=gr.Progress()):
@@ -376,6 +377,7 @@ def make_parser(prog: str = "rdrec-hf app") -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 to share on a network)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-user button and candidate samples")
+    add_device_arguments(parser)
     return parser
 
 
@@ -383,7 +385,7 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset is not None and not Path(args.dataset).exists() and "/" not in args.dataset:
         raise ValueError(f"--dataset {args.dataset}: no such folder, and not a Hub id")
     started = time.perf_counter()
-    app = build_app(args.model, args.dataset, args.seed)
+    app = build_app(args.model, args.dataset, args.seed, args.device, args.dtype)
     print(f"app ready in {time.perf_counter() - started:.1f} s: http://{args.host}:{args.port}", flush=True)
     app.launch(server_name=args.host, server_port=args.port, css=CSS)
     return 0

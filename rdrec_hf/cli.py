@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from .data.schema import DEFAULT_NUM_NEGATIVES
+from .inference import add_device_arguments
 from .models.item_decoding import ItemDecoding
 from .scripts import CONFIG_HELP
 
@@ -104,12 +105,13 @@ def run_script(command: str, script_args: list[str], debug: bool = False) -> int
     return 0
 
 
-def load_student(path: str):
-    """(model, tokenizer) of a trained student folder (full or LoRA); another model type is a user error."""
+def load_student(path: str, device: str | None = None, dtype: str | None = None):
+    """(model, tokenizer) of a trained student folder (full or LoRA) on ``device`` in ``dtype``; another model
+    type is a user error."""
     from .inference import load_trained_student
 
     try:
-        return load_trained_student(path)
+        return load_trained_student(path, device, dtype)
     except OSError as error:
         raise UserError(f"{path}: not a model checkpoint ({error})") from None
 
@@ -153,7 +155,7 @@ def load_dataset_for(model, args):
 def run_recommend(args) -> int:
     from .inference import recommend
 
-    model, tokenizer = load_student(args.model)
+    model, tokenizer = load_student(args.model, args.device, args.dtype)
     if args.users is not None:
         if args.user is not None or args.history or args.explain or args.json:
             raise UserError("--users writes a file for many users; it takes no --user, --history, --explain or --json")
@@ -312,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--users", help="'all' or a file of user ids (one per line): rank every one of them from "
                      "--dataset into --output, resuming an interrupted file")  # fmt: skip
     rec.add_argument("--output", help="JSON-lines file of --users (one line per user: ids, original ids, scores)")
-    rec.add_argument("--batch-size", type=positive_int, default=32, help="users per decoding call with --users")
+    rec.add_argument("--batch-size", type=positive_int,
+                     help="users per decoding call with --users (default: sized for the device)")  # fmt: skip
+    add_device_arguments(rec)
     rec.add_argument("--decoding", choices=[choice.value for choice in ItemDecoding],
                      help="beam (default for multi-token ids), exact (default for one-token ids) or transformers")
     rec.set_defaults(handler=run_recommend)

@@ -1,13 +1,16 @@
 """Load a trained student and recommend with it: the Python face of `rdrec-hf recommend` and of the app.
 
-`load_trained_student` reads a student folder (full or LoRA); `recommend` answers one user (optionally with
-explanations) and `rank_candidates` ranks given candidates exactly (both Hub code, `rdrec_hf.models.recommending`);
+`load_trained_student` reads a student folder (full or LoRA) onto a device in a dtype (`resolve_device` and
+`resolve_dtype` parse and check the `--device` / `--dtype` options of every command; `default_batch_size` sizes
+batches for the device); `recommend` answers one user (optionally with explanations) and `rank_candidates`
+ranks given candidates exactly (both Hub code, `rdrec_hf.models.recommending`);
 `recommend_users` ranks a whole list of users in batches; `write_recommendations` writes them as JSON lines and
 resumes an interrupted file.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -15,8 +18,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
+from functools import cache
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig
 
@@ -81,15 +87,113 @@ def check_model_reference(path: str) -> None:
         ) from None
 
 
-def load_trained_student(path: str):
+DEVICE_HELP = "cpu, cuda or cuda:N (default: CUDA when available, else the CPU)"
+# A GPU runs a small student at 32 examples a batch mostly idle; a CPU gains little beyond 32.
+DEFAULT_BATCH_SIZES = {"cpu": 32, "cuda": 256}
+
+
+class WeightsDType(str, Enum):
+    """The dtype a student is loaded in: ``auto`` keeps the checkpoint's."""
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+
+
+DTYPE_HELP = f"weights' dtype: {', '.join(choice.value for choice in WeightsDType)} (auto: the checkpoint's)"
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """The device of a ``--device`` option: None (or ``auto``) is CUDA when available, else the CPU.
+
+    Raises ``ValueError`` for a name that is not cpu, cuda or cuda:N, or a GPU this machine does not have.
+    """
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEFAULT_BATCH_SIZES:
+        raise ValueError(f"unknown device {str(name)!r}: {DEVICE_HELP}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(name)!r}: this machine has no CUDA GPU (torch {torch.__version__}); "
+                             "use --device cpu")  # fmt: skip
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(name)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
+def resolve_dtype(name: str | WeightsDType | torch.dtype | None = None) -> torch.dtype | None:
+    """The dtype of a ``--dtype`` option, None for ``auto`` (the checkpoint's); ``ValueError`` for another name."""
+    if isinstance(name, torch.dtype):
+        name = str(name).removeprefix("torch.")
+    try:
+        choice = WeightsDType(name if name is not None else WeightsDType.AUTO)
+    except ValueError:
+        raise ValueError(f"unknown dtype {name!r}: {DTYPE_HELP}") from None
+    return None if choice is WeightsDType.AUTO else getattr(torch, choice.value)
+
+
+@cache
+def _computes_in(dtype: torch.dtype, device_type: str) -> bool:
+    """Whether torch runs a matrix product in ``dtype`` on this machine's ``device_type`` (CPUs: a probe)."""
+    if device_type == "cuda" and dtype == torch.bfloat16:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    try:
+        ones = torch.ones(2, 4, dtype=dtype, device=device_type)
+        return bool((torch.nn.functional.linear(ones, ones) == 4).all())
+    except RuntimeError:  # "... not implemented for 'BFloat16'"
+        return False
+
+
+def check_dtype_supported(dtype: torch.dtype, device: torch.device) -> None:
+    """``ValueError`` unless ``device`` computes in ``dtype`` (float32 always does)."""
+    if dtype != torch.float32 and not _computes_in(dtype, device.type):
+        name = str(dtype).removeprefix("torch.")
+        raise ValueError(f"this machine's {device.type} does not compute in {name}; use --dtype float32")
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """Examples (users) per forward pass when none is given, sized for the device (`DEFAULT_BATCH_SIZES`)."""
+    return DEFAULT_BATCH_SIZES[torch.device(device).type]
+
+
+def _device_option(text: str) -> str:
+    """An argparse type: a device name `resolve_device` accepts on this machine (a usage error otherwise)."""
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype`` of a command that loads a student, checked as they are parsed."""
+    parser.add_argument("--device", type=_device_option, help=DEVICE_HELP)
+    parser.add_argument("--dtype", choices=[choice.value for choice in WeightsDType], default=WeightsDType.AUTO.value,
+                        help=DTYPE_HELP)  # fmt: skip
+
+
+def load_trained_student(path: str, device: str | torch.device | None = None,
+                         dtype: str | torch.dtype | None = None):  # fmt: skip
     """``(model, tokenizer)`` of a trained student folder or Hub id: a full RDRec checkpoint, or a LoRA adapter
     folder (its base loaded from ``adapter_config.json``, the adapter merged, the catalog read from the folder).
 
-    Raises ``ValueError`` for a checkpoint of another model type or a dataset folder, ``FileNotFoundError`` for
-    a path that is neither a folder nor a Hub id.
+    The model is on ``device`` (`resolve_device`: None is CUDA when available, else the CPU) in ``dtype``
+    (`resolve_dtype`: float32, bfloat16, float16, or None / ``auto`` for the checkpoint's own), whatever the
+    dtype it was saved in.
+
+    Raises ``ValueError`` for a checkpoint of another model type or a dataset folder, an unknown device or
+    dtype, a GPU the machine lacks or a dtype the device cannot compute in; ``FileNotFoundError`` for a path
+    that is neither a folder nor a Hub id.
     """
     from .data import load_tokenizer
 
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    loading = {"dtype": dtype if dtype is not None else "auto"}
     check_model_reference(path)
     for weights in Path(path).glob("*.safetensors"):  # a cut file: name it instead of a loader's traceback
         check_safetensors(weights)
@@ -100,15 +204,17 @@ def load_trained_student(path: str):
 
         base_path = PeftConfig.from_pretrained(path).base_model_name_or_path
         check_base_checkpoint(base_path)
-        model = PeftModel.from_pretrained(RDRecForConditionalGeneration.from_pretrained(base_path), path)
-        model = model.merge_and_unload()
+        base = RDRecForConditionalGeneration.from_pretrained(base_path, **loading)
+        model = PeftModel.from_pretrained(base, path).merge_and_unload()
         if (Path(path) / ITEM_INDEX_FILE).is_file():
             model.set_item_index(ItemIndex.load(Path(path) / ITEM_INDEX_FILE))
     else:
         if check_base_checkpoint(path) != RDRecConfig.model_type:
             raise ValueError(f"{path} is a plain T5 checkpoint, not a trained RDRec student")
-        model = RDRecForConditionalGeneration.from_pretrained(path)
-    return model.eval(), load_tokenizer(path)
+        model = RDRecForConditionalGeneration.from_pretrained(path, **loading)
+    model = model.to(dtype=dtype if dtype is not None else model.dtype)  # PEFT may keep merged adapters in float32
+    check_dtype_supported(model.dtype, device)
+    return model.to(device).eval(), load_tokenizer(path)
 
 
 @dataclass
@@ -128,12 +234,13 @@ def recommend_users(
     users: Sequence[tuple[str, Sequence[str]]],
     k: int = 10,
     num_beams: int = 20,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     exclude_history: bool = True,
     decoding: str | None = None,
     progress: bool = True,
 ) -> Iterator[UserRecommendations]:
-    """Top-``k`` next items of every ``(user_id, history)`` in ``users``, in batches, in input order.
+    """Top-``k`` next items of every ``(user_id, history)`` in ``users``, in batches (None: `default_batch_size`
+    of the model's device), in input order.
 
     Every history is checked before the first batch runs (an empty history or an unknown item raises
     ``ValueError`` naming the user), so a bad input does not stop a long run half way.
@@ -141,6 +248,7 @@ def recommend_users(
     item_index = catalog_of(model)
     for user_id, history in users:
         check_items(item_index, history, who=f" of user {user_id}")
+    batch_size = default_batch_size(model.device) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     bar = tqdm(total=len(users), desc="recommending", unit="user", disable=not progress)
@@ -215,7 +323,7 @@ def write_recommendations(
     users: Sequence[tuple[str, Sequence[str]]],
     output: str | Path,
     k: int = 10,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     **options,
 ) -> RecommendationSummary:
     """Write one JSON line per user (``user_id``, ``item_ids``, ``original_ids``, ``scores``, ``num_missing``)
@@ -224,6 +332,7 @@ def write_recommendations(
     ``options`` are the other arguments of `recommend_users` (``num_beams``, ``decoding``, ...).
     """
     path = Path(output)
+    batch_size = default_batch_size(model.device) if batch_size is None else batch_size
     repeated = next((user for user, count in Counter(str(user) for user, _ in users).items() if count > 1), None)
     if repeated is not None:
         raise ValueError(f"user {repeated!r} appears more than once in the users to recommend for")
@@ -252,8 +361,11 @@ __all__ = [
     "Recommendation",
     "RecommendationSummary",
     "UserRecommendations",
+    "add_device_arguments",
     "check_base_checkpoint",
+    "check_dtype_supported",
     "check_model_reference",
+    "default_batch_size",
     "explanations_for",
     "load_trained_student",
     "rank_candidates",
@@ -261,5 +373,8 @@ __all__ = [
     "rationales",
     "recommend",
     "recommend_users",
+    "resolve_device",
+    "resolve_dtype",
     "write_recommendations",
+    "WeightsDType",
 ]

@@ -11,7 +11,7 @@ from test_model_support import run_without_rdrec_hf
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import load_rec_dataset
 from rdrec_hf.hub import USER_HISTORIES_FILE, EndpointHandler, export_model, write_space
-from rdrec_hf.inference import load_trained_student, rank_candidates, recommend
+from rdrec_hf.inference import load_trained_student, rank_candidates, recommend, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,10 @@ def test_exported_folder_holds_the_handler_code_and_histories(endpoint_folder, t
     users = load_rec_dataset(trained_student[1])["users"]
     assert histories["indexing"] == "independent" and len(histories["users"]) == users.num_rows == 976
     assert histories["users"][users[0]["user_id"]] == users[0]["items"]
+
+
+def test_the_handler_runs_on_the_endpoints_gpu_when_it_has_one(handler):
+    assert handler.device == handler.model.device == resolve_device(None)  # CUDA when available, else the CPU
 
 
 def test_next_items_for_a_user_match_the_library(handler, student, trained_student):

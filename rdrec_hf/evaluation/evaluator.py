@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..data import RDRecDataCollator, build_eval_dataset, sample_users, training_history
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
+from ..inference import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
 from ..models import ItemIndex
 from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
 from ..tasks import RANKING_TASKS, Task, TaskKind
@@ -73,7 +74,15 @@ class EvaluationConfig:
         default=20,
         metadata={"help": "Beams of the constrained search of the sequential task (the paper: 20); at least max(ks)."},
     )
-    batch_size: int = field(default=32, metadata={"help": "Examples per forward pass."})
+    batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Examples per forward pass (default: sized for the model's device, "
+                  f"`rdrec_hf.inference.default_batch_size`: {DEFAULT_BATCH_SIZES})."},
+    )
+    device: str | None = field(
+        default=None, metadata={"help": f"Device `rdrec-hf evaluate` loads the student on: {DEVICE_HELP}."}
+    )
+    dtype: str = field(default="auto", metadata={"help": f"The student's {DTYPE_HELP}."})
     max_users: int | None = field(
         default=None,
         metadata={"help": "Evaluate a seeded random sample of this many users (all users when unset)."},
@@ -113,9 +122,11 @@ class EvaluationConfig:
                 f"EvaluationConfig: num_beams={self.num_beams} cannot return the top {self.ks[-1]} items; "
                 f"use num_beams >= max(ks)"
             )
-        for name in ("batch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EvaluationConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"EvaluationConfig: max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"EvaluationConfig: batch_size must be >= 1 or unset, got {self.batch_size}")
+        resolve_device(self.device), resolve_dtype(self.dtype)  # a bad name or a missing GPU, before any loading
         if self.max_users is not None and self.max_users < 1:
             raise ValueError(f"EvaluationConfig: max_users must be >= 1 or unset, got {self.max_users}")
         if self.num_samples < 0:
@@ -162,6 +173,8 @@ def evaluate_model(
     if item_index is None and any(task in RANKING_TASKS for task in config.tasks):
         raise ValueError("the ranking tasks need an item catalog: pass item_index= or set model.item_index")
     model.eval()
+    if config.batch_size is None:
+        config = replace(config, batch_size=default_batch_size(model.device))
     collator = RDRecDataCollator(pad_token_id=tokenizer.pad_token_id)
     users = sample_users(data[USERS]["user_id"], config.max_users, config.seed)
     results: dict[str, dict] = {}

@@ -1,8 +1,9 @@
 """Inference Endpoints handler of an RDRec student (the custom-handler convention: ``EndpointHandler(path)``).
 
 This file is copied as ``handler.py`` into exported and pushed model folders (``rdrec-hf push model``,
-``rdrec-hf export model``). It imports only ``torch`` and ``transformers``: the model and its recommendation code
-load through ``trust_remote_code``, so the endpoint needs no rdrec-hf install.
+``rdrec-hf export model``). It runs the student on the endpoint's GPU when there is one. It imports only
+``torch`` and ``transformers``: the model and its recommendation code load through ``trust_remote_code``, so
+the endpoint needs no rdrec-hf install.
 
 Request::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 USER_HISTORIES_FILE = "user_histories.json"
@@ -39,10 +41,13 @@ def _item_list(value, name: str) -> list[str]:
 
 
 class EndpointHandler:
-    """Loads the student from ``path`` once; each call answers one request (see the module docstring)."""
+    """Loads the student from ``path`` once, on the endpoint's GPU when it has one (in the checkpoint's dtype);
+    each call answers one request (see the module docstring)."""
 
     def __init__(self, path: str = ""):
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True).eval()
+        # rdrec_hf.inference.resolve_device's default, restated: the endpoint has no rdrec_hf to import it from.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
         histories_file = Path(path) / USER_HISTORIES_FILE
         self.user_histories: dict[str, list[str]] | None = (

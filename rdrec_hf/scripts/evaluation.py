@@ -3,7 +3,8 @@
 report_paper.md for the paper's.
 
 Options come from `EvaluateScriptArguments` (below), `DataArguments` (rdrec_hf.data: the same data options
-as training, so the same users, items and negatives) and `EvaluationConfig` (rdrec_hf.evaluation).
+as training, so the same users, items and negatives) and `EvaluationConfig` (rdrec_hf.evaluation: also
+``--device`` and ``--dtype``, where and in what the student is loaded).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
     model_paths = [seed_run_dir(root, seed) for seed in script_args.seeds] if script_args.seeds else [root]
     runs = {protocol: [] for protocol in config.protocols}
     for path in model_paths:
-        model, tokenizer = load_trained_student(str(path))
+        model, tokenizer = load_trained_student(str(path), config.device, config.dtype)
         check_numbering(model.item_index, data, f"model {path}", f"dataset {data_args.dataset}")
         for protocol in config.protocols:
             runs[protocol].append(evaluate_model(model, data, tokenizer, config, protocol=protocol))
@@ -69,6 +70,7 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
         + (f" (mean and std over seeds {', '.join(map(str, script_args.seeds))})" if script_args.seeds else ""),
         f"dataset: {data_args.dataset} ({metadata.indexing.value} item indexing, seed {metadata.seed})",
         f"split: {config.split}; {users} (seed {config.seed})",
+        f"run on {model.device.type} in {str(model.dtype).removeprefix('torch.')}",  # bf16 can move a metric
     ]
     output_dir = Path(script_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
