@@ -25,6 +25,9 @@ from rdrec_hf.models.item_ids import ItemIndexing
 
 RDREC = str(Path(sys.executable).with_name("rdrec-hf"))
 SCREENSHOT_COPY = os.environ.get("RDREC_APP_SCREENSHOT")  # where to copy the screenshot (README's PNG)
+# A `make demo` folder (model/, rationales/) whose model the browser test drives instead of the tiny fixture's:
+# README's screenshot is taken with RDREC_APP_DEMO=runs/demo RDREC_APP_SCREENSHOT=docs/app_screenshot.png.
+DEMO_DIR = os.environ.get("RDREC_APP_DEMO")
 
 
 @pytest.fixture(scope="module")
@@ -179,13 +182,24 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def browser_student(request):
+    """``(model folder, dataset folder)`` the browser test serves: the demo's with RDREC_APP_DEMO, else the fixture's."""
+    if DEMO_DIR is None:
+        return request.getfixturevalue("trained_student")
+    model_dir, data_dir = Path(DEMO_DIR) / "model", Path(DEMO_DIR) / "rationales"
+    if not (model_dir / "config.json").is_file() or not data_dir.is_dir():
+        pytest.fail(f"RDREC_APP_DEMO={DEMO_DIR}: no model/ and rationales/ there (run `make demo` first)")
+    return model_dir, data_dir
+
+
 @pytest.mark.browser
-def test_browser_pick_a_user_and_recommend(trained_student, browser, tmp_path):
+def test_browser_pick_a_user_and_recommend(browser_student, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    model_dir, data_dir = trained_student
+    model_dir, data_dir = browser_student
     port = free_port()
     process = serve([RDREC, "app", "--model", str(model_dir), "--dataset", str(data_dir), "--port", str(port)], port)
     try:

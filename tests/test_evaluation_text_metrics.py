@@ -131,6 +131,7 @@ def test_loops_at_four_in_a_row_or_a_trigram_three_times():
     assert not loops("I I I love it")  # three in a row is not yet a loop
     assert loops("made with love and made with love and made with love")
     assert not loops("made with love and made with love")  # a 3-gram twice is not yet a loop
+    assert loops("GreetingGreetingGreetingGreeting") and loops("so hahahaha") and not loops("hahaha, 2000 Mississippi")
     assert looping_share(["I I I I", "a fine cream", "made with love made with love made with love", "ok"]) == 0.5
     with pytest.raises(ValueError, match="no texts"):
         looping_share([])

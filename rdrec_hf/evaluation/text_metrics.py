@@ -20,6 +20,7 @@ Two ROUGEs are reported side by side, both mean per-example F-measures scaled x1
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -34,6 +35,8 @@ TEXT_METRIC_NAMES = (
 # A text loops when one token comes this many times in a row or one 3-gram this many times (issue 28's bar).
 LOOP_RUN_LENGTH = 4
 LOOP_TRIGRAM_COUNT = 3
+# Sub-word pieces glued together loop inside one whitespace token ("GreetingGreetingGreetingGreeting").
+GLUED_LOOP = re.compile(r"(\S{2,}?)\1{%d}" % (LOOP_RUN_LENGTH - 1))
 
 
 def whitespace_tokens(text: str) -> list[str]:
@@ -163,10 +166,12 @@ def most_repeated_ngram(tokens: Sequence[str], order: int = 3) -> tuple[tuple[st
 
 
 def loops(text: str) -> bool:
-    """Whether a generated text loops: a whitespace token ``LOOP_RUN_LENGTH`` times in a row or a 3-gram
-    ``LOOP_TRIGRAM_COUNT`` times."""
+    """Whether a generated text loops: a whitespace token ``LOOP_RUN_LENGTH`` times in a row, a 3-gram
+    ``LOOP_TRIGRAM_COUNT`` times, or a piece of two or more characters ``LOOP_RUN_LENGTH`` times in a row
+    without spaces (`GLUED_LOOP`)."""
     tokens = whitespace_tokens(text)
-    return longest_token_run(tokens) >= LOOP_RUN_LENGTH or most_repeated_ngram(tokens, 3)[1] >= LOOP_TRIGRAM_COUNT
+    return (longest_token_run(tokens) >= LOOP_RUN_LENGTH or most_repeated_ngram(tokens, 3)[1] >= LOOP_TRIGRAM_COUNT
+            or GLUED_LOOP.search(text) is not None)
 
 
 def looping_share(texts: Sequence[str]) -> float:
