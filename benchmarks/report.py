@@ -228,7 +228,8 @@ def item_id_table(results: Results, students: list[tuple[str, str, str]], starts
     ]
     users = int(reference["num_examples"]["mean"])
     header = ["system", "seeds", "HR@10", "NDCG@10", "NDCG@10 per seed", "training minutes per seed"]
-    return f"{markdown_table(header, rows, 'llrrrr')}\n\nThis project's protocol: {reference['protocol']} {users:,} test users."
+    table = markdown_table(header, rows, "llrrrr")
+    return f"{table}\n\nThis project's protocol: {reference['protocol']} {users:,} test users."
 
 
 @table("item_ids_beauty", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json")
@@ -258,8 +259,9 @@ def starts_table(results: Results, file: str) -> str:
     rows = [[name, metric(values["hr@10"]), metric(values["ndcg@10"])]
             for name, values in results[file]["metrics"].items()]
     run = results[file]
-    return (f"{markdown_table(['start (' + str(run['dim']) + ' factors, training interactions only)', 'HR@10', 'NDCG@10'], rows, 'lrr')}"
-            f"\n\n`{run['command']}`, {run['date']}, {run['test_users']:,} test users of {run['dataset']}.")
+    header = [f"start ({run['dim']} factors, training interactions only)", "HR@10", "NDCG@10"]
+    return (f"{markdown_table(header, rows, 'lrr')}\n\n`{run['command']}`, {run['date']}, "
+            f"{run['test_users']:,} test users of {run['dataset']}.")
 
 
 table("item_starts_beauty", "item_starts.json")(lambda results: starts_table(results, "item_starts.json"))
@@ -307,7 +309,8 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
          *(metric(results[starts_file]["metrics"]["transition item-kNN"][name]) for name in ("hr@10", "ndcg@10"))],
         [f"SASRec, {training['training']['wall_budget_s'] / 60:.0f} wall minutes on the CPU", "leak-free", users,
          metric(sasrec_metrics["hr@10"]), metric(sasrec_metrics["ndcg@10"])],
-        ["popularity", "leak-free", users, *(metric(student["popularity"][name]["mean"]) for name in ("hr@10", "ndcg@10"))],
+        ["popularity", "leak-free", users,
+         *(metric(student["popularity"][name]["mean"]) for name in ("hr@10", "ndcg@10"))],
     ]
     for indexing in ("random", "sequential"):
         groups = baseline_runs(results, "quality_baselines.json", dataset, indexing)
@@ -316,8 +319,8 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
         if converged:
             hr, ndcg = (seeded(mean_std([run["metrics"]["sasrec"]["sequential"][name] for run in converged]))
                         for name in ("hr@10", "ndcg@10"))
-            rows.append([f"SASRec, converged on a GPU, {seeds_label([run['seed'] for run in converged])}", INDEXING_LABEL[indexing],
-                         everyone, hr, ndcg])
+            rows.append([f"SASRec, converged on a GPU, {seeds_label([run['seed'] for run in converged])}",
+                         INDEXING_LABEL[indexing], everyone, hr, ndcg])
         if indexing == "sequential":
             leak = next(iter(groups.values()))[0]["metrics"]["leak_rule"]["sequential"]
             rows.append(["leak rule (no model: max(history)+1, +2, ...)", INDEXING_LABEL[indexing], everyone,
@@ -343,16 +346,28 @@ def summary_sports(results: Results) -> str:
                          single_sasrec(results, "sasrec_item_ids_sports.json"))
 
 
-@table("findings", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
-       "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json", "sasrec_item_ids_sports.json",
-       "quality_baselines.json", "ablation.json", "scaling.json")
-def findings(results: Results) -> str:
-    """The principal findings: every figure read from its results file."""
+def knn(results: Results, starts_file: str) -> str:
+    return metric(results[starts_file]["metrics"]["transition item-kNN"]["ndcg@10"])
+
+
+def student_finding(results: Results) -> str:
     beauty = best_student(results, "item_ids_transitions_cos4000.json")
     sports = best_student(results, "item_ids_sports_transitions_cos4000.json")
     sports_sasrec, _ = single_sasrec(results, "sasrec_item_ids_sports.json")
-    quality = results["quality_baselines.json"]
-    published = quality["published"]["figures"]
+    student, popularity = beauty["model"]["ndcg@10"], beauty["popularity"]["ndcg@10"]["mean"]
+    return (
+        f"- **The student against its baselines** (this project's protocol: leak-free numbering, full ranking, "
+        f"{int(beauty['num_examples']['mean']):,} sampled test users). Beauty: NDCG@10 {seeded(student)} "
+        f"(seeds {per_seed(student)}), {ratio(student['mean'], popularity)} popularity ({metric(popularity)}); "
+        f"a transition item-kNN with no model reaches {knn(results, 'item_starts.json')} and SASRec under the "
+        f"same budget {metric(results['item_ids.json']['sasrec']['sequential']['ndcg@10'])}. Sports: "
+        f"{seeded(sports['model']['ndcg@10'])} against popularity {metric(sports['popularity']['ndcg@10']['mean'])}, "
+        f"item-kNN {knn(results, 'item_starts_sports.json')}, SASRec {metric(sports_sasrec['ndcg@10'])}."
+    )
+
+
+def leak_finding(results: Results) -> str:
+    published = results["quality_baselines.json"]["published"]["figures"]
 
     def leak(dataset: str) -> str:
         runs = baseline_runs(results, "quality_baselines.json", dataset, "sequential")
@@ -362,37 +377,50 @@ def findings(results: Results) -> str:
         runs = baseline_runs(results, "quality_baselines.json", dataset, "random")["cuda"]
         return seeded(mean_std([run["metrics"]["sasrec"]["sequential"]["ndcg@10"] for run in runs]))
 
-    ablation = results["ablation.json"]["variants"]
-    with_rationale, without = (ablation[name]["results"]["project"]["sequential"]["model"]["ndcg@10"]
-                               for name in ("all four tasks (RDRec)", "without rationale"))
-    catalog = results["scaling.json"]["catalog_size"]
-    popularity = beauty["popularity"]["ndcg@10"]["mean"]
-    return "\n".join([
-        f"- **The student against its baselines** (this project's protocol: leak-free numbering, full ranking, "
-        f"{int(beauty['num_examples']['mean']):,} sampled test users). Beauty: NDCG@10 "
-        f"{seeded(beauty['model']['ndcg@10'])} (seeds {per_seed(beauty['model']['ndcg@10'])}), "
-        f"{ratio(beauty['model']['ndcg@10']['mean'], popularity)} popularity ({metric(popularity)}); a transition "
-        f"item-kNN with no model reaches {metric(results['item_starts.json']['metrics']['transition item-kNN']['ndcg@10'])} "
-        f"and SASRec under the same budget {metric(results['item_ids.json']['sasrec']['sequential']['ndcg@10'])}. "
-        f"Sports: {seeded(sports['model']['ndcg@10'])} against popularity {metric(sports['popularity']['ndcg@10']['mean'])}, "
-        f"item-kNN {metric(results['item_starts_sports.json']['metrics']['transition item-kNN']['ndcg@10'])}, "
-        f"SASRec {metric(sports_sasrec['ndcg@10'])}.",
+    def cited(system: str) -> str:
+        return " / ".join(metric(published[dataset]["sequential"][system]["ndcg@10"])
+                          for dataset in ("beauty", "sports"))
+
+    return (
         f"- **The paper's numbering leaks the answer.** The rule with no model (max(history)+1, +2, ...) reaches "
         f"NDCG@10 {leak('beauty')} (beauty) and {leak('sports')} (sports) on all test users, against POD's "
-        f"published {metric(published['beauty']['sequential']['POD']['ndcg@10'])} / "
-        f"{metric(published['sports']['sequential']['POD']['ndcg@10'])} and RDRec's "
-        f"{metric(published['beauty']['sequential']['RDRec']['ndcg@10'])} / "
-        f"{metric(published['sports']['sequential']['RDRec']['ndcg@10'])}. Converged SASRec on the leak-free "
-        f"numbering: {sasrec_gpu('beauty')} (beauty), {sasrec_gpu('sports')} (sports).",
-        f"- **Rationales** (All_Beauty, 3 seeds, 300 CPU steps, the paper's per-batch mixture): sequential NDCG@10 "
-        f"{seeded(with_rationale)} with the rationale task, {seeded(without)} without; the difference is "
-        f"within the seed spread.",
-        f"- **Scaling** (text ids, `mini`, random weights): catalog {catalog[0]['catalog_size']:,} -> "
-        f"{catalog[-1]['catalog_size']:,} items: training step "
-        f"{catalog[-1]['step_seconds'] / catalog[0]['step_seconds']:.2f}x, constrained generation "
-        f"{catalog[-1]['generate_seconds'] / catalog[0]['generate_seconds']:.2f}x. With text ids the output layer "
-        f"is the fixed vocabulary; independent ids add one output row per item, so their cost grows with the catalog.",
-    ])
+        f"published {cited('POD')} and RDRec's {cited('RDRec')}. Converged SASRec on the leak-free numbering: "
+        f"{sasrec_gpu('beauty')} (beauty), {sasrec_gpu('sports')} (sports)."
+    )
+
+
+def rationale_finding(results: Results) -> str:
+    ablation = results["ablation.json"]
+    with_rationale, without = (ablation["variants"][name]["results"]["project"]["sequential"]["model"]["ndcg@10"]
+                               for name in ("all four tasks (RDRec)", "without rationale"))
+    difference = abs(with_rationale["mean"] - without["mean"])
+    spread = "within" if difference <= max(with_rationale["std"], without["std"]) else "beyond"
+    return (
+        f"- **Rationales** (All_Beauty, {seeds_label(ablation['seeds'])}, the paper's per-batch mixture, this "
+        f"project's protocol): sequential NDCG@10 {seeded(with_rationale)} with the rationale task, "
+        f"{seeded(without)} without: a difference {spread} the larger seed spread."
+    )
+
+
+def scaling_finding(results: Results) -> str:
+    run = results["scaling.json"]
+    first, last = run["catalog_size"][0], run["catalog_size"][-1]
+    return (
+        f"- **Scaling** (text ids, `{run['options']['preset']}`, random weights): catalog "
+        f"{first['catalog_size']:,} -> {last['catalog_size']:,} items: training step "
+        f"{last['step_seconds'] / first['step_seconds']:.2f}x, constrained generation "
+        f"{last['generate_seconds'] / first['generate_seconds']:.2f}x. With text ids the output layer is the fixed "
+        f"vocabulary; independent ids add one output row per item, so their cost grows with the catalog."
+    )
+
+
+@table("findings", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
+       "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json", "sasrec_item_ids_sports.json",
+       "quality_baselines.json", "ablation.json", "scaling.json")
+def findings(results: Results) -> str:
+    """The principal findings: every figure read from its results file."""
+    return "\n".join(finding(results) for finding in (student_finding, leak_finding, rationale_finding,
+                                                        scaling_finding))
 
 
 # -------------------------------------------------------------------------- other results files, one each
@@ -413,10 +441,12 @@ def student_cpu(results: Results) -> str:
                              f"{int(entry['num_examples']['mean']):,}"])
     header = ["dataset", "numbering", "task", "system", "HR@10", "NDCG@10", "test users"]
     spent = "; ".join(f"{setting}: {join(values, minutes)}" for setting, values in run["training_minutes"].items())
-    return f"{markdown_table(header, rows, 'llllrrr')}\n\nSeeds {join(run['seeds'])}; training minutes per seed: {spent}."
+    table = markdown_table(header, rows, "llllrrr")
+    return f"{table}\n\nSeeds {join(run['seeds'])}; training minutes per seed: {spent}."
 
 
 ABLATION_TEXT = {"project": "rouge-l", "paper": "nmt-rouge-l"}
+RANKING_CELLS = [(task, key) for task in ("sequential", "topn") for key in ("hr@10", "ndcg@10")]
 
 
 def ablation_table(results: Results, protocol: str) -> str:
@@ -426,13 +456,13 @@ def ablation_table(results: Results, protocol: str) -> str:
     for name, variant in run["variants"].items():
         tasks = variant["results"][protocol]
         rows.append([name, f"`{variant['mixture']}`",
-                     *(seeded(tasks[task]["model"][key]) for task in ("sequential", "topn") for key in ("hr@10", "ndcg@10")),
+                     *(seeded(tasks[task]["model"][key]) for task, key in RANKING_CELLS),
                      *(seeded(tasks[task]["model"][key], score) for task in ("explanation", "rationale")
                        for key in ("bleu-4", rouge))])
     tasks = next(iter(run["variants"].values()))["results"][protocol]
     for system in ("popularity", "leak_rule"):
-        rows.append([system.replace("_", " "), "", *(metric(tasks[task][system][key]["mean"]) for task in ("sequential", "topn")
-                                                      for key in ("hr@10", "ndcg@10")), "", "", "", ""])
+        rows.append([system.replace("_", " "), "", *(metric(tasks[task][system][key]["mean"])
+                                                      for task, key in RANKING_CELLS), "", "", "", ""])
     header = ["variant", "mixture", "sequential HR@10", "sequential NDCG@10", "top-N HR@10", "top-N NDCG@10",
               "explanation BLEU-4", f"explanation {rouge}", "rationale BLEU-4", f"rationale {rouge}"]
     examples = "; ".join(f"{task} {int(entry['num_examples']['mean']):,}" for task, entry in tasks.items())
@@ -471,12 +501,13 @@ def collaborative_ids(results: Results) -> str:
 @table("app", "app.json")
 def app(results: Results) -> str:
     run = results["app.json"]
+    served = run["recommend_with_explanations_served_s"]
     rows = [
         ["`rdrec-hf app` launch to the first HTTP 200 (imports, model, dataset, Gradio)",
          f"{run['startup_median_s']:.1f} s", join(run["startup_s"], lambda s: f"{s:.1f}")],
         [f"one \"Recommend\" with explanations and rationales, k={run['k']}, through the server",
          f"{run['recommend_with_explanations_served_median_s']:.2f} s",
-         f"{min(run['recommend_with_explanations_served_s']):.2f}-{max(run['recommend_with_explanations_served_s']):.2f} s"],
+         f"{min(served):.2f}-{max(served):.2f} s"],
         ["the same call in process", f"{run['recommend_with_explanations_in_process_median_s']:.2f} s", ""],
     ]
     return (f"{markdown_table(['what', 'median', 'runs'], rows, 'lrl')}\n\n"
@@ -493,7 +524,8 @@ def student_vs_baselines(results: Results) -> str:
         rows += [[dataset, system.replace("_", "-"), metric(run[system]["hr@10"]), metric(run[system]["ndcg@10"]),
                   f"{run['users']:,}", ""] for system in ("item_knn", "sasrec", "popularity") if system in run]
     header = ["dataset", "system", "HR@10", "NDCG@10", "test users", "CPU minutes"]
-    commands = "\n".join(f"- {dataset}: `{run['command']}`" for dataset, run in results["student_vs_baselines.json"].items())
+    commands = "\n".join(f"- {dataset}: `{run['command']}`"
+                         for dataset, run in results["student_vs_baselines.json"].items())
     return f"{markdown_table(header, rows, 'llrrrr')}\n\n{commands}"
 
 
