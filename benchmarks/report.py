@@ -9,8 +9,9 @@ printed as a diff and the command exits 1 (``make test`` runs it). No GPU, no ne
     .venv/bin/python benchmarks/report.py --check    # exit 1 and print a diff when a block is stale
 
 Adding a table for a new results file: one function decorated with ``@table("name", "file.json")`` that
-returns markdown, and a ``<!-- report:name -->`` block in a document. A document names a block only for a file
-that is present; a block whose file is absent is an error, so a table never silently goes missing.
+returns markdown, and a ``<!-- report:name -->`` block in a document. A block whose file is absent is an error,
+so a table never silently goes missing, except for tables registered ``optional`` (files another session is
+producing): those say that the file is not there yet, and fill in, failing ``--check``, once it is.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Table:
     name: str
     files: tuple[str, ...]
     render: Callable[[Results], str]
+    optional: bool = False
 
     def missing(self, results: Results) -> list[str]:
         return [pattern for pattern in self.files if not fnmatch.filter(results, pattern)]
@@ -56,13 +58,17 @@ class Table:
 TABLES: dict[str, Table] = {}
 
 
-def table(name: str, *files: str) -> Callable[[Callable[[Results], str]], Callable[[Results], str]]:
-    """Register ``render(results) -> markdown`` as the block ``name``, which needs ``files`` to be present."""
+Renderer = Callable[[Results], str]
 
-    def register(render: Callable[[Results], str]) -> Callable[[Results], str]:
+
+def table(name: str, *files: str, optional: bool = False) -> Callable[[Renderer], Renderer]:
+    """Register ``render(results) -> markdown`` as the block ``name``, which needs ``files`` to be present
+    (``optional``: until they are, the block says so instead of failing)."""
+
+    def register(render: Renderer) -> Renderer:
         if name in TABLES:
             raise ValueError(f"table {name!r} is registered twice")
-        TABLES[name] = Table(name, files, render)
+        TABLES[name] = Table(name, files, render, optional)
         return render
 
     return register
@@ -282,7 +288,7 @@ def item_id_variants(results: Results) -> str:
             seeded(entry["hr@10"]), seeded(entry["ndcg@10"]), per_seed(entry["ndcg@10"]),
             join(run["training_minutes"][scheme], minutes),
         ]))
-    header = ["variant", "options after `--schemes independent`", "seeds", "HR@10", "NDCG@10", "NDCG@10 per seed",
+    header = ["variant", "`--train-args`", "seeds", "HR@10", "NDCG@10", "NDCG@10 per seed",
               "training minutes per seed"]
     return markdown_table(header, [cells for _, cells in sorted(rows, key=lambda row: -row[0])], 'lllrrrr')
 
@@ -514,22 +520,23 @@ def app(results: Results) -> str:
             f"Model `{run['model']}`, dataset `{run['dataset']}`, {run['threads']} thread(s).")
 
 
-@table("student_vs_baselines", "student_vs_baselines.json")
+@table("student_vs_baselines", "student_vs_baselines.json", optional=True)
 def student_vs_baselines(results: Results) -> str:
+    datasets = {name: run for name, run in results["student_vs_baselines.json"].items()
+                if isinstance(run, dict) and "student" in run}  # other top-level keys: the file's own record
     rows = []
-    for dataset, run in results["student_vs_baselines.json"].items():
+    for dataset, run in datasets.items():
         student = run["student"]
         rows.append([dataset, f"student, {seeds_label(student['seeds'])}", seeded(mean_std(student["hr@10"])),
                      seeded(mean_std(student["ndcg@10"])), f"{run['users']:,}", str(run["budget_cpu_minutes"])])
         rows += [[dataset, system.replace("_", "-"), metric(run[system]["hr@10"]), metric(run[system]["ndcg@10"]),
                   f"{run['users']:,}", ""] for system in ("item_knn", "sasrec", "popularity") if system in run]
     header = ["dataset", "system", "HR@10", "NDCG@10", "test users", "CPU minutes"]
-    commands = "\n".join(f"- {dataset}: `{run['command']}`"
-                         for dataset, run in results["student_vs_baselines.json"].items())
+    commands = "\n".join(f"- {dataset}: `{run['command']}`" for dataset, run in datasets.items())
     return f"{markdown_table(header, rows, 'llrrrr')}\n\n{commands}"
 
 
-@table("data_path", "data_path.json")
+@table("data_path", "data_path.json", optional=True)
 def data_path(results: Results) -> str:
     rows = [[name, f"{values['previous']:,.2f}", f"{values['new']:,.2f}", ratio(values["new"], values["previous"])]
             for name, values in results["data_path.json"].items()
@@ -537,7 +544,7 @@ def data_path(results: Results) -> str:
     return markdown_table(["measure", "previous", "new", "new / previous"], rows, 'lrrr')
 
 
-@table("gpu_check", "gpu_check.json")
+@table("gpu_check", "gpu_check.json", optional=True)
 def gpu_check(results: Results) -> str:
     """The GPU check's record as written, one row per (flattened) key."""
 
@@ -564,10 +571,11 @@ def render_document(text: str, results: Results) -> str:
         name = match["name"]
         if name not in TABLES:
             raise ReportError(f"unknown block {name!r}; known: {', '.join(sorted(TABLES))}")
-        missing = TABLES[name].missing(results)
-        if missing:
-            raise ReportError(f"block {name!r} needs benchmarks/results/{', '.join(missing)}, which is absent")
-        return f"<!-- report:{name} -->\n{TABLES[name].render(results).rstrip()}\n<!-- /report:{name} -->"
+        missing = [f"benchmarks/results/{pattern}" for pattern in TABLES[name].missing(results)]
+        if missing and not TABLES[name].optional:
+            raise ReportError(f"block {name!r} needs {', '.join(missing)}, which is absent")
+        body = f"*Not measured yet: {', '.join(missing)} is absent.*" if missing else TABLES[name].render(results)
+        return f"<!-- report:{name} -->\n{body.rstrip()}\n<!-- /report:{name} -->"
 
     return BLOCK.sub(replace, text)
 
