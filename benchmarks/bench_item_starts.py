@@ -9,7 +9,8 @@ sample of `--test-users` test users that `bench_item_ids.py` and `bench_quality.
 - `transitions start`: the same with the `item_embedding_init: transitions` factors
   (`spectral_item_embeddings` of `transition_graph`), at the library's window and at each of `--windows`;
 - `transition item-kNN`: the last item's row of `transition_graph` itself (counts of the training pairs
-  at most `TRANSITION_WINDOW` positions apart), ties by popularity: the full-rank graph the start compresses;
+  at most `TRANSITION_WINDOW` positions apart), ties by popularity: the full-rank graph the start compresses
+  (the evaluation's `item_knn` baseline, `rdrec_hf.evaluation.baselines.TransitionItemKNN`);
 - `popularity`, as in the evaluation.
 
 Every graph and factor reads the training histories only (each user's last two items dropped). Writes
@@ -39,6 +40,7 @@ from rdrec_hf.data.item_graph import (
     transition_graph,
 )
 from rdrec_hf.evaluation import item_popularity, ranking_metrics
+from rdrec_hf.evaluation.baselines import TransitionItemKNN
 from rdrec_hf.paths import p5_dataset_dir
 
 RESULTS = Path(__file__).parent / "results" / "item_starts.json"
@@ -90,7 +92,6 @@ def main(args: argparse.Namespace) -> dict:
     scorers = {
         "popularity": lambda last: popularity,
         **{name: (lambda last, factors=factors: factors @ factors[last]) for name, factors in starts.items()},
-        "transition item-kNN": lambda last: graph[last].toarray().ravel() + popularity / (2 * len(item_ids)),
     }
     targets = [sequences[u][-1] for u in test_users]
     metrics = {}
@@ -98,6 +99,10 @@ def main(args: argparse.Namespace) -> dict:
         rankings = [top_items(score(sequences[u][-2]), sequences[u][:-1])
                     for u in tqdm(test_users, desc=name, leave=False)]  # fmt: skip
         metrics[name] = ranking_metrics(rankings, targets)
+    user_items = list(data["users"]["items"])
+    item_knn = TransitionItemKNN([training_history(items) for items in user_items], len(item_ids))
+    rankings = item_knn([user_items[u][:-1] for u in test_users], TOP_K)
+    metrics["transition item-kNN"] = ranking_metrics([[position[item] for item in r] for r in rankings], targets)
     summary = {
         "dataset": args.dataset, "data_seed": args.data_seed, "test_users": len(test_users), "dim": args.dim,
         "transition_window": TRANSITION_WINDOW, "metrics": metrics,

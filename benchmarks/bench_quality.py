@@ -48,8 +48,16 @@ from rdrec_hf.evaluation import (
     sample_users,
 )
 from rdrec_hf.evaluation.report import format_value
+from rdrec_hf.evaluation.sasrec import (
+    SASRec,
+    SASRecConfig,
+    SASRecTrainingConfig,
+    candidate_scores,
+    leave_one_out_parts,
+    top_k_items,
+    train_sasrec,
+)
 from rdrec_hf.paths import p5_dataset_dir
-from sasrec import SASRec, SASRecConfig, SASRecTrainingConfig, candidate_scores, top_k_items, train_sasrec
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TOP_K = 10
@@ -165,13 +173,7 @@ def sasrec_rankings(model: SASRec, users, index_of: dict[str, int], item_ids: li
 
 def train_baseline_sasrec(args, data, index_of: dict[str, int], device: torch.device):
     """SASRec trained on the training parts with early stopping on validation; returns (model, summary, configs)."""
-    train_sequences, valid_histories, valid_targets = [], [], []
-    for items in data["users"]["items"]:
-        indices = [index_of[item] for item in items]
-        train_sequences.append(training_history(indices))
-        history, target = split_target(indices, "validation")
-        valid_histories.append(history)
-        valid_targets.append(target)
+    parts = leave_one_out_parts([[index_of[item] for item in items] for items in data["users"]["items"]])
     model_config = SASRecConfig(
         num_items=len(index_of),
         max_length=args.max_length,
@@ -190,7 +192,7 @@ def train_baseline_sasrec(args, data, index_of: dict[str, int], device: torch.de
         seed=args.seed,
     )
     model = SASRec(model_config).to(device)
-    summary = train_sasrec(model, train_sequences, valid_histories, valid_targets, training_config)
+    summary = train_sasrec(model, *parts, training_config)
     return model, summary, {"model": asdict(model_config), "training": asdict(training_config)}
 
 

@@ -2,7 +2,8 @@
 
 Pick a user (project id or original reviewer id, or a random one) and see the history, the model's top-k with
 scores, the student's explanation and rationales for each item beside the teacher's, and the same user's top-k
-from popularity and from the leak rule; or paste / sample top-N candidates and see them ranked exactly.
+from the baselines (popularity, the leak rule, item-kNN; SASRec when asked); or paste / sample top-N candidates
+and see them ranked exactly.
 
 The page logic is :class:`RecommenderPage` (plain Python, returns HTML strings; tested without a browser);
 :func:`build_app` wires it to Gradio Blocks. Bad input is a message in the page (``#status``), never a traceback.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.schema import TEST, check_numbering, get_metadata, split_target, training_history
-from .evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
+from .evaluation.baselines import DEFAULT_BASELINES, Baseline, baseline_rankers, leak_rule_ranking
 from .inference import add_device_arguments, load_trained_student, rationales
 from .models.item_ids import ItemIndexing
 from .models.recommending import catalog_of, rank_candidates, recommend
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 REVIEW_SNIPPET_CHARS = 160
 REVIEW_FIELDS = ("rating", "review", "user_preference", "item_attribute")  # what the page shows of a review
 NUM_CANDIDATES = 100  # the paper's top-N: the test item and 99 negatives
+BASELINE_COLUMNS = {"popularity": "popularity", "leak_rule": "leak rule", "item_knn": "item-kNN", "sasrec": "SASRec"}
 DEFAULT_K = 10
 Progress = Callable[[float, str], None]
 
@@ -47,7 +49,6 @@ class DatasetView:
     reviewer_of_user: dict[str, str]
     reviews: dict[tuple[str, str], dict]  # (user, item) -> rating, review, teacher rationales
     test_negatives: dict[str, list[str]]
-    popular_items: list[str]
     indexing: ItemIndexing
     teacher_item_attribute: dict[str, str] = field(default_factory=dict)
 
@@ -73,8 +74,6 @@ class DatasetView:
             reviewer_of_user=reviewers,
             reviews=reviews,
             test_negatives=dict(zip(users["user_id"], users["test_negatives"])),
-            popular_items=item_popularity((training_history(items) for items in histories.values()),
-                                          metadata.counts["items"]),  # fmt: skip
             indexing=metadata.indexing,
             teacher_item_attribute=item_attribute,
         )
@@ -111,12 +110,19 @@ def parse_item_list(text: str | None) -> list[str]:
 class RecommenderPage:
     """The page's answers, as Markdown / HTML strings; every method turns bad input into a message."""
 
-    def __init__(self, model, tokenizer, data=None, model_name: str = "", seed: int = 0):
+    def __init__(self, model, tokenizer, data=None, model_name: str = "", seed: int = 0,
+                 baselines: Sequence[Baseline | str] = DEFAULT_BASELINES):  # fmt: skip
         self.model, self.tokenizer = model, tokenizer
         self.item_index = getattr(model, "item_index", None)
         if data is not None:
             check_numbering(self.item_index, data, f"model {model_name}".strip(), "the dataset")
         self.view = DatasetView.from_dataset(data) if data is not None else None
+        # The evaluation's baselines on the same user; without a dataset (no training histories) the leak rule alone.
+        chosen = [Baseline.parse(baseline) for baseline in baselines]
+        self.baselines, self.skipped_baselines = (
+            baseline_rankers(data, chosen, seed=seed, device=model.device) if data is not None else ({}, {})
+        )
+        self.leak_rule_alone = data is None and Baseline.LEAK_RULE in chosen
         self.model_name = model_name
         self.rng = random.Random(seed)
 
@@ -250,13 +256,16 @@ class RecommenderPage:
 
     def baselines_table(self, history: Sequence[str], items: Sequence[str], k: int, held_out: str | None) -> str:
         columns = {"model": list(items)}
-        if self.view is not None:
-            columns["popularity"] = popularity_ranking(self.view.popular_items, history, k)
-        columns["leak rule"] = leak_rule_ranking(history, len(self.item_index), k)
+        for name, ranker in self.baselines.items():
+            columns[BASELINE_COLUMNS[name]] = ranker([history], k)[0]
+        if self.leak_rule_alone:
+            columns[BASELINE_COLUMNS[Baseline.LEAK_RULE.value]] = leak_rule_ranking(history, len(self.item_index), k)
         rows = [[rank + 1, *[(col[rank] if rank < len(col) else "") for col in columns.values()]] for rank in range(k)]
         note = "" if held_out is None else f"<p>The held-out item is {html.escape(held_out)}; " + ", ".join(
             f"{name}: {'rank ' + str(col.index(held_out) + 1) if held_out in col else 'missed'}" for name, col in columns.items()
         ) + ".</p>"  # fmt: skip
+        note += "".join(f"<p>{html.escape(BASELINE_COLUMNS[name])} not shown: {html.escape(reason)}.</p>"
+                        for name, reason in self.skipped_baselines.items())  # fmt: skip
         classes = ["rank", *[name.replace(" ", "-") for name in columns]]
         return (_table(["rank", *columns], rows, classes, "baselines") + note
                 + f"<p>{html.escape(self.leak_note().replace('**', ''))}</p>")  # fmt: skip
@@ -349,7 +358,7 @@ def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str
             recommend_button = gr.Button("Recommend", variant="primary", elem_id="recommend")
             gr.Markdown("#### Recommendations")
             recommendations = gr.HTML(elem_id="recommendations-panel")
-            gr.Markdown("#### The same user by popularity and by the leak rule")
+            gr.Markdown("#### The same user by the baselines")
             baselines = gr.HTML(elem_id="baselines-panel")
             gr.Markdown("#### The user's rationale")
             user_rationale = gr.HTML(elem_id="user-rationales-panel")

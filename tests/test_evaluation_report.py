@@ -16,6 +16,8 @@ def _results(hr1: float, bleu1: float) -> dict:
             "model": {"hr@1": hr1, "hr@5": 0.5, "ndcg@5": 0.25},
             "leak_rule": {"hr@1": 0.1, "hr@5": 0.2, "ndcg@5": 0.15},
             "popularity": {"hr@1": 0.0, "hr@5": 0.05, "ndcg@5": 0.02},
+            "item_knn": {"hr@1": 0.3, "hr@5": 0.6, "ndcg@5": 0.4},
+            "skipped_baselines": {},
             "num_examples": 4,
             "protocol": "full ranking over the catalog",
         },
@@ -60,14 +62,27 @@ def test_markdown_table_orders_columns_and_rows():
     assert lines[0] == "### sequential (4 examples)"
     assert "| system | HR@1 | HR@5 | NDCG@5 |" in lines
     row_labels = [line.split(" | ")[0] for line in lines if line.startswith("| ") and "system" not in line]
-    assert row_labels[:3] == ["| RDRec student", "| leak rule (max history id + 1, ...)", "| popularity"]
+    assert row_labels[:4] == ["| RDRec student", "| leak rule (max history id + 1, ...)", "| popularity",
+                              "| transition item-kNN (training pairs at most 3 positions apart)"]
     assert "| RDRec student | 0.2000 | 0.5000 | 0.2500 |" in lines
+    assert "| transition item-kNN (training pairs at most 3 positions apart) | 0.3000 | 0.6000 | 0.4000 |" in lines
+    assert "Baselines not run" not in table
     assert "| RDRec student | 10.0000 | 0.5000 |" in lines  # explanation: BLEU-1, distinct share
 
 
 def test_markdown_table_of_aggregated_results_shows_spread():
     table = markdown_tables(aggregate_seeds([_results(0.2, 10.0), _results(0.4, 14.0)]))
     assert "| RDRec student | 0.3000 ± 0.1414 |" in table
+
+
+def test_skipped_baselines_are_counted_and_named_also_across_seeds():
+    runs = [_results(0.2, 10.0), _results(0.4, 14.0)]
+    for run in runs:
+        run["sequential"]["skipped_baselines"] = {"sasrec": "SASRec trains on batches of 128 users and the dataset has 40"}
+    table = markdown_tables(aggregate_seeds(runs))
+    assert ("Baselines not run: 1 (SASRec (full softmax, early stopping on validation): SASRec trains on batches "
+            "of 128 users and the dataset has 40).") in table
+    assert "| SASRec" not in table
 
 
 def test_write_report_round_trips_metrics_and_shows_samples_and_skipped_tasks(tmp_path):

@@ -1,4 +1,5 @@
-"""The SASRec baseline of benchmarks/: causal, padding-invariant, and it learns a deterministic pattern."""
+"""The SASRec baseline (rdrec_hf.evaluation.sasrec): causal, padding-invariant, it learns a deterministic pattern;
+and the quality benchmark's use of it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from rdrec_hf.evaluation import sasrec
+
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _load_script(name: str):
-    """benchmarks/ is a folder of scripts, not a package: load one as the module its neighbours import."""
+    """benchmarks/ is a folder of scripts, not a package: load one as a module."""
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
@@ -22,8 +25,7 @@ def _load_script(name: str):
     return module
 
 
-sasrec = _load_script("sasrec")
-bench_quality = _load_script("bench_quality")  # imports `sasrec`: the module above
+bench_quality = _load_script("bench_quality")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Evaluation: pure metric functions, baselines and the evaluation loop. Never imports the trainer."""
 
-from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
+from .baselines import Baseline, TransitionItemKNN, baseline_rankers, item_popularity, leak_rule_ranking, popularity_ranking
 from .evaluator import EvaluationConfig, evaluate_model, rank_candidates, sample_users
 from .metric_modules import METRIC_NAMES, load_metric
 from .protocols import EvalProtocol
@@ -10,9 +10,12 @@ from .text_metrics import corpus_bleu, distinct_share, nmt_rouge_f_scores, rouge
 
 __all__ = [
     "METRIC_NAMES",
+    "Baseline",
     "EvalProtocol",
     "EvaluationConfig",
+    "TransitionItemKNN",
     "aggregate_seeds",
+    "baseline_rankers",
     "corpus_bleu",
     "distinct_share",
     "evaluate_model",

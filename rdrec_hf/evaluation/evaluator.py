@@ -1,5 +1,6 @@
-"""The evaluation loop, deterministic, with the leak rule and popularity on the same users, under one of two
-protocols (`EvalProtocol`); their numbers never share a table.
+"""The evaluation loop, deterministic, with the chosen baselines (`Baseline`: popularity, the leak rule and
+item-kNN by default) on the same users, under one of two protocols (`EvalProtocol`); their numbers never share a
+table.
 
 This project's protocol (``project``), the stricter one:
 
@@ -29,18 +30,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
 
-from ..data import RDRecDataCollator, build_eval_dataset, sample_users, training_history
+from ..data import RDRecDataCollator, build_eval_dataset, sample_users
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..inference import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
 from ..models import ItemIndex
 from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
 from ..tasks import RANKING_TASKS, Task, TaskKind
-from .baselines import item_popularity, leak_rule_ranking, popularity_ranking
+from .baselines import DEFAULT_BASELINES, Baseline, Ranker, baseline_rankers
 from .protocols import EvalProtocol
 from .ranking import DEFAULT_KS, ranking_metrics
 from .text_metrics import text_generation_metrics
@@ -95,6 +97,18 @@ class EvaluationConfig:
     num_samples: int = field(
         default=3, metadata={"help": "Example predictions kept per task for the report (0: none)."}
     )
+    baselines: list[str] = field(
+        default_factory=lambda: [baseline.value for baseline in DEFAULT_BASELINES],
+        metadata={"help": "Baselines ranked for the same users beside the model, from the training histories only: "
+                  "popularity, leak_rule (max history id + 1, ...), item_knn (transition item-kNN) and sasrec "
+                  "(full-softmax SASRec with early stopping on validation; opt-in, it trains: about 30 CPU minutes "
+                  "on P5 beauty; its weights are kept beside the report and reused)."},
+    )
+    sasrec_wall_budget_s: float | None = field(
+        default=None,
+        metadata={"help": "SASRec stops training before an epoch that would end past this many seconds (the "
+                  "benchmarks' 30-CPU-minute budget: 1800); unset: early stopping alone."},
+    )
     protocols: list[str] = field(
         default_factory=lambda: [EvalProtocol.PROJECT.value],
         metadata={"help": "Protocols to run, each written to its own metrics file and report: `project` (this "
@@ -107,6 +121,12 @@ class EvaluationConfig:
         self.protocols = [EvalProtocol(protocol) for protocol in self.protocols]
         if not self.protocols or len(set(self.protocols)) != len(self.protocols):
             raise ValueError(f"EvaluationConfig: protocols must be distinct and not empty, got {self.protocols}")
+        self.baselines = [Baseline.parse(baseline) for baseline in self.baselines]
+        if len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"EvaluationConfig: a baseline is listed twice in {[b.value for b in self.baselines]}")
+        if self.sasrec_wall_budget_s is not None and self.sasrec_wall_budget_s <= 0:
+            raise ValueError(f"EvaluationConfig: sasrec_wall_budget_s must be positive or unset, got "
+                             f"{self.sasrec_wall_budget_s}")
         self.tasks = [Task.parse(task) for task in self.tasks]
         if not self.tasks:
             raise ValueError("EvaluationConfig: tasks is empty")
@@ -150,6 +170,7 @@ def evaluate_model(
     item_index: ItemIndex | None = None,
     show_progress: bool = True,
     protocol: EvalProtocol | str | None = None,
+    baseline_dir: str | Path | None = None,
 ) -> dict[str, dict]:
     """Evaluate ``model`` on ``data`` (the project dataset schema) under one protocol, with the baselines.
 
@@ -161,10 +182,12 @@ def evaluate_model(
         item_index: the catalog for the ranking tasks; ``model.item_index`` when None.
         show_progress: progress bars per task (off inside a trainer's evaluation).
         protocol: an `EvalProtocol`; the first of ``config.protocols`` when None.
+        baseline_dir: where a trained baseline (SASRec) keeps its weights for later evaluations of the same data.
     Returns:
         ``{task: {"model": {metric: value}, "num_examples": n, "evaluation_protocol": "project" | "paper",
-        "protocol": description, "samples": [...]}}``; ranking tasks add ``"leak_rule"`` and ``"popularity"``
-        metrics on the very same users. A text task whose data is absent (no reviews, no rationales on the
+        "protocol": description, "samples": [...]}}``; ranking tasks add the metrics of each of
+        ``config.baselines`` under its name, on the very same users, and ``"skipped_baselines"``: ``{name:
+        reason}`` of those that could not run (SASRec on too few users). A text task whose data is absent (no reviews, no rationales on the
         split) is ``{"skipped": reason, "num_examples": 0}``.
     """
     config = config if config is not None else EvaluationConfig()
@@ -178,16 +201,24 @@ def evaluate_model(
     collator = RDRecDataCollator(pad_token_id=tokenizer.pad_token_id)
     users = sample_users(data[USERS]["user_id"], config.max_users, config.seed)
     results: dict[str, dict] = {}
+    if any(task in RANKING_TASKS for task in config.tasks):
+        baselines, skipped_baselines = baseline_rankers(
+            data, config.baselines, seed=config.seed, device=model.device, cache_dir=baseline_dir,
+            sasrec_wall_budget_s=config.sasrec_wall_budget_s,
+        )  # fmt: skip
     for task in config.tasks:
         name = task.name.lower()
         if task.spec.kind is TaskKind.RANKING:
             dataset = build_eval_dataset(data, task, config.split, tokenizer, users=users, seed=config.seed)
             if protocol is EvalProtocol.PROJECT:
-                results[name] = _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress)
+                results[name] = _evaluate_ranking(
+                    model, dataset, task, item_index, data, config, collator, show_progress, baselines
+                )
             else:
                 results[name] = _evaluate_ranking_as_paper(
-                    model, tokenizer, dataset, task, item_index, data, config, collator, show_progress
+                    model, tokenizer, dataset, task, item_index, data, config, collator, show_progress, baselines
                 )
+            results[name]["skipped_baselines"] = skipped_baselines
         else:
             dataset, reason = _text_eval_dataset(data, task, tokenizer, users, config, protocol)
             if dataset is None:
@@ -228,11 +259,10 @@ def _model_inputs(rows: list[dict], collator: RDRecDataCollator, device: torch.d
     return {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
 
 
-def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress) -> dict:
+def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, show_progress, baselines) -> dict:
     top_k = config.ks[-1]
     catalog_size = data[ITEMS].num_rows
-    popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
-    rankings: dict[str, list[list[str]]] = {"model": [], "leak_rule": [], "popularity": []}
+    rankings: dict[str, list[list[str]]] = {"model": [], **{name: [] for name in baselines}}
     missing_ids = 0
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
         inputs = _model_inputs(rows, collator, model.device)
@@ -253,7 +283,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
                 rank_candidates(row["candidates"], row_scores[: len(row["candidates"])], row["target_item"])[:top_k]
                 for row, row_scores in zip(rows, scores)
             ]
-        _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k)
+        _add_baseline_rankings(rankings, rows, task, baselines, top_k)
     targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
@@ -273,22 +303,22 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
     return results
 
 
-def _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k) -> None:
-    """Append the leak rule's and popularity's top ``top_k`` for ``rows`` (top-N: among their candidates)."""
-    for row in rows:
-        catalog = row["candidates"] if task.spec.ranks_candidates else catalog_size
-        rankings["leak_rule"].append(leak_rule_ranking(row["history"], catalog, top_k))
-        rankings["popularity"].append(popularity_ranking(popular_items, row["history"], top_k, row.get("candidates")))
+def _add_baseline_rankings(rankings, rows, task, baselines: Mapping[str, Ranker], top_k) -> None:
+    """Append each baseline's top ``top_k`` for ``rows`` (top-N: among their candidates)."""
+    histories = [row["history"] for row in rows]
+    candidates = [row["candidates"] for row in rows] if task.spec.ranks_candidates else None
+    for name, ranker in baselines.items():
+        rankings[name] += ranker(histories, top_k, candidates)
 
 
-def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data, config, collator, show_progress) -> dict:
+def _evaluate_ranking_as_paper(
+    model, tokenizer, dataset, task, item_index, data, config, collator, show_progress, baselines
+) -> dict:
     """The reference's ranking evaluation: free beams parsed into catalog ids (see the module docstring)."""
     top_k = config.ks[-1]
     generation = PAPER_TOPN_GENERATION if task.spec.ranks_candidates else PAPER_SEQUENTIAL_GENERATION
     returned = generation["num_return_sequences"]
-    catalog_size = data[ITEMS].num_rows
-    popular_items = item_popularity((training_history(items) for items in data[USERS]["items"]), catalog_size)
-    rankings: dict[str, list[list[str | None]]] = {"model": [], "leak_rule": [], "popularity": []}
+    rankings: dict[str, list[list[str | None]]] = {"model": [], **{name: [] for name in baselines}}
     outputs = invalid = outside = removed = 0
     for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()} (paper)", show_progress):
         sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
@@ -309,7 +339,7 @@ def _evaluate_ranking_as_paper(model, tokenizer, dataset, task, item_index, data
                     continue
                 ranked.append(item)  # a None keeps its rank as a miss
             rankings["model"].append(ranked[:top_k])
-        _add_baseline_rankings(rankings, rows, task, catalog_size, popular_items, top_k)
+        _add_baseline_rankings(rankings, rows, task, baselines, top_k)
     targets = list(dataset["target_item"])
     results = {system: ranking_metrics(ranked, targets, config.ks) for system, ranked in rankings.items()}
     results["num_examples"] = len(targets)
@@ -416,7 +446,7 @@ def _summary(results: Mapping[str, Mapping]) -> str:
         if "skipped" in task_results:
             lines.append(f"  {task}: skipped ({task_results['skipped']})")
             continue
-        systems = [system for system in ("model", "leak_rule", "popularity") if system in task_results]
+        systems = [system for system in ("model", *(b.value for b in Baseline)) if system in task_results]
         shown = ", ".join(
             f"{system} " + " ".join(f"{metric}={value:.4f}" for metric, value in task_results[system].items())
             for system in systems

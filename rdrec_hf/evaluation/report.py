@@ -2,9 +2,10 @@
 
 Results are the nested dictionaries `rdrec_hf.evaluation.evaluate_model` returns::
 
-    {task: {"model": {metric: value}, "leak_rule": {...}, "popularity": {...}, "num_examples": n, "protocol": str}}
+    {task: {"model": {metric: value}, "leak_rule": {...}, "popularity": {...}, "item_knn": {...},
+            "skipped_baselines": {name: reason}, "num_examples": n, "protocol": str}}
 
-(baselines only for the ranking tasks). `aggregate_seeds` turns several of them into the same shape with
+(baselines, those of ``EvaluationConfig.baselines``, only for the ranking tasks). `aggregate_seeds` turns several of them into the same shape with
 every number replaced by ``{"mean", "std", "values"}``; every function here accepts both shapes.
 """
 
@@ -16,12 +17,15 @@ import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..data.item_graph import TRANSITION_WINDOW
 from .protocols import PROTOCOL_TITLES, EvalProtocol, protocol_files
 
-SYSTEM_LABELS = {
+SYSTEM_LABELS = {  # table rows, in this order: the model, then every `Baseline`
     "model": "RDRec student",
     "leak_rule": "leak rule (max history id + 1, ...)",
     "popularity": "popularity",
+    "item_knn": f"transition item-kNN (training pairs at most {TRANSITION_WINDOW} positions apart)",
+    "sasrec": "SASRec (full softmax, early stopping on validation)",
 }
 METRIC_LABELS = {
     "bleu-1": "BLEU-1",
@@ -110,9 +114,9 @@ def count_value(value) -> int:
 
 
 def markdown_tables(results: Mapping) -> str:
-    """One markdown table per task: a row per system (model, leak rule, popularity) and a column per metric.
+    """One markdown table per task: a row per system (the model, then each baseline) and a column per metric.
 
-    A skipped task gets its reason instead of a table.
+    A skipped task gets its reason instead of a table; baselines that could not run are counted and named.
     """
     sections = []
     for task, task_results in results.items():
@@ -131,6 +135,10 @@ def markdown_tables(results: Mapping) -> str:
                   if key in task_results]
         if shares:
             lines += ["Shares of the generated outputs: " + "; ".join(shares) + ".", ""]
+        skipped = task_results.get("skipped_baselines") or {}
+        if skipped:
+            reasons = "; ".join(f"{SYSTEM_LABELS.get(name, name)}: {reason}" for name, reason in skipped.items())
+            lines += [f"Baselines not run: {len(skipped)} ({reasons}).", ""]
         lines.append("| system | " + " | ".join(_metric_label(name) for name in metric_names) + " |")
         lines.append("|---|" + "---:|" * len(metric_names))
         for system in systems:

@@ -60,7 +60,9 @@ def main(script_args: EvaluateScriptArguments, data_args: DataArguments, config:
         model, tokenizer = load_trained_student(str(path), config.device, config.dtype)
         check_numbering(model.item_index, data, f"model {path}", f"dataset {data_args.dataset}")
         for protocol in config.protocols:
-            runs[protocol].append(evaluate_model(model, data, tokenizer, config, protocol=protocol))
+            # A trained baseline (SASRec) keeps its weights beside the report: later evaluations reuse them.
+            runs[protocol].append(evaluate_model(model, data, tokenizer, config, protocol=protocol,
+                                                 baseline_dir=script_args.output_dir))
     results = {protocol.value: found[0] if len(found) == 1 else aggregate_seeds(found) for protocol, found in runs.items()}
 
     metadata = get_metadata(data)

@@ -1,8 +1,10 @@
 """A compact SASRec (Kang & McAuley, ICDM 2018) trained with full-softmax cross-entropy over the catalog.
 
-The baseline of the quality benchmark (``bench_quality.py``). The variant trained with one sampled negative
-and binary cross-entropy is known to give weak SASRec baselines; the softmax over every item (as in
-RecBole's ``loss_type="CE"``) is the strong one. Items are contiguous indices ``1..num_items``; 0 pads.
+The opt-in ``sasrec`` baseline of the evaluation (`rdrec_hf.evaluation.baselines`) and of the quality
+benchmark (``benchmarks/bench_quality.py``). The variant trained with one sampled negative and binary
+cross-entropy is known to give weak SASRec baselines; the softmax over every item (as in RecBole's
+``loss_type="CE"``) is the strong one. Items are contiguous indices ``1..num_items``; 0 pads. The project's
+item ids are the strings ``"1".."N"``, so an id's index is its number.
 
 Sequences are LEFT-padded, and positions are counted from the right end (the most recent item always has
 position ``max_length - 1``), so padding a sequence never changes its outputs.
@@ -11,17 +13,25 @@ position ``max_length - 1``), so padding a sequence never changes its outputs.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import logging
 import math
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from rdrec_hf.evaluation.ranking import ranking_metrics
+from .ranking import ranking_metrics
+
+logger = logging.getLogger(__name__)
 
 PADDING_INDEX = 0
 
@@ -308,3 +318,86 @@ def train_sasrec(
         valid_history=valid_history,
         train_loss_history=loss_history,
     )
+
+
+# ------------------------------------------------------------------------------- the evaluation baseline
+SASREC_WEIGHTS_FILE = "sasrec.safetensors"
+
+
+def leave_one_out_parts(sequences: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[list[int]], list[int]]:
+    """``(training sequences, validation histories, validation targets)`` of full item sequences, as the
+    project splits them: training ``items[:-2]`` (those of at least 2 items: a shorter one has no next item
+    to learn), validation target ``items[-2]`` ranked from ``items[:-2]`` (users with at least 3 items)."""
+    train = [list(sequence[:-2]) for sequence in sequences if len(sequence) >= 4]
+    kept = [sequence for sequence in sequences if len(sequence) >= 3]
+    return train, [list(sequence[:-2]) for sequence in kept], [sequence[-2] for sequence in kept]
+
+
+def _fingerprint(parts, model_config: SASRecConfig, training_config: SASRecTrainingConfig) -> str:
+    """What a cached model was trained from and how: the weights are reused only when this is the same."""
+    recipe = {"model": asdict(model_config), "training": asdict(training_config), "data": parts}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def fit_or_load_sasrec(
+    sequences: Sequence[Sequence[int]],
+    model_config: SASRecConfig,
+    training_config: SASRecTrainingConfig,
+    cache_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[SASRec, dict]:
+    """SASRec trained on the training parts of ``sequences`` with early stopping on validation
+    (`leave_one_out_parts`, `train_sasrec`), or read back from ``cache_dir/sasrec.safetensors`` when that file
+    was trained from the same parts and configs (its fingerprint, stored in the file's metadata).
+
+    Returns ``(model in eval mode, info)``: ``info`` holds the `TrainingSummary` as a dict and ``"cached"``
+    (True when read back). Without ``cache_dir`` the weights are not kept.
+    """
+    parts = leave_one_out_parts(sequences)
+    fingerprint = _fingerprint(parts, model_config, training_config)
+    path = Path(cache_dir, SASREC_WEIGHTS_FILE) if cache_dir is not None else None
+    model = SASRec(model_config)
+    if path is not None and path.is_file():
+        with safe_open(str(path), framework="pt") as stored:
+            metadata = stored.metadata() or {}
+        if metadata.get("fingerprint") == fingerprint:
+            model.load_state_dict(load_file(str(path)))
+            logger.info("SASRec read back from %s (same training data and configs)", path)
+            return model.to(device).eval(), {**json.loads(metadata["summary"]), "cached": True}
+        logger.info("%s was trained from other data or configs: training SASRec again", path)
+    model.to(device)
+    summary = train_sasrec(model, *parts, training_config).to_dict()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+        save_file(state, str(path), metadata={"fingerprint": fingerprint, "summary": json.dumps(summary)})
+    return model.eval(), {**summary, "cached": False}
+
+
+class SASRecRanker:
+    """A trained `SASRec` as an evaluation baseline over the project's item ids (``"1".."N"``).
+
+    Called with a batch of histories (and optionally each one's candidates), it returns the top ``k`` ids of
+    each: over the whole catalog with the history excluded, or among the candidates. A catalog smaller than
+    a history plus ``k`` gives shorter lists, as the model-free baselines do.
+    """
+
+    def __init__(self, model: SASRec, batch_size: int = 512):
+        self.model, self.batch_size = model, batch_size
+
+    def __call__(
+        self, histories: Sequence[Sequence[str]], k: int, candidates: Sequence[Sequence[str]] | None = None
+    ) -> list[list[str]]:
+        indices = [[int(item) for item in history] for history in histories]
+        if candidates is None:
+            free = self.model.config.num_items - max(len(set(history)) for history in indices)
+            top = top_k_items(self.model, indices, min(k, free), self.batch_size)
+            return [[str(item) for item in row] for row in top.tolist()]
+        width = max(len(row) for row in candidates)
+        padded = torch.tensor([[int(item) for item in row] + [PADDING_INDEX] * (width - len(row)) for row in candidates])
+        scores = candidate_scores(self.model, indices, padded, self.batch_size).tolist()
+        # Stable: float scores of different items practically never tie.
+        return [
+            [row[i] for i in sorted(range(len(row)), key=lambda i: -row_scores[i])][:k]
+            for row, row_scores in zip(candidates, scores)
+        ]
