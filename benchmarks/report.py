@@ -522,26 +522,41 @@ def app(results: Results) -> str:
 
 @table("student_vs_baselines", "student_vs_baselines.json", optional=True)
 def student_vs_baselines(results: Results) -> str:
+    """``bench_student_vs_baselines.py``: per dataset, the student's seeds beside the baselines on its users."""
     datasets = {name: run for name, run in results["student_vs_baselines.json"].items()
-                if isinstance(run, dict) and "student" in run}  # other top-level keys: the file's own record
-    rows = []
+                if isinstance(run, dict) and "student" in run}
+    rows, notes = [], []
     for dataset, run in datasets.items():
         student = run["student"]
         rows.append([dataset, f"student, {seeds_label(student['seeds'])}", seeded(mean_std(student["hr@10"])),
-                     seeded(mean_std(student["ndcg@10"])), f"{run['users']:,}", str(run["budget_cpu_minutes"])])
-        rows += [[dataset, system.replace("_", "-"), metric(run[system]["hr@10"]), metric(run[system]["ndcg@10"]),
-                  f"{run['users']:,}", ""] for system in ("item_knn", "sasrec", "popularity") if system in run]
-    header = ["dataset", "system", "HR@10", "NDCG@10", "test users", "CPU minutes"]
-    commands = "\n".join(f"- {dataset}: `{run['command']}`" for dataset, run in datasets.items())
-    return f"{markdown_table(header, rows, 'llrrrr')}\n\n{commands}"
+                     seeded(mean_std(student["ndcg@10"])), join(student["ndcg@10"], metric),
+                     join(student.get("training_minutes", []), minutes)])
+        for system in ("item_knn", "sasrec", "popularity"):
+            spent = run[system].get("training_minutes")
+            rows.append([dataset, system.replace("_", "-"), metric(run[system]["hr@10"]),
+                         metric(run[system]["ndcg@10"]), "", "" if spent is None else minutes(spent)])
+        notes.append(f"- {dataset}: {run.get('protocol', '')} Budget {run['budget_cpu_minutes']} CPU minutes; "
+                     f"`{run['command']}`")
+    header = ["dataset", "system", "HR@10", "NDCG@10", "NDCG@10 per seed", "training minutes"]
+    return markdown_table(header, rows, "llrrrr") + "\n\n" + "\n".join(notes)
+
+
+PAIR = ("previous", "new")
 
 
 @table("data_path", "data_path.json", optional=True)
 def data_path(results: Results) -> str:
-    rows = [[name, f"{values['previous']:,.2f}", f"{values['new']:,.2f}", ratio(values["new"], values["previous"])]
-            for name, values in results["data_path.json"].items()
-            if isinstance(values, dict) and {"previous", "new"} <= values.keys()]
-    return markdown_table(["measure", "previous", "new", "new / previous"], rows, 'lrrr')
+    """``bench_data_path.py``: every measure the file holds as previous / new numbers."""
+    run = results["data_path.json"]
+
+    def paired(values: Any) -> bool:
+        return isinstance(values, dict) and all(isinstance(values.get(side), (int, float)) for side in PAIR)
+
+    rows = [[f"`{name}`", *(f"{values[side]:,.2f}" for side in PAIR), ratio(values["new"], values["previous"])]
+            for name, values in run.items() if paired(values)]
+    record = "; ".join(str(run[key]) for key in ("machine", "date") if key in run)
+    table_text = markdown_table(["measure", "previous", "new", "new / previous"], rows, "lrrr")
+    return f"{table_text}\n\n`{run.get('command', '')}` {record}"
 
 
 @table("gpu_check", "gpu_check.json", optional=True)

@@ -94,20 +94,26 @@ def test_files_that_come_later_render_once_present(checkout):
     assert run(checkout, "--documents", "README.md") == 0
     assert "*Not measured yet: benchmarks/results/data_path.json is absent.*" in document.read_text()
     results_dir = checkout / "benchmarks" / "results"
-    (results_dir / "data_path.json").write_text(json.dumps(
-        {"redraw_s": {"previous": 45.0, "new": 9.0}, "examples_per_s": {"previous": 300.0, "new": 600.0},
-         "command": "bench_data.py"}))
-    (results_dir / "student_vs_baselines.json").write_text(json.dumps({"beauty": {
-        "users": 5000, "budget_cpu_minutes": 30, "command": "bench_x.py --dataset beauty",
-        "student": {"seeds": [42, 43], "ndcg@10": [0.04, 0.042], "hr@10": [0.07, 0.072]},
-        "item_knn": {"ndcg@10": 0.0438, "hr@10": 0.0704}, "sasrec": {"ndcg@10": 0.0504, "hr@10": 0.0786},
-        "popularity": {"ndcg@10": 0.0057, "hr@10": 0.0126}}}))
+    (results_dir / "data_path.json").write_text(json.dumps(  # bench_data_path.py's fields
+        {"redraw_s": {"previous": 45.0, "new": 9.0}, "examples_per_s": {"previous": 300, "new": 600},
+         "redraw_speedup": 5.0, "runs": {"previous": [{"redraw_s": 45.0}], "new": [{"redraw_s": 9.0}]},
+         "machine": "x86_64, 2 cores", "date": "2026-12-04", "command": "bench_data_path.py"}))
+    (results_dir / "student_vs_baselines.json").write_text(json.dumps({"beauty": {  # bench_student_vs_baselines.py's
+        "users": 5000, "budget_cpu_minutes": 30, "protocol": "leak-free.", "command": "bench_x.py",
+        "student": {"seeds": [42, 43], "ndcg@10": [0.04, 0.042], "hr@10": [0.07, 0.072],
+                    "training_minutes": [18.0, 18.5]},
+        "item_knn": {"ndcg@10": 0.0438, "hr@10": 0.0704},
+        "sasrec": {"ndcg@10": 0.0504, "hr@10": 0.0786, "training_minutes": 29.0},
+        "popularity": {"ndcg@10": 0.0057, "hr@10": 0.0126}, "bar_met": False}}))
     assert run(checkout, "--check", "--documents", "README.md") == 1
     assert run(checkout, "--documents", "README.md") == 0
     text = document.read_text()
-    assert "| redraw_s | 45.00 | 9.00 | 0.2x |" in text
-    assert "| beauty | student, seeds 42, 43 | .0710 ± .0014 | .0410 ± .0014 | 5,000 | 30 |" in text
-    assert "| beauty | item-knn | .0704 | .0438 | 5,000 |  |" in text
+    assert "| `redraw_s` | 45.00 | 9.00 | 0.2x |" in text and "| `examples_per_s` | 300.00 | 600.00 | 2.0x |" in text
+    assert "`runs`" not in text and "`bench_data_path.py` x86_64, 2 cores; 2026-12-04" in text
+    assert "| beauty | student, seeds 42, 43 | .0710 ± .0014 | .0410 ± .0014 | .0400, .0420 | 18.0, 18.5 |" in text
+    assert "| beauty | sasrec | .0786 | .0504 |  | 29.0 |" in text
+    assert "| beauty | item-knn | .0704 | .0438 |  |  |" in text
+    assert "- beauty: leak-free. Budget 30 CPU minutes; `bench_x.py`" in text
 
 
 def test_format_helpers():
