@@ -535,8 +535,8 @@ def student_vs_baselines(results: Results) -> str:
             spent = run[system].get("training_minutes")
             rows.append([dataset, system.replace("_", "-"), metric(run[system]["hr@10"]),
                          metric(run[system]["ndcg@10"]), "", "" if spent is None else minutes(spent)])
-        notes.append(f"- {dataset}: {run.get('protocol', '')} Budget {run['budget_cpu_minutes']} CPU minutes; "
-                     f"`{run['command']}`")
+        protocol = run.get("protocol", "").rstrip(".")
+        notes.append(f"- {dataset}: {protocol}; budget {run['budget_cpu_minutes']} CPU minutes; `{run['command']}`")
     header = ["dataset", "system", "HR@10", "NDCG@10", "NDCG@10 per seed", "training minutes"]
     return markdown_table(header, rows, "llrrrr") + "\n\n" + "\n".join(notes)
 

@@ -113,7 +113,7 @@ def test_files_that_come_later_render_once_present(checkout):
     assert "| beauty | student, seeds 42, 43 | .0710 ± .0014 | .0410 ± .0014 | .0400, .0420 | 18.0, 18.5 |" in text
     assert "| beauty | sasrec | .0786 | .0504 |  | 29.0 |" in text
     assert "| beauty | item-knn | .0704 | .0438 |  |  |" in text
-    assert "- beauty: leak-free. Budget 30 CPU minutes; `bench_x.py`" in text
+    assert "- beauty: leak-free; budget 30 CPU minutes; `bench_x.py`" in text
 
 
 def test_format_helpers():
