@@ -324,7 +324,8 @@ CSS = """
 """
 
 
-def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str | None = None, dtype: str | None = None):
+def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str | None = None, dtype: str | None = None,
+              baselines: Sequence[Baseline | str] = DEFAULT_BASELINES):
     """The Gradio Blocks app of a student folder or Hub id, with an optional project dataset (folder or Hub id);
     the student on ``device`` in ``dtype`` (`load_trained_student`: CUDA when available, the checkpoint's dtype)."""
     try:
@@ -334,7 +335,8 @@ def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str
     from .data import load_rec_dataset
 
     student, tokenizer = load_trained_student(model, device, dtype)
-    page = RecommenderPage(student, tokenizer, load_rec_dataset(dataset) if dataset else None, str(model), seed)
+    page = RecommenderPage(student, tokenizer, load_rec_dataset(dataset) if dataset else None, str(model), seed,
+                           baselines)  # fmt: skip
 
     def on_recommend(query, history_text, k, explain, hold_out, progress=gr.Progress()):
         return page.recommend(query, history_text, k, explain, hold_out, lambda f, d: progress(f, desc=d))
@@ -386,6 +388,10 @@ def make_parser(prog: str = "rdrec-hf app") -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 to share on a network)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-user button and candidate samples")
+    parser.add_argument("--baselines", nargs="+", choices=[b.value for b in Baseline],
+                        default=[b.value for b in DEFAULT_BASELINES],
+                        help="baselines shown beside the model for the same user (with --dataset; sasrec trains at "
+                        "start-up)")  # fmt: skip
     add_device_arguments(parser)
     return parser
 
@@ -394,7 +400,7 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset is not None and not Path(args.dataset).exists() and "/" not in args.dataset:
         raise ValueError(f"--dataset {args.dataset}: no such folder, and not a Hub id")
     started = time.perf_counter()
-    app = build_app(args.model, args.dataset, args.seed, args.device, args.dtype)
+    app = build_app(args.model, args.dataset, args.seed, args.device, args.dtype, args.baselines)
     print(f"app ready in {time.perf_counter() - started:.1f} s: http://{args.host}:{args.port}", flush=True)
     app.launch(server_name=args.host, server_port=args.port, css=CSS)
     return 0

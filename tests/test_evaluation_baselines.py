@@ -137,11 +137,12 @@ def test_sasrec_weights_are_kept_beside_the_run_and_read_back(tmp_path, t5_token
     assert weights.stat().st_mtime_ns != trained_at
 
 
-def test_sasrec_on_fewer_users_than_a_batch_is_skipped_and_counted(tmp_path, t5_tokenizer):
+@pytest.mark.parametrize("protocol", ["project", "paper"])
+def test_sasrec_on_fewer_users_than_a_batch_is_skipped_and_counted(tmp_path, t5_tokenizer, protocol):
     data = toy_dataset(tmp_path, num_users=40)
     model = tiny_student(t5_tokenizer, data["items"])
     config = EvaluationConfig(tasks=["sequential", "topn"], baselines=[*DEFAULT_BASELINES, "sasrec"], max_users=6,
-                              num_beams=10, seed=0)  # fmt: skip
+                              num_beams=10, seed=0, protocols=[protocol])  # fmt: skip
     results = evaluate_model(model, data, t5_tokenizer, config, show_progress=False, baseline_dir=tmp_path / "eval")
     for task in ("sequential", "topn"):
         assert results[task]["skipped_baselines"] == {
@@ -151,10 +152,10 @@ def test_sasrec_on_fewer_users_than_a_batch_is_skipped_and_counted(tmp_path, t5_
         for sample in results[task]["samples"]:
             assert sample["item_knn_top_10"] and not set(sample["item_knn_top_10"]) & set(sample["recent_history"])
     assert not (tmp_path / "eval" / SASREC_WEIGHTS_FILE).exists()
-    report = write_report(results, tmp_path / "eval")["report"].read_text()
+    report = write_report(results, tmp_path / "eval", protocol=protocol)["report"].read_text()
     assert report.count("Baselines not run: 1 (SASRec (full softmax, early stopping on validation): SASRec trains "
                         "on batches of 128 users and the dataset has 40).") == 2
-    assert "| transition item-kNN (training pairs at most 3 positions apart) |" in report
+    assert report.count("| transition item-kNN (training pairs at most 3 positions apart) |") == 2
 
 
 def test_rdrec_hf_evaluate_of_a_student_writes_an_item_knn_row(trained_student, tmp_path):
@@ -180,3 +181,44 @@ def test_the_apps_comparison_table_shows_the_chosen_baselines(tmp_path, t5_token
     assert '<th class="item-kNN">item-kNN</th>' in table and "popularity" not in table
     assert f'<td class="item-kNN">{target}</td>' in table and "item-kNN: rank 1" in table
     assert "SASRec not shown: SASRec trains on batches of 128 users and the dataset has 120." in table
+
+
+def test_an_unknown_baseline_of_the_app_is_a_usage_error(tmp_path, capsys):
+    from rdrec_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", "--model", str(tmp_path), "--baselines", "item_knn", "knn"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'knn' (choose from 'popularity', 'leak_rule', 'item_knn', 'sasrec')" in capsys.readouterr().err
+
+
+def student_results(tmp_path, popularity_ndcg: float, minutes: float):
+    """A bench_item_ids.py results file of one seed on 5,000 users (the fields bench_student_vs_baselines reads)."""
+    figures = {"ndcg@10": popularity_ndcg, "hr@10": 0.0126}
+    summary = {
+        "seeds": [42], "seeds_of": {"independent": [42]}, "training_minutes": {"independent": [minutes]},
+        "results": {"independent": {"sequential": {
+            "num_examples": {"mean": 5000.0}, "popularity": {m: {"mean": v} for m, v in figures.items()},
+            "model": {"ndcg@10": {"values": [0.05]}, "hr@10": {"values": [0.08]}},
+        }}},
+    }  # fmt: skip
+    path = tmp_path / f"student_{popularity_ndcg}_{minutes}.json"
+    path.write_text(json.dumps(summary))
+    return path
+
+
+def test_bench_student_vs_baselines_reads_only_figures_of_the_same_users_within_the_budget(tmp_path):
+    from test_sasrec import _load_script
+
+    bench = _load_script("bench_student_vs_baselines")
+    popularity = {"ndcg@10": 0.0057, "hr@10": 0.0126}
+    student = bench.read_student(student_results(tmp_path, 0.0057, 18.0), "independent", popularity, 5000, 30)
+    assert (student["seeds"], student["ndcg@10"], student["hr@10"]) == ([42], [0.05], [0.08])
+    with pytest.raises(SystemExit, match="not the same test users"):
+        bench.read_student(student_results(tmp_path, 0.0058, 18.0), "independent", popularity, 5000, 30)
+    with pytest.raises(SystemExit, match="over the 30-minute budget"):
+        bench.read_student(student_results(tmp_path, 0.0057, 31.0), "independent", popularity, 5000, 30)
+    with pytest.raises(SystemExit, match="not 4000"):
+        bench.read_student(student_results(tmp_path, 0.0057, 18.0), "independent", popularity, 4000, 30)
+    with pytest.raises(SystemExit, match="no scheme 'random'"):
+        bench.read_student(student_results(tmp_path, 0.0057, 18.0), "random", popularity, 5000, 30)
