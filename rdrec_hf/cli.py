@@ -80,7 +80,7 @@ def run_prepare(args) -> int:
     print(count_summary(data))
     if metadata.skipped:
         print("skipped: " + ", ".join(f"{reason} {count}" for reason, count in sorted(metadata.skipped.items())))
-    print(f"saved ({metadata.indexing.value} indexing, dataset_seed {metadata.seed}) to {args.output}")
+    print(f"saved ({metadata.indexing.value} indexing, seed {metadata.seed}) to {args.output}")
     return 0
 
 

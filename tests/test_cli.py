@@ -60,7 +60,7 @@ def test_prepare_parses_the_data_options_of_training():
 def test_prepare_defaults_to_leak_free_ids_and_keeps_the_old_names(tmp_path, capsys):
     new, old = tmp_path / "new", tmp_path / "old"
     assert main(["prepare", "--dataset", "all_beauty", "--dataset-seed", "1", "--user_limit", "30", "--output", str(new)]) == 0
-    assert "independent indexing, dataset_seed 1" in capsys.readouterr().out
+    assert "independent indexing, seed 1" in capsys.readouterr().out
     assert main(["prepare", "--source", str(all_beauty_reviews()), "--seed", "1", "--user-limit", "30",
                  "--output", str(old)]) == 0  # fmt: skip
     first, second = load_rec_dataset(new), load_rec_dataset(old)

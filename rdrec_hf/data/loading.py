@@ -81,7 +81,8 @@ class DataArguments:
 
 def resolve_source(name: str, source_format: SourceFormat | str = SourceFormat.AUTO) -> tuple[str, SourceFormat]:
     """``(path, format)`` of a dataset name: the raw file or folder of a shared dataset, or ``name`` itself
-    with its format (detected when ``auto``); ``ValueError`` naming the choices for a name that is none."""
+    with its format (detected when ``auto``). A missing path raises ``FileNotFoundError``, a bare name that is
+    no shared dataset ``ValueError`` naming the choices."""
     if name in SHARED_DATASETS:
         path = all_beauty_reviews() if name == "all_beauty" else p5_dataset_dir(name)
         return str(path), detect_source_format(path)
@@ -90,6 +91,8 @@ def resolve_source(name: str, source_format: SourceFormat | str = SourceFormat.A
         try:
             fmt = detect_source_format(name)
         except FileNotFoundError:
+            if "/" in name or "\\" in name:  # a path: say that nothing is there
+                raise
             raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(SHARED_DATASETS)}, a dataset "
                              "folder or a raw source (P5 folder, Amazon review JSON lines)") from None
     return name, fmt
