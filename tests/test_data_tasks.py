@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import random
 import re
+
+import numpy as np
 
 import pytest
 import torch
@@ -28,6 +31,7 @@ from rdrec_hf.data import (
     training_history,
     whole_word_ids,
 )
+from rdrec_hf.data.mixture import draw_segments
 from rdrec_hf.models.item_ids import MENTION_PATTERN
 from rdrec_hf.data.schema import item_id_scheme
 from rdrec_hf.evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
@@ -36,6 +40,12 @@ from rdrec_hf.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, TASK_SPECS, Prompt
 
 USER_MENTION = re.compile(r"user_(\d+)")
 ITEM_MENTION = re.compile(r"item_(\d+)")
+
+
+def _built(*args, **kwargs):
+    """``build_training_dataset``'s epoch-0 draw as a ``datasets.Dataset`` with its texts, and its tasks."""
+    mixture, tasks = build_training_dataset(*args, **kwargs)
+    return mixture.to_dataset(), tasks
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +77,7 @@ def all_beauty(shared):
 
 @pytest.fixture(scope="session")
 def beauty_training(beauty, t5_tokenizer):
-    dataset, used = build_training_dataset(
+    dataset, used = _built(
         beauty, t5_tokenizer, {Task.SEQUENTIAL: 0.1, Task.TOPN: 0.1}, seed=3, mode="unit_counts"
     )
     assert used == [Task.SEQUENTIAL, Task.TOPN]
@@ -76,7 +86,7 @@ def beauty_training(beauty, t5_tokenizer):
 
 @pytest.fixture(scope="session")
 def all_beauty_training(all_beauty, t5_tokenizer):
-    dataset, used = build_training_dataset(all_beauty, t5_tokenizer, {task: 1.0 for task in Task}, seed=0)
+    dataset, used = _built(all_beauty, t5_tokenizer, {task: 1.0 for task in Task}, seed=0)
     assert used == list(Task)
     return dataset
 
@@ -143,9 +153,9 @@ def test_sequential_examples_are_contiguous_training_segments(beauty, beauty_tra
 def test_first_item_segments_are_prefixes_of_the_training_history(all_beauty, t5_tokenizer):
     """`segment_start=first`: each prompt holds the (up to 20) training items right before its target, from the
     history's first; the targets cover every position after the first, which uniform starts reach too."""
-    prefixes, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0,
+    prefixes, _ = _built(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0,
                                          mode="unit_counts", segment_start=SegmentStart.FIRST)
-    uniform, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0, mode="unit_counts")
+    uniform, _ = _built(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 7.0}, seed=0, mode="unit_counts")
     sequences = dict(zip(all_beauty["users"]["user_id"], all_beauty["users"]["items"]))
     shorter = 0
     for prefix_row, uniform_row in zip(prefixes, uniform):
@@ -160,7 +170,7 @@ def test_first_item_segments_are_prefixes_of_the_training_history(all_beauty, t5
     assert shorter > 0  # uniform starts leave older items out of some prompts; prefixes never do
     assert prefixes.num_rows == uniform.num_rows
     with pytest.raises(ValueError, match="'last' is not a valid SegmentStart"):
-        build_training_dataset(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 1.0}, segment_start="last")
+        _built(all_beauty, t5_tokenizer, {Task.SEQUENTIAL: 1.0}, segment_start="last")
 
 
 def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenizer):
@@ -168,7 +178,7 @@ def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenize
     scheme = item_id_scheme(data)
     tokenizer = copy.deepcopy(t5_tokenizer)
     scheme.add_tokens(tokenizer, data["items"]["item_id"])
-    dataset, _ = build_training_dataset(
+    dataset, _ = _built(
         data, tokenizer, {Task.SEQUENTIAL: 3.0}, seed=0, mode="unit_counts", sequential_targets=3
     )
     sequences = dict(zip(data["users"]["user_id"], data["users"]["items"]))
@@ -184,7 +194,7 @@ def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenize
         lengths.add(len(targets))
     assert lengths == {1, 2, 3}  # segments near the end of a history have fewer items after them
     with pytest.raises(ValueError, match="needs one-token item ids"):
-        build_training_dataset(load_p5_dataset(p5_dataset_dir("beauty")), t5_tokenizer, {Task.SEQUENTIAL: 0.01},
+        _built(load_p5_dataset(p5_dataset_dir("beauty")), t5_tokenizer, {Task.SEQUENTIAL: 0.01},
                                mode="unit_counts", sequential_targets=2)
 
 
@@ -206,33 +216,95 @@ def test_training_examples_are_tokenised_prompts(beauty_training, t5_tokenizer):
     assert rows["labels"] == t5_tokenizer(rows["target_text"])["input_ids"]
 
 
+@pytest.mark.parametrize("indexing", ["random", "independent", "collaborative+independent"])
+def test_assembled_prompts_are_what_the_tokenizer_gives(indexing, t5_tokenizer):
+    """The mixture writes prompts from words tokenised once; every template of every task, in every kind of
+    item id, must give exactly the tokenizer's ids and whole-word ids of the prompt text, cut at the limit."""
+    data = _with_rationales(load_amazon_reviews(all_beauty_reviews(), indexing=indexing))
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    item_id_scheme(data).add_tokens(tokenizer, data["items"]["item_id"])
+    for max_length in (512, 24):
+        mixture, _ = build_training_dataset(data, tokenizer, {task: 1.0 for task in Task}, seed=0,
+                                            max_source_length=max_length)
+        for epoch in (0, 1):
+            mixture.set_epoch(epoch)
+            rows = mixture.to_dataset()
+            expected = encode_prompts(tokenizer, rows["source_text"], max_length=max_length)
+            assert rows["input_ids"] == expected["input_ids"]
+            assert rows["whole_word_ids"] == expected["whole_word_ids"]
+        templates = {" ".join(re.sub(r"user_\d+|item_\d+|<[^>]+>", "", source).split()) for source in rows["source_text"]}
+        assert len(templates) == sum(len(prompt.templates) for spec in TASK_SPECS.values() for prompt in spec.prompts)
+
+
+def test_each_epoch_draws_afresh_from_the_same_tokens(beauty, t5_tokenizer):
+    mixture, _ = build_training_dataset(beauty, t5_tokenizer, {Task.SEQUENTIAL: 0.05, Task.TOPN: 0.05}, seed=3,
+                                        mode="unit_counts")
+    first = mixture.to_dataset()
+    mixture.set_epoch(1)
+    second = mixture.to_dataset()
+    mixture.set_epoch(0)
+    assert mixture.to_dataset().to_dict() == first.to_dict()  # an epoch's draw is a function of the seed
+    assert second["source_text"] != first["source_text"] and len(second) == len(first)
+    unchanged, _ = build_training_dataset(beauty, t5_tokenizer, {Task.SEQUENTIAL: 0.05}, seed=3, mode="unit_counts",
+                                          resample_each_epoch=False)
+    before = unchanged.to_dataset()["source_text"]
+    unchanged.set_epoch(1)
+    assert unchanged.to_dataset()["source_text"] == before
+
+
+def _reference_segments(lengths, seed=0):
+    """The reference's draw (Python's stream, as the project drew it before the array path): start, end."""
+    rng = random.Random(seed)
+    starts = [rng.randrange(n - 1) for n in lengths]
+    return np.array(starts), np.array([rng.randrange(start + 1, n) for start, n in zip(starts, lengths)])
+
+
+def _segment_histograms(lengths, starts, ends):
+    """Shares of prompt lengths (1..20 items) and of the target's relative position (10 bins)."""
+    prompt = ends - np.maximum(starts, ends - 20)
+    position = np.minimum((10 * ends / np.asarray(lengths)).astype(int), 9)
+    return np.bincount(prompt, minlength=21) / len(prompt), np.bincount(position, minlength=10) / len(position)
+
+
+def test_segment_starts_and_lengths_follow_the_reference_distribution(beauty):
+    """The array path draws from numpy, not from the reference's Python stream: on beauty's training
+    histories, seven draws a user as the item-id recipe, the prompt lengths and the targets' positions have the
+    reference's distribution (total variation under 0.02; prefixes, another distribution, are far off)."""
+    lengths = np.repeat([len(items) - 2 for items in beauty["users"]["items"]], 7)
+    reference = _segment_histograms(lengths, *_reference_segments(lengths))
+    for uniform_start, close in ((True, True), (False, False)):
+        drawn = _segment_histograms(lengths, *draw_segments(np.random.default_rng(0), lengths, uniform_start))
+        distances = [0.5 * np.abs(a - b).sum() for a, b in zip(drawn, reference)]
+        assert all(d < 0.02 for d in distances) if close else max(distances) > 0.1, distances
+
+
 def test_same_seed_same_mixture_other_seed_other_samples(all_beauty, t5_tokenizer, all_beauty_training):
     weights = {task: 1.0 for task in Task}
-    again, _ = build_training_dataset(all_beauty, t5_tokenizer, weights, seed=0)
-    other, _ = build_training_dataset(all_beauty, t5_tokenizer, weights, seed=1)
+    again, _ = _built(all_beauty, t5_tokenizer, weights, seed=0)
+    other, _ = _built(all_beauty, t5_tokenizer, weights, seed=1)
     assert again.to_dict() == all_beauty_training.to_dict()
     assert other["source_text"] != all_beauty_training["source_text"]
     assert sorted(other["task_id"]) == sorted(all_beauty_training["task_id"])
 
 
 def test_unit_count_weights(all_beauty, beauty, t5_tokenizer, caplog):
-    doubled, _ = build_training_dataset(
+    doubled, _ = _built(
         all_beauty, t5_tokenizer, {Task.EXPLANATION: 2.0, "topn": 0.5}, mode=MixtureMode.UNIT_COUNTS
     )
     train_reviews = sum(split == "train" for split in all_beauty["reviews"]["split"])
     assert doubled["task_id"].count(Task.EXPLANATION) == 2 * train_reviews
     assert doubled["task_id"].count(Task.TOPN) == round(0.5 * all_beauty["users"].num_rows)
     with caplog.at_level(logging.WARNING, logger="rdrec_hf.data.builders"):
-        only_topn, used = build_training_dataset(
+        only_topn, used = _built(
             beauty, t5_tokenizer, {Task.EXPLANATION: 1, Task.RATIONALE: 1, Task.TOPN: 0.01}, mode="unit_counts"
         )
     assert used == [Task.TOPN] and set(only_topn["task_id"]) == {Task.TOPN}
     assert "explanation" in caplog.text and "rationale" in caplog.text
     for bad in ({Task.TOPN: 0}, {Task.TOPN: -1.0, Task.SEQUENTIAL: 1.0}):
         with pytest.raises(ValueError, match="task weights"):
-            build_training_dataset(all_beauty, t5_tokenizer, bad)
+            _built(all_beauty, t5_tokenizer, bad)
     with pytest.raises(ValueError, match="unknown task"):
-        build_training_dataset(all_beauty, t5_tokenizer, {"ranking": 1.0})
+        _built(all_beauty, t5_tokenizer, {"ranking": 1.0})
 
 
 def test_paper_mixture_is_a_share_of_every_batch(all_beauty, all_beauty_training):
@@ -277,19 +349,9 @@ def test_mixture_draws():
 
 def test_long_prompts_are_reported(all_beauty, t5_tokenizer, caplog):
     with caplog.at_level(logging.WARNING, logger="rdrec_hf.data.builders"):
-        dataset, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.TOPN: 1.0}, max_source_length=64)
+        dataset, _ = _built(all_beauty, t5_tokenizer, {Task.TOPN: 1.0}, max_source_length=64)
     assert max(map(len, dataset["input_ids"])) == 64
     assert f"{dataset.num_rows} of {dataset.num_rows} prompts reached max_source_length=64" in caplog.text
-
-
-def test_cache_dir_reuses_the_tokenised_dataset(all_beauty, t5_tokenizer, tmp_path):
-    first, _ = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, cache_dir=tmp_path)
-    (cache_file,) = tmp_path.glob("train-*.arrow")
-    again, used = build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, cache_dir=tmp_path)
-    assert [c["filename"] for c in again.cache_files] == [str(cache_file)] and used == [Task.EXPLANATION]
-    assert again.to_dict() == first.to_dict()
-    build_training_dataset(all_beauty, t5_tokenizer, {Task.EXPLANATION: 1.0}, seed=1, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("train-*.arrow"))) == 2
 
 
 # ---------------------------------------------------------------- evaluation sets
@@ -522,7 +584,7 @@ def test_builders_read_prompts_and_targets_from_the_task_table(all_beauty, t5_to
     monkeypatch.setitem(TASK_SPECS, Task.EXPLANATION, dataclasses.replace(
         spec, prompts=(PromptSpec(("Summarise what user_{user} wrote on {item} .",), spec.prompts[0].fields,
                                   target="review"),)))
-    train, _ = build_training_dataset(all_beauty, t5_tokenizer, {"explanation": 1}, seed=0, mode="unit_counts")
+    train, _ = _built(all_beauty, t5_tokenizer, {"explanation": 1}, seed=0, mode="unit_counts")
     reviews = [row["review"] for row in all_beauty["reviews"] if row["split"] == "train" and row["review"]]
     assert train.num_rows == len(reviews)
     assert all(source.startswith("Summarise what user_") for source in train["source_text"])

@@ -3,6 +3,7 @@ builders, whole-word ids and the collator. See :mod:`rdrec_hf.data.schema` for t
 
 from .amazon import choose_explanation, load_amazon_reviews
 from .builders import MixtureMode, SegmentStart, build_eval_dataset, build_training_dataset, mixture_draws, sample_users
+from .mixture import TrainingMixture, epoch_seed
 from .collator import RDRecDataCollator
 from .loading import DataArguments, load_training_data
 from .p5 import load_p5_dataset
@@ -28,6 +29,8 @@ __all__ = [
     "DataFormatError",
     "MixtureMode",
     "SegmentStart",
+    "TrainingMixture",
+    "epoch_seed",
     "RDRecDataCollator",
     "RationaleKind",
     "RecDatasetMetadata",

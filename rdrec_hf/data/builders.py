@@ -20,10 +20,11 @@ Evaluation (:func:`build_eval_dataset`) uses the fixed template, the stored nega
 text tasks, the reviews of that split.
 
 Items are written and targeted by the dataset's item-id scheme (:func:`item_id_scheme`): prompts carry its
-mentions, ranking targets its target tokens (the tokenizer must hold the scheme's new tokens). Texts are
-generated in plain Python from explicit seeds, then tokenised once by a batched ``datasets.map``
-(not per batch in the collator); pass ``cache_dir`` to keep the tokenised result on disk, keyed by the
-dataset, the options and the tokenizer.
+mentions, ranking targets its target tokens (the tokenizer must hold the scheme's new tokens). Training
+prompts are assembled from words tokenised once (:mod:`rdrec_hf.data.mixture`), every epoch's draw being array
+work; evaluation texts are rendered in plain Python from explicit seeds, then tokenised once by a batched
+``datasets.map``; pass ``cache_dir`` to keep that tokenised result on disk, keyed by the dataset, the options
+and the tokenizer.
 """
 
 from __future__ import annotations
@@ -36,23 +37,19 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 
-import numpy as np
 from datasets import Dataset, DatasetDict
-from tqdm.auto import tqdm
 
 from ..models.item_ids import ItemIdScheme
-from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, encode_prompts, prompt_for, sample_prompt
+from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, encode_prompts, prompt_for
 from ..tasks import RANKING_TASKS, TASK_SPECS, Task, TaskKind, TaskSpec
+from .mixture import TrainingMixture, epoch_seed
 from .schema import (
-    ITEMS,
     REVIEWS,
     TRAIN,
     USERS,
     get_metadata,
     item_id_scheme,
-    sample_negatives,
     split_target,
-    training_history,
 )
 
 logger = logging.getLogger(__name__)
@@ -202,59 +199,6 @@ def mixture_draws(units: Mapping[Task, int], weights: Mapping[Task, float], mode
     return {task: round(units[defining] * weight / present[defining]) for task, weight in present.items()}
 
 
-def _interleaved_order(task_of_draw: list[int], examples_of_draw: list[int]) -> list[int]:
-    """An order of the draws that spreads every task evenly: at each position, the next draw of the task
-    furthest behind its share of the examples placed so far. Every prefix then holds each task's share up
-    to about one draw, so every batch of consecutive examples holds the shares up to about two."""
-    draws_of: dict[int, list[int]] = {}
-    for draw, task in enumerate(task_of_draw):
-        draws_of.setdefault(task, []).append(draw)
-    total = sum(examples_of_draw)
-    share = {task: sum(examples_of_draw[d] for d in draws) / total for task, draws in draws_of.items()}
-    placed, taken, order, done = dict.fromkeys(draws_of, 0), dict.fromkeys(draws_of, 0), [], 0
-    for _ in range(len(task_of_draw)):
-        task = max((t for t in draws_of if taken[t] < len(draws_of[t])), key=lambda t: share[t] * done - placed[t])
-        draw = draws_of[task][taken[task]]
-        order.append(draw)
-        taken[task] += 1
-        placed[task] += examples_of_draw[draw]
-        done += examples_of_draw[draw]
-    return order
-
-
-def _training_examples(
-    task: Task,
-    unit,
-    rng: random.Random,
-    negatives: list[int] | None,
-    scheme: ItemIdScheme,
-    sequential_targets: int = 1,
-    segment_start: SegmentStart = SegmentStart.UNIFORM,
-):
-    """The ``(source_text, target_text)`` examples drawn from ``unit``: one, or a review record's one per prompt
-    (a rationale record's user and item). A candidates prompt draws a training item among its negatives. A
-    history prompt's target is the item after a random segment (starting as ``segment_start`` says), or the up
-    to ``sequential_targets`` training items after it, space-separated."""
-    spec = task.spec
-    if spec.kind is TaskKind.TEXT:
-        user_id, item_id, targets = unit
-        return [(sample_prompt(rng, task, prompt.kind, user_id=user_id, item_id=item_id, scheme=scheme), target)
-                for prompt, target in targets]
-    user_id, items = unit
-    history = training_history(items)
-    if spec.ranks_candidates:
-        positive = rng.choice(history)
-        candidates = [str(i) for i in negatives] + [positive]
-        rng.shuffle(candidates)
-        return [(sample_prompt(rng, task, user_id=user_id, candidates=candidates, scheme=scheme), positive)]
-    # As the reference: the segment's start first, then its end (a prefix draws no start, so its stream of
-    # draws is not the uniform one's shifted).
-    start = rng.randrange(len(history) - 1) if segment_start is SegmentStart.UNIFORM else 0
-    end = rng.randrange(start + 1, len(history))  # target position; the prompt keeps the last 20 before it
-    target = " ".join(history[end : end + sequential_targets])  # training items only: the split's rule
-    return [(sample_prompt(rng, task, user_id=user_id, history=history[start:end], scheme=scheme), target)]
-
-
 def build_training_dataset(
     data: DatasetDict,
     tokenizer,
@@ -263,19 +207,21 @@ def build_training_dataset(
     max_source_length: int = DEFAULT_MAX_SOURCE_LENGTH,
     max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
     num_negatives: int | None = None,
-    cache_dir: str | Path | None = None,
     mode: MixtureMode | str = MixtureMode.BATCH_SHARES,
     sequential_targets: int = 1,
     segment_start: SegmentStart | str = SegmentStart.UNIFORM,
-) -> tuple[Dataset, list[Task]]:
-    """A tokenised mixture of training examples of several tasks: one epoch's draw.
+    resample_each_epoch: bool = True,
+) -> tuple[TrainingMixture, list[Task]]:
+    """The training mixture of several tasks (:class:`rdrec_hf.data.mixture.TrainingMixture`): every prompt word
+    and text target tokenised once here, epoch 0's draw made (seed ``seed``); ``set_epoch(e)`` draws epoch ``e``
+    afresh (seed ``epoch_seed(seed, e)``) as array work, or keeps epoch 0's when ``resample_each_epoch`` is off.
 
     ``task_weights[task]`` is the task's ratio, read by ``mode`` (:class:`MixtureMode`):
 
     - ``batch_shares`` (the paper's): ratios are shares of every batch's draws, a rationale record drawing two
       examples; the epoch is set by the first task of explanation, rationale, sequential, top-N in the
       mixture, whose units are each drawn once. The examples come in an interleaved order in which every run
-      of consecutive examples holds the shares (up to one example per task): read them in order.
+      of consecutive examples holds the shares (up to one draw per task): read them in order.
     - ``unit_counts``: ratios are examples per unit (users for ``SEQUENTIAL`` / ``TOPN``, training reviews
       for ``EXPLANATION``, each rationale prompt of a training review for ``RATIONALE``); ``1.0`` draws every
       unit once, ``2.0`` twice (with fresh random segments, negatives and templates), ``0.5`` a random half.
@@ -288,11 +234,10 @@ def build_training_dataset(
     history's first item (prefixes).
 
     A task drawn more often than it has units cycles over whole shuffled passes of them. ``0`` leaves a task
-    out; tasks without data (no reviews, no rationales) are left out with a logged notice. Rebuild with
-    another ``seed`` for another epoch's samples.
+    out; tasks without data (no reviews, no rationales) are left out with a logged notice.
 
-    Returns the dataset (columns ``input_ids``, ``attention_mask``, ``whole_word_ids``, ``labels``,
-    ``task_id`` plus ``source_text`` / ``target_text`` for inspection) and the tasks it contains.
+    Returns the mixture (``mixture[i]``: ``input_ids``, ``attention_mask``, ``whole_word_ids``, ``labels``,
+    ``task_id``; ``mixture.to_dataset()`` adds ``source_text`` / ``target_text`` for inspection) and its tasks.
     """
     weights = {Task.parse(task): float(weight) for task, weight in task_weights.items()}
     if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
@@ -305,17 +250,6 @@ def build_training_dataset(
         raise ValueError(f"sequential_targets={sequential_targets} needs one-token item ids (indexing: independent); "
                          f"this dataset's are {scheme.indexing.value}")
     num_negatives = get_metadata(data).num_negatives if num_negatives is None else num_negatives
-    cache_file = _cache_file(
-        cache_dir, "train", data, tokenizer,
-        {"weights": {t.name: w for t, w in weights.items()}, "seed": seed, "num_negatives": num_negatives,
-         "lengths": [max_source_length, max_target_length], "mode": mode.value,
-         **({"sequential_targets": sequential_targets} if sequential_targets > 1 else {}),  # old cache keys stay
-         **({"segment_start": segment_start.value} if segment_start is not SegmentStart.UNIFORM else {})},
-    )
-    if cache_file is not None and cache_file.is_file():  # skip sampling too: the file holds the whole result
-        dataset = _tokenized_dataset({}, tokenizer, scheme, max_source_length, max_target_length, cache_file)
-        return dataset, sorted({Task(task_id) for task_id in dataset["task_id"]})
-    num_items = data[ITEMS].num_rows
     units_of = {}
     for task in sorted(task for task, weight in weights.items() if weight > 0):
         units = _training_units(data, task)
@@ -326,41 +260,16 @@ def build_training_dataset(
         else:
             logger.warning("no training data for task %s (no reviews or rationales): left out", task.name.lower())
     draws = mixture_draws({task: len(units) for task, units in units_of.items()}, weights, mode)
-    columns: dict[str, list] = {"source_text": [], "target_text": [], "task_id": []}
-    draw_of_example, task_of_draw, examples_of_draw, counts = [], [], [], {}
-    for task, units in units_of.items():
-        rng = random.Random(f"{seed}:{task.name}")  # per task, so a task's samples do not depend on the others
-        count = draws[task]
-        order = []
-        while len(order) < count:  # whole shuffled passes over the units, cut to the count
-            order.extend(rng.sample(range(len(units)), len(units)))
-        order = order[:count]
-        negatives = [None] * count
-        if task.spec.ranks_candidates:
-            excludes = [{int(item) for item in units[index][1]} for index in order]
-            negatives = sample_negatives(np.random.default_rng([seed, int(task)]), num_items, excludes, num_negatives)
-        progress = tqdm(zip(order, negatives), total=count, desc=f"sampling {task.name.lower()}", leave=False)
-        for index, unit_negatives in progress:
-            examples = _training_examples(
-                task, units[index], rng, unit_negatives, scheme, sequential_targets, segment_start
-            )
-            for source, target in examples:
-                columns["source_text"].append(source)
-                columns["target_text"].append(target)
-                columns["task_id"].append(int(task))
-                draw_of_example.append(len(task_of_draw))
-            task_of_draw.append(int(task))
-            examples_of_draw.append(len(examples))
-        counts[task.name.lower()] = f"{count:,} draws from {len(units):,} units"
-    if mode is MixtureMode.BATCH_SHARES:  # a record's examples stay side by side, in one batch
-        rank = {draw: position for position, draw in enumerate(_interleaved_order(task_of_draw, examples_of_draw))}
-        permutation = sorted(range(len(draw_of_example)), key=lambda example: (rank[draw_of_example[example]], example))
-    else:
-        permutation = random.Random(seed).sample(range(len(columns["task_id"])), len(columns["task_id"]))
-    columns = {name: [values[i] for i in permutation] for name, values in columns.items()}
-    dataset = _tokenized_dataset(columns, tokenizer, scheme, max_source_length, max_target_length, cache_file)
-    logger.info("training mixture (%s, seed %d): %d examples; %s", mode.value, seed, dataset.num_rows, counts)
-    return dataset, list(units_of)
+    mixture = TrainingMixture(
+        data, tokenizer, draws, units=units_of, num_negatives=num_negatives,
+        max_source_length=max_source_length, max_target_length=max_target_length,
+        sequential_targets=sequential_targets, uniform_start=segment_start is SegmentStart.UNIFORM,
+        seed_of_epoch=(lambda epoch: epoch_seed(seed, epoch)) if resample_each_epoch else (lambda epoch: seed),
+        interleave=mode is MixtureMode.BATCH_SHARES,
+    )
+    counts = {task.name.lower(): f"{draws[task]:,} draws from {len(units):,} units" for task, units in units_of.items()}
+    logger.info("training mixture (%s, seed %d): %d examples; %s", mode.value, seed, len(mixture), counts)
+    return mixture, list(units_of)
 
 
 def _sample_positions(total: int, max_examples: int | None, seed: int) -> list[int] | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ..models.prompting import pad_sequences
+from .mixture import RaggedExamples
+from .ragged import Ragged
 
 MODEL_SEQUENCE_COLUMNS = ("input_ids", "attention_mask", "whole_word_ids", "labels")
 MODEL_COLUMNS = (*MODEL_SEQUENCE_COLUMNS, "task_id")  # what a tokenised example feeds the model
@@ -17,8 +19,10 @@ MODEL_COLUMNS = (*MODEL_SEQUENCE_COLUMNS, "task_id")  # what a tokenised example
 class RDRecDataCollator:
     """Pads and stacks examples into the batch ``RDRecForConditionalGeneration.forward`` takes.
 
-    Input: examples with ``input_ids``, ``attention_mask``, ``whole_word_ids`` (lists of ints), ``task_id``
-    (int) and optionally ``labels``; any other column (``user_id``, ``candidates``, ...) is dropped.
+    Input: a training mixture's :class:`RaggedExamples` (what ``TrainingMixture.__getitems__`` returns), or
+    examples with ``input_ids``, ``whole_word_ids`` (lists of ints), ``task_id`` (int) and optionally
+    ``labels`` (evaluation sets); any other column (``user_id``, ``candidates``, ...) is dropped. Both are
+    padded by one vectorised assignment per column.
     Output: ``input_ids`` / ``attention_mask`` / ``whole_word_ids`` ``LongTensor [B, L]`` (L = longest,
     rounded up to ``pad_to_multiple_of``), ``task_id`` ``LongTensor [B]``, ``labels`` ``LongTensor [B, T]``
     with ``label_pad_token_id`` on padding (only when the examples have labels).
@@ -32,22 +36,31 @@ class RDRecDataCollator:
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
             raise ValueError(f"pad_to_multiple_of must be >= 1, got {self.pad_to_multiple_of}")
 
-    def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: RaggedExamples | Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        if not isinstance(examples, RaggedExamples):
+            examples = self._ragged(examples)
+        if not len(examples.task_id):
+            raise ValueError("cannot collate an empty batch")
+        input_ids = examples.input_ids.pad(self.pad_token_id, self.pad_to_multiple_of)
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(
+                np.arange(input_ids.shape[1]) < examples.input_ids.lengths[:, None]).long(),
+            "whole_word_ids": torch.from_numpy(examples.whole_word_ids.pad(0, width=input_ids.shape[1])),
+        }
+        if examples.labels is not None:
+            batch["labels"] = torch.from_numpy(examples.labels.pad(self.label_pad_token_id, self.pad_to_multiple_of))
+        batch["task_id"] = torch.from_numpy(np.asarray(examples.task_id, dtype=np.int64))
+        return batch
+
+    @staticmethod
+    def _ragged(examples: Sequence[Mapping]) -> RaggedExamples:
         if not examples:
             raise ValueError("cannot collate an empty batch")
-        pad_values = {
-            "input_ids": self.pad_token_id,
-            "attention_mask": 0,
-            "whole_word_ids": 0,
-            "labels": self.label_pad_token_id,
-        }
-        batch = {}
-        for name in MODEL_SEQUENCE_COLUMNS:
+        for name in ("input_ids", "whole_word_ids"):
             if name not in examples[0]:
-                if name == "labels":
-                    continue
                 raise KeyError(f"examples lack the '{name}' column")
-            rows = [example[name] for example in examples]
-            batch[name] = pad_sequences(rows, pad_values[name], self.pad_to_multiple_of)
-        batch["task_id"] = torch.tensor([int(example["task_id"]) for example in examples], dtype=torch.long)
-        return batch
+        column = lambda name: Ragged.from_rows([example[name] for example in examples])  # noqa: E731
+        return RaggedExamples(column("input_ids"), column("whole_word_ids"),
+                              column("labels") if "labels" in examples[0] else None,
+                              np.array([int(example["task_id"]) for example in examples], dtype=np.int64))

@@ -31,6 +31,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, Sequence as SequenceFeature, Value
 
 from ..models.item_ids import ItemIdScheme, ItemIndexing
+from .ragged import Ragged, row_of_values
 
 logger = logging.getLogger(__name__)
 
@@ -224,40 +225,48 @@ def item_permutation(num_items: int, indexing: ItemIndexing, seed: int) -> list[
 
 
 def sample_negatives(
-    rng: np.random.Generator, num_items: int, excludes: Sequence[Collection[int]], k: int
+    rng: np.random.Generator, num_items: int, excludes: Sequence[Collection[int]] | Ragged, k: int
 ) -> list[np.ndarray]:
     """For every exclusion set, ``k`` distinct ids from ``1..num_items`` outside it (int64 array, draw order).
 
+    ``excludes``: one collection of ids per row, or their :class:`Ragged` rows (what the training data path keeps).
     When fewer than ``k`` such ids exist, all of them are returned in a random order (documented: a small
     catalog such as All_Beauty's 83 items cannot give 99 negatives; nothing is repeated or invented).
-    Vectorised: one draw of ``2k + 8`` ids per set, duplicates and excluded ids masked out with sorted-key
-    look-ups; the rare set left short draws again.
     """
-    if not excludes:
-        return []
+    rows = excludes if isinstance(excludes, Ragged) else Ragged.from_rows([list(exclude) for exclude in excludes])
+    negatives = sample_negative_rows(rng, num_items, rows, k)
+    return [negatives.row(index) for index in range(len(negatives))]
+
+
+def sample_negative_rows(rng: np.random.Generator, num_items: int, excludes: Ragged, k: int) -> Ragged:
+    """:func:`sample_negatives` as ragged rows, vectorised: one draw of ``2k + 8`` ids per row, duplicates and
+    excluded ids masked out with sorted-key look-ups; the rare row left short draws again (a loop over those only)."""
+    if not len(excludes):
+        return Ragged.from_lengths(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     width = 2 * k + 8
     draws = rng.integers(1, num_items + 1, size=(len(excludes), width))
     keys = np.repeat(np.arange(len(excludes), dtype=np.int64), width) * (num_items + 1) + draws.ravel()
     usable = np.zeros(keys.size, dtype=bool)
     usable[np.unique(keys, return_index=True)[1]] = True  # first draw of each id in its row
-    excluded_keys = np.concatenate(
-        [row * (num_items + 1) + np.fromiter(exclude, dtype=np.int64) for row, exclude in enumerate(excludes)]
-    )
+    excluded_keys = row_of_values(excludes.lengths) * (num_items + 1) + excludes.values.astype(np.int64)
     usable &= ~np.isin(keys, excluded_keys)
     usable = usable.reshape(draws.shape)
     usable &= np.cumsum(usable, axis=1) <= k
     counts = usable.sum(axis=1)
-    negatives = np.split(draws[usable], np.cumsum(counts)[:-1])
-    for row in np.flatnonzero(counts < k):
-        exclude = set(excludes[row])
+    short = np.flatnonzero(counts < k)
+    if not len(short):
+        return Ragged.from_lengths(draws[usable], counts)
+    rows = np.split(draws[usable], np.cumsum(counts)[:-1])
+    for row in short:
+        exclude = set(excludes.row(row).tolist())
         if num_items - len(exclude) <= k:
             pool = np.array([i for i in range(1, num_items + 1) if i not in exclude], dtype=np.int64)
-            negatives[row] = rng.permutation(pool)
+            rows[row] = rng.permutation(pool)
         else:
-            chosen = negatives[row]
+            chosen = rows[row]
             more = sample_negatives(rng, num_items, [exclude | set(chosen.tolist())], k - len(chosen))[0]
-            negatives[row] = np.concatenate([chosen, more])
-    return negatives
+            rows[row] = np.concatenate([chosen, more])
+    return Ragged.from_rows(rows)
 
 
 @dataclass

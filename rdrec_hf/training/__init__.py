@@ -13,13 +13,12 @@ from .rdrec_config import (
     parse_task_mixture,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
-from .resampling import EpochResampledDataset, SetEpochCallback, epoch_seed
+from .resampling import SetEpochCallback
 from .student import build_student, load_student_tokenizer
 
 __all__ = [
     "Bnb4bitQuantType",
     "DataArguments",
-    "EpochResampledDataset",
     "ModelArguments",
     "RankingSoftmax",
     "RDRecTrainer",
@@ -27,7 +26,6 @@ __all__ = [
     "SetEpochCallback",
     "build_student",
     "build_trainer",
-    "epoch_seed",
     "load_student_tokenizer",
     "mean_task_losses",
     "parse_config_overrides",

@@ -30,7 +30,6 @@ from ..data.collator import MODEL_COLUMNS
 from ..data.loading import DataArguments, load_training_data
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
 from .rdrec_trainer import RDRecTrainer
-from .resampling import EpochResampledDataset, epoch_seed
 from .student import build_student, describe_student, init_item_embeddings, load_student_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -141,27 +140,21 @@ def build_trainer(
     if added:
         logger.info("%s item ids: added %d tokens to the vocabulary (%d in all)", scheme.indexing.value, added, len(tokenizer))
 
-    def build_mixture(epoch: int):
-        with training_args.main_process_first(desc=f"drawing the task mixture of epoch {epoch}"):
-            return build_training_dataset(
-                data, tokenizer, training_args.task_weights,
-                seed=epoch_seed(training_args.seed, epoch),
-                max_source_length=training_args.max_source_length,
-                max_target_length=training_args.max_target_length,
-                num_negatives=training_args.num_negatives,
-                cache_dir=training_args.dataset_cache_dir,
-                mode=training_args.task_mixture_mode,
-                sequential_targets=training_args.sequential_targets,
-                segment_start=training_args.segment_start,
-            )
-
-    train_dataset, tasks = build_mixture(0)
+    train_dataset, tasks = build_training_dataset(
+        data, tokenizer, training_args.task_weights,
+        seed=training_args.seed,
+        max_source_length=training_args.max_source_length,
+        max_target_length=training_args.max_target_length,
+        num_negatives=training_args.num_negatives,
+        mode=training_args.task_mixture_mode,
+        sequential_targets=training_args.sequential_targets,
+        segment_start=training_args.segment_start,
+        resample_each_epoch=training_args.resample_each_epoch,
+    )
     wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
     absent = [task.name.lower() for task in wanted if task not in tasks]
     if absent:
         logger.warning("left out of the mixture, no data for them in %s: %s", data_args.dataset, ", ".join(absent))
-    if training_args.resample_each_epoch:
-        train_dataset = EpochResampledDataset(lambda epoch: build_mixture(epoch)[0], train_dataset)
     eval_dataset = None
     if IntervalStrategy(training_args.eval_strategy) is not IntervalStrategy.NO or training_args.do_eval:
         with training_args.main_process_first(desc="building the validation set"):

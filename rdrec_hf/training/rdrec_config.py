@@ -279,9 +279,6 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         metadata={"help": "Draw the task mixture afresh every epoch (templates, top-N negatives, history "
                   "segments), as the paper's loader does; off: every epoch repeats epoch 0's examples."},
     )
-    dataset_cache_dir: str | None = field(
-        default=None, metadata={"help": "Folder caching the tokenised task mixture between runs (none: no cache)."}
-    )
     eval_max_examples_per_task: int | None = field(
         default=500,
         metadata={"help": "Validation examples per task for the per-task validation loss (a seeded sample; "

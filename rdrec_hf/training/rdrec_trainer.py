@@ -24,12 +24,12 @@ from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from ..data import MixtureMode, RDRecDataCollator
+from ..data import MixtureMode, RDRecDataCollator, TrainingMixture
 from ..models.modeling_rdrec import restrict_labels
 from ..tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
-from .resampling import EpochLengthGroupedSampler, EpochResampledDataset, SetEpochCallback
+from .resampling import EpochLengthGroupedSampler, SetEpochCallback
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         data_collator: default ``RDRecDataCollator`` with the tokenizer's pad id.
         train_dataset / eval_dataset: tokenised examples with a ``task_id`` column (``build_training_dataset``
             / ``build_eval_dataset`` of ``rdrec_hf.data``); the eval set mixes all tasks' validation examples.
-            A train dataset with ``set_epoch`` (``EpochResampledDataset``) is told each epoch that starts.
+            A train dataset with ``set_epoch`` (``TrainingMixture``) is told each epoch that starts.
         processing_class: the tokenizer (saved with the model, used by the ranking evaluation).
         rec_data: the project dataset (``users``, ``items``, ...): validation users for ranking metrics and
             dataset facts for the model card.
@@ -197,7 +197,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.task_mixture_mode is MixtureMode.BATCH_SHARES:
             return SequentialSampler(dataset)
-        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, EpochResampledDataset):
+        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, TrainingMixture):
             return EpochLengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset
             )
@@ -223,16 +223,17 @@ class RDRecTrainer(Seq2SeqTrainer):
         with torch.no_grad():
             example_losses = per_example_loss(outputs.logits.detach(), labels)
             totals = task_loss_totals(example_losses, task_id, (labels != -100).any(dim=1))
-        self._task_loss_totals[TRAIN if model.training else EVAL] += totals.cpu()
+        mode = TRAIN if model.training else EVAL  # kept on the device: no host synchronisation per step
+        self._task_loss_totals[mode] = self._task_loss_totals[mode].to(totals.device) + totals
         return (loss, outputs) if return_outputs else loss
 
     def _pop_task_losses(self, mode: str) -> dict[Task, float]:
         """Mean loss per task since the last call, over all processes; resets the totals of ``mode``."""
         totals = self._task_loss_totals[mode]
         if self.accelerator.num_processes > 1:
-            totals = self.accelerator.reduce(totals.to(self.accelerator.device), reduction="sum").cpu()
+            totals = self.accelerator.reduce(totals.to(self.accelerator.device), reduction="sum")
         self._task_loss_totals[mode] = torch.zeros_like(self._task_loss_totals[mode])
-        return mean_task_losses(totals)
+        return mean_task_losses(totals.cpu())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a periodic training log (the end-of-training summary has "train_loss" instead)
