@@ -26,8 +26,8 @@ SHARED_DATASETS = ("all_beauty", "beauty", "sports")
 DEFAULT_INDEXING = ItemIndexing.INDEPENDENT
 LEAK_WARNING = (
     "%s numbers items sequentially (the paper's numbering): it leaks the test item, which is often the largest id "
-    "of the history + 1 (BENCHMARKS.md, the leak); its metrics are not leak-free. Use indexing `independent` "
-    "(the default) or another leak-free scheme for honest numbers."
+    "of the history + 1, so a model-free rule scores well and its metrics are not leak-free. Use indexing "
+    "`independent` (the default) or another leak-free scheme for honest numbers."
 )
 
 

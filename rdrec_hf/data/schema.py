@@ -181,7 +181,7 @@ def check_numbering(item_index, data: DatasetDict, model_name: str = "the model"
         f"{model_name} and {data_name} number items differently ({example}). Model: "
         f"{_describe_numbering(item_index.numbering, f'{item_index.indexing.value} ids (numbering not recorded)')}; "
         f"dataset: {_describe_numbering(numbering_of(data), '')}. Use the dataset the model was trained on, or "
-        "prepare it again with the model's --indexing and --seed."
+        "prepare it again with the model's --indexing and --dataset_seed."
     )
 
 
