@@ -520,6 +520,9 @@ def app(results: Results) -> str:
             f"Model `{run['model']}`, dataset `{run['dataset']}`, {run['threads']} thread(s).")
 
 
+BASELINE_LABEL = {"item_knn": "transition item-kNN", "sasrec": "SASRec", "popularity": "popularity"}
+
+
 @table("student_vs_baselines", "student_vs_baselines.json", optional=True)
 def student_vs_baselines(results: Results) -> str:
     """``bench_student_vs_baselines.py``: per dataset, the student's seeds beside the baselines on its users."""
@@ -531,12 +534,14 @@ def student_vs_baselines(results: Results) -> str:
         rows.append([dataset, f"student, {seeds_label(student['seeds'])}", seeded(mean_std(student["hr@10"])),
                      seeded(mean_std(student["ndcg@10"])), join(student["ndcg@10"], metric),
                      join(student.get("training_minutes", []), minutes)])
-        for system in ("item_knn", "sasrec", "popularity"):
+        for system, label in BASELINE_LABEL.items():
             spent = run[system].get("training_minutes")
-            rows.append([dataset, system.replace("_", "-"), metric(run[system]["hr@10"]),
+            rows.append([dataset, label, metric(run[system]["hr@10"]),
                          metric(run[system]["ndcg@10"]), "", "" if spent is None else minutes(spent)])
         protocol = run.get("protocol", "").rstrip(".")
-        notes.append(f"- {dataset}: {protocol}; budget {run['budget_cpu_minutes']} CPU minutes; `{run['command']}`")
+        bar = "" if "bar_met" not in run else f"; every seed at or above item-kNN: {'yes' if run['bar_met'] else 'no'}"
+        notes.append(f"- {dataset}: {protocol}; budget {run['budget_cpu_minutes']} CPU minutes{bar}; "
+                     f"`{run['command']}`")
     header = ["dataset", "system", "HR@10", "NDCG@10", "NDCG@10 per seed", "training minutes"]
     return markdown_table(header, rows, "llrrrr") + "\n\n" + "\n".join(notes)
 

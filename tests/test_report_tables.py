@@ -111,9 +111,9 @@ def test_files_that_come_later_render_once_present(checkout):
     assert "| `redraw_s` | 45.00 | 9.00 | 0.2x |" in text and "| `examples_per_s` | 300.00 | 600.00 | 2.0x |" in text
     assert "`runs`" not in text and "`bench_data_path.py` x86_64, 2 cores; 2026-12-04" in text
     assert "| beauty | student, seeds 42, 43 | .0710 ± .0014 | .0410 ± .0014 | .0400, .0420 | 18.0, 18.5 |" in text
-    assert "| beauty | sasrec | .0786 | .0504 |  | 29.0 |" in text
-    assert "| beauty | item-knn | .0704 | .0438 |  |  |" in text
-    assert "- beauty: leak-free; budget 30 CPU minutes; `bench_x.py`" in text
+    assert "| beauty | SASRec | .0786 | .0504 |  | 29.0 |" in text
+    assert "| beauty | transition item-kNN | .0704 | .0438 |  |  |" in text
+    assert "- beauty: leak-free; budget 30 CPU minutes; every seed at or above item-kNN: no; `bench_x.py`" in text
 
 
 def test_format_helpers():
