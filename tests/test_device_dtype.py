@@ -62,6 +62,7 @@ def test_a_checkpoint_saved_in_bf16_loads_in_float32_and_the_reverse(trained_stu
     model_dir, _ = trained_student
     full, tokenizer = load_trained_student(str(model_dir), "cpu", "auto")  # saved in float32
     assert full.dtype == torch.float32 and full.device == CPU
+    assert load_trained_student(str(model_dir))[0].device.type == resolve_device(None).type  # a GPU when there is one
     half, _ = load_trained_student(str(model_dir), "cpu", "bfloat16")
     assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
     for (name, p32), p16 in zip(full.named_parameters(), half.parameters()):
@@ -135,23 +136,43 @@ def test_bf16_ranks_like_float32_through_the_loader_on_one_token_ids(trained_stu
     assert_ranks_alike(rankings["float32"], rankings["bfloat16"], "exact")
 
 
-def test_a_bf16_training_run_on_the_cpu_saves_safetensors(trained_student, tmp_path):
-    """The Trainer's ``bf16`` flag (autocast) on the CPU: it trains, its losses are finite, it saves safetensors
-    (float32 master weights) that load and recommend."""
+def train_in_bf16(dataset, output, **model_options):
+    """A tiny training run with the Trainer's ``bf16`` flag (autocast) on the CPU; its trainer. The losses are
+    finite and it saves safetensors only."""
     from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
 
-    output = tmp_path / "bf16"
     args = RDRecTrainingArguments(
         output_dir=str(output), max_steps=4, per_device_train_batch_size=8, learning_rate=5e-3, bf16=True,
         save_strategy="no", eval_strategy="no", rank_eval=False, max_source_length=128, max_target_length=24,
         use_cpu=True, report_to="none", seed=3, logging_steps=2,
     )  # fmt: skip
-    trainer, _ = train_rdrec(ModelArguments(model_preset="tiny"), DataArguments(dataset=str(trained_student[1])), args)
+    trainer, _ = train_rdrec(ModelArguments(**model_options), DataArguments(dataset=str(dataset)), args)
+    assert trainer.accelerator.mixed_precision == "bf16"
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses))), trainer.state.log_history
-    assert (output / "model.safetensors").is_file() and not list(output.glob("*.bin"))
-    model, tokenizer = load_trained_student(str(output), "cpu", "bfloat16")
+    assert list(output.glob("*.safetensors")) and not list(output.glob("*.bin"))
+    return trainer
+
+
+def test_a_bf16_training_run_on_the_cpu_saves_safetensors_that_load_in_bf16(trained_student, tmp_path):
+    train_in_bf16(trained_student[1], tmp_path / "bf16", model_preset="tiny")
+    model, tokenizer = load_trained_student(str(tmp_path / "bf16"), "cpu", "bfloat16")
+    assert model.dtype == torch.bfloat16
     assert len(next(recommend_users(model, tokenizer, [("u", ["3", "17"])], k=5, progress=False)).item_ids) == 5
+
+
+def test_a_lora_adapter_loads_merged_in_either_dtype(trained_student, tmp_path):
+    model_dir, data_dir = trained_student
+    train_in_bf16(data_dir, tmp_path / "lora", model_name_or_path=str(model_dir), use_peft=True)
+    assert (tmp_path / "lora" / "adapter_config.json").is_file()
+    histories = [("u", ["3", "17"]), ("v", ["5"])]
+    rankings = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        model, tokenizer = load_trained_student(str(tmp_path / "lora"), "cpu", dtype)
+        assert {p.dtype for p in model.parameters()} == {dtype} and model.item_index is not None
+        rankings[dtype] = [(row.item_ids, row.scores) for row in recommend_users(model, tokenizer, histories, k=TOP_K,
+                                                                                progress=False)]  # fmt: skip
+    assert_ranks_alike(rankings[torch.float32], rankings[torch.bfloat16], "lora")
 
 
 # --------------------------------------------------------------------------------- bad options, CLI main()
@@ -194,3 +215,12 @@ def test_a_dtype_the_device_cannot_compute_in_is_one_error(trained_student, monk
     assert main([*command, "bfloat16"]) == EXIT_USER_ERROR
     assert_one_message(capsys.readouterr().err, "cpu does not compute in bfloat16; use --dtype float32")
     assert main([*command, "float16"]) == 0
+
+
+def test_evaluate_runs_on_the_device_in_the_dtype_and_its_report_says_so(trained_student, tmp_path):
+    model_dir, data_dir = trained_student
+    assert main(["evaluate", "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset",
+                 str(data_dir), "--tasks", "sequential", "--max_users", "4", "--device", "cpu", "--dtype",
+                 "bfloat16"]) == 0  # fmt: skip
+    assert "run on cpu in bfloat16" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "metrics.json").read_text())["sequential"]["num_examples"] == 4
