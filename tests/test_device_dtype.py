@@ -27,6 +27,7 @@ from rdrec_hf.models import ItemIndex
 
 CPU = torch.device("cpu")
 HAS_CUDA = torch.cuda.is_available()
+DEVICES = ["cpu", "cuda"] if HAS_CUDA else ["cpu"]  # the GPU paths run where there is one
 # A GPU this machine does not have: cuda on a CPU-only machine, one index past the last GPU otherwise.
 MISSING_GPU = f"cuda:{torch.cuda.device_count()}" if HAS_CUDA else "cuda"
 
@@ -122,7 +123,8 @@ def test_bf16_ranks_like_float32_on_a_trained_student_with_multi_token_ids(memor
     assert_ranks_alike(list(zip(full.item_ids, full.scores)), list(zip(half.item_ids, half.scores)), decoding)
 
 
-def test_bf16_ranks_like_float32_through_the_loader_on_one_token_ids(trained_student):
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_ranks_like_float32_through_the_loader_on_one_token_ids(trained_student, device):
     """The conftest student (independent ids: the exact one-step ranking of the whole catalog), trained six steps:
     its scores are nearly uniform, so near ties are common and the tolerance matters."""
     model_dir, data_dir = trained_student
@@ -130,7 +132,8 @@ def test_bf16_ranks_like_float32_through_the_loader_on_one_token_ids(trained_stu
     histories = list(zip(users["user_id"], users["items"]))
     rankings = {}
     for dtype in ("float32", "bfloat16"):
-        model, tokenizer = load_trained_student(str(model_dir), "cpu", dtype)
+        model, tokenizer = load_trained_student(str(model_dir), device, dtype)
+        assert model.device.type == device
         rankings[dtype] = [(row.item_ids, row.scores)
                            for row in recommend_users(model, tokenizer, histories, k=TOP_K, progress=False)]  # fmt: skip
     assert_ranks_alike(rankings["float32"], rankings["bfloat16"], "exact")
@@ -180,14 +183,16 @@ def assert_one_message(text: str, *parts: str) -> None:
     assert all(part in text for part in parts) and "Traceback" not in text, text
 
 
-def test_recommend_on_a_device_and_in_a_dtype(trained_student, capsys):
+@pytest.mark.parametrize("device", DEVICES)
+def test_recommend_on_a_device_and_in_a_dtype(trained_student, capsys, device):
     model_dir, _ = trained_student
-    command = ["recommend", "--model", str(model_dir), "--history", "3", "17", "-k", "5", "--json"]
+    command = ["recommend", "--model", str(model_dir), "--history", "3", "17", "-k", str(TOP_K), "--json"]
     tops = {}
     for dtype in ("float32", "bfloat16"):
-        assert main([*command, "--device", "cpu", "--dtype", dtype]) == 0
-        tops[dtype] = [row["item_id"] for row in json.loads(capsys.readouterr().out)]
-    assert tops["float32"][0] == tops["bfloat16"][0] and len(set(tops["float32"]) & set(tops["bfloat16"])) >= 4
+        assert main([*command, "--device", device, "--dtype", dtype]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        tops[dtype] = [([row["item_id"] for row in rows], [row["score"] for row in rows])]
+    assert_ranks_alike(tops["float32"], tops["bfloat16"], f"recommend --device {device}")
 
 
 @pytest.mark.parametrize("command", ["recommend", "app", "evaluate"])
@@ -217,10 +222,11 @@ def test_a_dtype_the_device_cannot_compute_in_is_one_error(trained_student, monk
     assert main([*command, "float16"]) == 0
 
 
-def test_evaluate_runs_on_the_device_in_the_dtype_and_its_report_says_so(trained_student, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_evaluate_runs_on_the_device_in_the_dtype_and_its_report_says_so(trained_student, tmp_path, device):
     model_dir, data_dir = trained_student
     assert main(["evaluate", "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset",
-                 str(data_dir), "--tasks", "sequential", "--max_users", "4", "--device", "cpu", "--dtype",
+                 str(data_dir), "--tasks", "sequential", "--max_users", "4", "--device", device, "--dtype",
                  "bfloat16"]) == 0  # fmt: skip
-    assert "run on cpu in bfloat16" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert f"run on {device} in bfloat16" in (tmp_path / "report.md").read_text(encoding="utf-8")
     assert json.loads((tmp_path / "metrics.json").read_text())["sequential"]["num_examples"] == 4
