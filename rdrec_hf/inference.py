@@ -88,7 +88,8 @@ def check_model_reference(path: str) -> None:
 
 
 DEVICE_HELP = "cpu, cuda or cuda:N (default: CUDA when available, else the CPU)"
-# A GPU runs a small student at 32 examples a batch mostly idle; a CPU gains little beyond 32.
+# The device types served, each with its examples per forward pass when none is given: 32 was the default on
+# every path before (CPU-sized); a GPU gets 256, the largest batch the GPU check's bench_generation runs.
 DEFAULT_BATCH_SIZES = {"cpu": 32, "cuda": 256}
 
 
