@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from rdrec_hf.evaluation.text_metrics import loops, ngram_counts
 from rdrec_hf.inference import explanations_for, load_trained_student, rationales
@@ -41,3 +42,23 @@ def test_a_tiny_student_loops_greedily_but_not_with_the_settings(trained_student
     user_text, item_texts = rationales(model, tokenizer, "12", items)
     for text in [*explanations_for(model, tokenizer, "12", items), user_text, *item_texts]:
         assert text.strip() and not loops(text)
+
+
+def test_sampling_is_seeded_varies_across_batches_and_leaves_the_callers_random_state(trained_student):
+    model, tokenizer = load_trained_student(str(trained_student[0]))
+    prompts = [prompt_for(Task.EXPLANATION, user_id="12", item_id=item, scheme=model.item_index.scheme)
+               for item in model.item_index.item_ids[:4]]  # fmt: skip
+    inputs = model.prepare_prompts(tokenizer, prompts, Task.EXPLANATION)
+    settings = TextGenerationSettings(max_new_tokens=12, sample_seed=7)
+    assert settings.generate_kwargs()["do_sample"] and "seed 7" in settings.describe()
+
+    def two_batches():
+        with settings.seeded(model.device):
+            return [model.generate(**inputs, **settings.generate_kwargs()).tolist() for _ in range(2)]
+
+    torch.manual_seed(123)
+    first = two_batches()
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert two_batches() == first and torch.equal(torch.rand(1), after)  # same texts; caller's stream untouched
+    assert first[0] != first[1]  # one stream across batches, not the same draws again

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -93,6 +94,12 @@ class EvaluationConfig:
     max_new_tokens: int = field(
         default=64, metadata={"help": "Longest generated explanation or rationale, in tokens (this project's "
                               "protocol: `TextGenerationSettings`, greedy without repeated 3-grams)."}
+    )
+    text_sample_seed: int | None = field(
+        default=None,
+        metadata={"help": "This project's protocol: sample explanations and rationales (nucleus, "
+                  "`TextGenerationSettings`) from this seed instead of greedy decoding, whose single most likely "
+                  "text is the same for every user (None: greedy)."},
     )
     num_samples: int = field(
         default=3, metadata={"help": "Example predictions kept per task for the report (0: none)."}
@@ -410,16 +417,17 @@ def _topn_protocol(dataset: Dataset, data: DatasetDict) -> str:
 
 def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progress, protocol) -> dict:
     if protocol is EvalProtocol.PAPER:
-        generation = PAPER_TEXT_GENERATION
+        generation, seeded = PAPER_TEXT_GENERATION, nullcontext()
         decoding = (f"The paper's: beam search with {generation['num_beams']} beams (the reference's 21 beams in 3 "
                     f"groups, diversity 0), {generation['min_length']} to {generation['max_length']} tokens")
     else:
-        settings = TextGenerationSettings.up_to(config.max_new_tokens)
-        generation, decoding = settings.generate_kwargs(), settings.describe()
+        settings = TextGenerationSettings.up_to(config.max_new_tokens, sample_seed=config.text_sample_seed)
+        generation, seeded, decoding = settings.generate_kwargs(), settings.seeded(model.device), settings.describe()
     predictions: list[str] = []
-    for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
-        sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
-        predictions += tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    with seeded:  # sampling: one random stream across the batches
+        for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):
+            sequences = model.generate(**_model_inputs(rows, collator, model.device), **generation)
+            predictions += tokenizer.batch_decode(sequences, skip_special_tokens=True)
     # As the paper's scripts do: the reference is the tokenised target decoded back (what the model can spell,
     # truncated like the training labels), and BLEU splits both texts on whitespace.
     references = tokenizer.batch_decode(list(dataset["labels"]), skip_special_tokens=True)

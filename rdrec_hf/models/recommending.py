@@ -94,8 +94,9 @@ def generate_texts(
     if not prompts:
         return []
     model.eval()
-    generation = TextGenerationSettings.up_to(max_new_tokens).generate_kwargs()
-    generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task), **generation)
+    settings = TextGenerationSettings.up_to(max_new_tokens)
+    with settings.seeded(model.device):
+        generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task), **settings.generate_kwargs())
     return tokenizer.batch_decode(generated, skip_special_tokens=True)
 
 
