@@ -8,6 +8,8 @@ with one thread, alternating previous / new ``--repeats`` times in one run (medi
   the tokenizer over every prompt), as ``EpochResampledDataset.set_epoch`` did; new: ``TrainingMixture.set_epoch``.
 - ``examples_per_s``: the epoch's examples over (redraw + collation of every batch into tensors), no model.
 - ``collate_ms``: median milliseconds to collate one batch of 256 (the data path's share of a training step).
+- ``step_overhead_ms`` (new path, a tiny student): the median ``RDRecTrainer`` step against a bare loop of the
+  same model's forward, backward and AdamW step on the same batches: what the trainer and the data path add.
 
 The previous path runs from a ``git worktree`` of ``--previous-ref`` (the last commit before the array path).
 
@@ -38,6 +40,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--previous-ref", default=PREVIOUS_REF, help="git revision of the previous data path")
     parser.add_argument("--repeats", type=int, default=3, help="epochs measured per path (alternating)")
     parser.add_argument("--dataset", default="beauty", help="beauty or sports")
+    parser.add_argument("--overhead-steps", type=int, default=40, help="timed steps of the step-overhead measure")
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/data_path.json"))
     parser.add_argument("--measure", choices=["previous", "new"], help=argparse.SUPPRESS)  # the child's role
     parser.add_argument("--epoch", type=int, default=1, help=argparse.SUPPRESS)
@@ -89,8 +92,60 @@ def measure(options: argparse.Namespace) -> dict:
             "collate_ms_median": 1000 * statistics.median(collate_s)}
 
 
+def step_overhead(options: argparse.Namespace) -> dict:
+    """Median seconds of an ``RDRecTrainer`` step and of a bare training step of the same tiny student."""
+    import tempfile
+
+    import torch
+    from transformers import TrainerCallback
+
+    from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, build_trainer
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.seconds, self.started = [], None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    torch.set_num_threads(1)
+    warmup, steps = 5, options.overhead_steps
+    with tempfile.TemporaryDirectory() as output_dir:
+        arguments = RDRecTrainingArguments(
+            output_dir=output_dir, max_steps=warmup + steps, per_device_train_batch_size=BATCH_SIZE, use_cpu=True,
+            task_mixture="0:7:0:0", task_mixture_mode="unit_counts", ranking_softmax="catalog", max_source_length=128,
+            max_target_length=16, train_sampling_strategy="group_by_length", save_strategy="no", eval_strategy="no",
+            rank_eval=False, report_to="none", logging_steps=50, seed=0, disable_tqdm=True)
+        trainer = build_trainer(ModelArguments(model_preset="tiny"),
+                                DataArguments(dataset=options.dataset, indexing="independent"), arguments)
+        timer = StepTimer()
+        trainer.add_callback(timer)
+        trainer.train()
+        model, catalog = trainer.model, trainer._catalog_token_ids
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        bare = []
+        for index, batch in enumerate(trainer.get_train_dataloader()):
+            if index == warmup + steps:
+                break
+            started = time.perf_counter()
+            batch = {name: tensor for name, tensor in batch.items()}
+            model(**batch, output_token_ids=catalog).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            bare.append(time.perf_counter() - started)
+    trainer_ms, bare_ms = (1000 * statistics.median(values[warmup:]) for values in (timer.seconds, bare))
+    return {"trainer_step_ms": round(trainer_ms, 2), "bare_step_ms": round(bare_ms, 2),
+            "overhead_ms": round(trainer_ms - bare_ms, 2), "steps": steps, "model": "tiny preset, catalog softmax"}
+
+
 def run_child(role: str, pythonpath: Path, options: argparse.Namespace, epoch: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1"}
+    from rdrec_hf.paths import shared_dir
+
+    # The previous checkout's default data folder is relative to it: both read this checkout's.
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1", "RDREC_SHARED": str(shared_dir())}
     command = [sys.executable, __file__, "--measure", role, "--epoch", str(epoch), "--dataset", options.dataset]
     result = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=pythonpath)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -113,6 +168,7 @@ def main(options: argparse.Namespace) -> dict:
                     runs[role].append(run_child(role, path, options, epoch=repeat + 1))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(previous)], check=False)
+    overhead = step_overhead(options)
     median = {role: {key: statistics.median(run[key] for run in results) for key in results[0]}
               for role, results in runs.items()}
     examples_per_s = {role: m["examples"] / (m["redraw_s"] + m["collate_s"]) for role, m in median.items()}
@@ -126,6 +182,7 @@ def main(options: argparse.Namespace) -> dict:
         "build_s": {role: round(m["build_s"], 2) for role, m in median.items()},
         "redraw_speedup": round(median["previous"]["redraw_s"] / median["new"]["redraw_s"], 1),
         "examples_per_s_speedup": round(examples_per_s["new"] / examples_per_s["previous"], 1),
+        "step_overhead_ms": overhead,
         "repeats": options.repeats,
         "previous_ref": options.previous_ref,
         "runs": runs,
@@ -137,7 +194,8 @@ def main(options: argparse.Namespace) -> dict:
     print(f"redraw of an epoch: previous {result['redraw_s']['previous']} s, new {result['redraw_s']['new']} s "
           f"({result['redraw_speedup']}x); data path alone: previous {result['examples_per_s']['previous']:,} "
           f"examples/s, new {result['examples_per_s']['new']:,} ({result['examples_per_s_speedup']}x); "
-          f"collation of a batch of {BATCH_SIZE}: {result['collate_ms_per_batch']}; written to {options.output}")
+          f"collation of a batch of {BATCH_SIZE}: {result['collate_ms_per_batch']}; step of a tiny student: trainer "
+          f"{overhead['trainer_step_ms']} ms, bare loop {overhead['bare_step_ms']} ms; written to {options.output}")
     return result
 
 

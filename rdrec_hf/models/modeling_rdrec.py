@@ -29,12 +29,16 @@ VOCAB_PADDING_MULTIPLE = 128
 def restrict_labels(labels: torch.LongTensor, output_token_ids: torch.LongTensor) -> torch.LongTensor:
     """Vocabulary-id `labels` `[B, T]` as indices into the ascending `output_token_ids` `[K]` (-100 stays).
 
-    Raises `ValueError` for a label outside `output_token_ids`.
+    Raises `ValueError` for a label outside `output_token_ids` on the CPU; on an accelerator the check is a
+    device-side assertion, so that a training step does not wait for the device to answer it.
     """
     positions = torch.searchsorted(output_token_ids, labels.clamp(min=0)).clamp(max=output_token_ids.numel() - 1)
     found = output_token_ids[positions] == labels
     ignored = labels == -100
-    if not bool((found | ignored).all()):
+    valid = (found | ignored).all()
+    if labels.device.type != "cpu":
+        torch._assert_async(valid, "labels are not among output_token_ids; the restricted softmax cannot score them")
+    elif not bool(valid):
         outside = labels[~(found | ignored)][:5].tolist()
         raise ValueError(f"labels {outside} are not among output_token_ids; the restricted softmax cannot score them")
     return torch.where(ignored, labels, positions)
