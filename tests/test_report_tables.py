@@ -91,9 +91,11 @@ def test_files_that_come_later_render_once_present(checkout):
     document = checkout / "README.md"
     document.write_text("".join(f"<!-- report:{name} -->\n<!-- /report:{name} -->\n"
                                 for name in ("data_path", "student_vs_baselines")))
+    results_dir = checkout / "benchmarks" / "results"
+    for name in ("data_path.json", "student_vs_baselines.json"):
+        (results_dir / name).unlink(missing_ok=True)
     assert run(checkout, "--documents", "README.md") == 0
     assert "*Not measured yet: benchmarks/results/data_path.json is absent.*" in document.read_text()
-    results_dir = checkout / "benchmarks" / "results"
     (results_dir / "data_path.json").write_text(json.dumps(  # bench_data_path.py's fields
         {"redraw_s": {"previous": 45.0, "new": 9.0}, "examples_per_s": {"previous": 300, "new": 600},
          "redraw_speedup": 5.0, "runs": {"previous": [{"redraw_s": 45.0}], "new": [{"redraw_s": 9.0}]},
