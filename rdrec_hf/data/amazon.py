@@ -19,8 +19,8 @@ Steps, each counted in the dataset's metadata:
    review record (``review_without_text``; a text field that is not a string, such as a number or a list, is
    also counted as ``review_text_not_string`` and treated as no text).
 
-Negatives: All_Beauty has only 85 items, so most users have fewer than 99 items they have not reviewed;
-their negatives are then *all* those items (fewer than 99), never repeats or invented ids. The metadata
+Negatives: All_Beauty has only 83 items (after the filter above), so most users have fewer than 99 items they
+have not reviewed; their negatives are then *all* those items (fewer than 99), never repeats or invented ids. The metadata
 count ``users_with_fewer_negatives`` says how many users this concerns.
 """
 

@@ -8,11 +8,13 @@ entries), so a prompt's tokens are its words' tokens laid end to end, then EOS
 - at build (:class:`PromptWords`), every word a prompt can hold is tokenised once: each template's fixed
   words, each user's mention as the templates write it (``user_12``, ``user_12:``), each item's mention, and
   the text targets; whole-word ids come from the same character offsets as
-  :func:`rdrec_hf.models.prompting.encode_prompts`;
+  :func:`rdrec_hf.models.prompting.encode_prompts`. The words are then composed once into the pieces prompts
+  are laid from (:class:`TokenPieces`): per ranking template the text before its list for every user and the
+  text after it, per text template every review prompt, every item's mention;
 - an epoch's draw (:meth:`TrainingMixture.set_epoch`) draws segments, positives, negatives and templates as
-  numpy arrays from seeded generators, writes each example as a row of word indices and expands the rows into
-  token ids, whole-word ids and labels (:mod:`rdrec_hf.data.ragged`): no tokenizer call, no Python loop per
-  example;
+  numpy arrays from seeded generators, writes each example as a row of pieces (prefix, items, suffix) and
+  composes the rows into token ids, whole-word ids and labels (:mod:`rdrec_hf.data.ragged`): no tokenizer
+  call, no Python loop per example;
 - a batch (:meth:`TrainingMixture.__getitems__`) is a gather of its rows, padded by the collator in one
   assignment.
 """
