@@ -29,7 +29,7 @@ def main(args: argparse.Namespace) -> None:
     model, tokenizer, data = trainer.model, trainer.processing_class, trainer.rec_data
     results = evaluate_model(model, data, tokenizer, EvaluationConfig(tasks=["sequential"], max_users=args.eval_users))
     for system, values in results["sequential"].items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and "ndcg@10" in values:  # the model and every baseline (not the notes)
             print(f"sequential NDCG@10, {system}: {values['ndcg@10']:.4f}")
 
     user = data["users"][0]

@@ -172,7 +172,7 @@ def collapsed_student(tmp_path_factory):
         save_strategy="no", rank_eval=False, task_mixture="0:1:0:1", max_source_length=128, use_cpu=True,
         report_to="none", seed=0, logging_steps=40,
     )
-    data_args = DataArguments(dataset="all_beauty", user_limit=40, indexing="random")  # text ids: free beams write numbers
+    data_args = DataArguments(dataset="all_beauty", user_limit=40, indexing="sequential")  # the paper's numbering: its protocol
     trainer, _ = train_rdrec(ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0"), data_args,
                              training_args)
     return trainer.model, trainer.processing_class, trainer.rec_data
