@@ -238,11 +238,11 @@ def item_id_table(results: Results, students: list[tuple[str, str, str]], starts
     return f"{table}\n\nThis project's protocol: {reference['protocol']} {users:,} test users."
 
 
-@table("item_ids_beauty", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json")
+@table("item_ids_beauty", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json")
 def item_ids_beauty(results: Results) -> str:
     students = [
         ("student, independent ids + transitions start (`config_item_ids_catalog.yaml`)",
-         "item_ids_transitions_cos4000.json", "independent"),
+         "item_ids_arraypath_cos4000.json", "independent"),
         *((f"student, {scheme} ids + SVD start (`config_item_ids.yaml`)" if "independent" in scheme
            else f"student, {scheme} ids (`config_item_ids.yaml`)", "item_ids.json", scheme)
           for scheme in ("independent", "collaborative", "collaborative+independent", "random")),
@@ -337,11 +337,11 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
     return markdown_table(["system", "numbering", "test users", "HR@10", "NDCG@10"], rows, 'lllrr')
 
 
-@table("summary_beauty", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
+@table("summary_beauty", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json",
        "quality_baselines.json")
 def summary_beauty(results: Results) -> str:
     run = results["item_ids.json"]["sasrec"]
-    return summary_table(results, "beauty", "item_ids_transitions_cos4000.json", "item_starts.json",
+    return summary_table(results, "beauty", "item_ids_arraypath_cos4000.json", "item_starts.json",
                          (run["sequential"], run["training"]))
 
 
@@ -357,7 +357,7 @@ def knn(results: Results, starts_file: str) -> str:
 
 
 def student_finding(results: Results) -> str:
-    beauty = best_student(results, "item_ids_transitions_cos4000.json")
+    beauty = best_student(results, "item_ids_arraypath_cos4000.json")
     sports = best_student(results, "item_ids_sports_transitions_cos4000.json")
     sports_sasrec, _ = single_sasrec(results, "sasrec_item_ids_sports.json")
     student, popularity = beauty["model"]["ndcg@10"], beauty["popularity"]["ndcg@10"]["mean"]
@@ -433,7 +433,7 @@ def training_finding(results: Results) -> str:
     )
 
 
-@table("findings", "item_ids.json", "item_ids_transitions_cos4000.json", "item_starts.json",
+@table("findings", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json",
        "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json", "sasrec_item_ids_sports.json",
        "quality_baselines.json", "ablation.json", "scaling.json", "data_path.json", "gpu_check.json")
 def findings(results: Results) -> str:

@@ -111,8 +111,8 @@ def init_item_embeddings(
     ``min(d_model, catalog size - 1, users - 1)`` factors; a small catalog's remaining columns are zero.
     Measured on beauty: the SVD took a from-scratch one-token-per-item T5 from .0094 to .0239 test NDCG@10 in
     10 CPU minutes (``../shared/notes/student-learning.md``); under the catalog recipe the transitions start
-    gave .0399 against the SVD's .0247 (it ranks .0272 before any training; BENCHMARKS.md, "A start from the
-    sequences"). Raises ``ValueError`` for a scheme without item tokens or ``method=default``.
+    gave .0399 against the SVD's .0247 on seeds 42, 43 (it ranks .0272 before any training; BENCHMARKS.md,
+    section 1). Raises ``ValueError`` for a scheme without item tokens or ``method=default``.
     """
     from ..data import training_history
     from ..data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
