@@ -570,11 +570,20 @@ def data_path(results: Results) -> str:
     def paired(values: Any) -> bool:
         return isinstance(values, dict) and all(isinstance(values.get(side), (int, float)) for side in PAIR)
 
-    rows = [[f"`{name}`", *(f"{values[side]:,.2f}" for side in PAIR), ratio(values["new"], values["previous"])]
+    def speed_up(name: str, values: dict) -> str:  # times (``_s``, ``_ms...``) shrink, rates grow
+        timed = (name.endswith("_s") and not name.endswith("per_s")) or "_ms" in name
+        return ratio(*((values["previous"], values["new"]) if timed else (values["new"], values["previous"])))
+
+    rows = [[f"`{name}`", *(f"{values[side]:,.2f}" for side in PAIR), speed_up(name, values)]
             for name, values in run.items() if paired(values)]
     record = "; ".join(str(run[key]) for key in ("machine", "date") if key in run)
-    table_text = markdown_table(["measure", "previous", "new", "new / previous"], rows, "lrrr")
-    return f"{table_text}\n\n`{run.get('command', '')}` {record}"
+    table_text = markdown_table(["measure", "previous", "new", "speed-up"], rows, "lrrr")
+    overhead = run.get("step_overhead_ms")
+    step = "" if overhead is None else (
+        f"\n\nA training step ({overhead['model']}; median of {overhead['steps']}): `RDRecTrainer` "
+        f"{overhead['trainer_step_ms']:.1f} ms, the bare loop of forward, backward and AdamW on the same batches "
+        f"{overhead['bare_step_ms']:.1f} ms.")
+    return f"{table_text}\n\n`{run.get('command', '')}` {record}{step}"
 
 
 @table("gpu_check", "gpu_check.json", optional=True)
