@@ -53,3 +53,29 @@ def test_per_example_losses_match_the_models_token_mean():
         task_id=torch.tensor([0, 1, 2]), labels=labels,
     )
     assert per_example_loss(output.logits, labels).mean().item() == pytest.approx(output.loss.item(), rel=1e-5)
+
+
+def test_the_catalog_forward_returns_the_token_losses_of_its_loss():
+    """Over `output_token_ids` the model returns each target token's loss: its mean over the targets is the loss,
+    and per example it is what `per_example_loss` computes from the logits (the trainer skips that second softmax)."""
+    from rdrec_hf.models.modeling_rdrec import restrict_labels
+    from rdrec_hf.training.rdrec_trainer import mean_over_targets
+
+    config = RDRecConfig.from_preset("tiny", vocab_size=50, max_whole_words=8)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = RDRecForConditionalGeneration(config).eval()
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(2, 50, (4, 6), generator=generator)
+    catalog = torch.arange(10, 30)
+    labels = catalog[torch.randint(0, 20, (4, 2), generator=generator)]
+    labels[1, 1] = labels[3, :] = -100  # an example with one target, one without any
+    output = model(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), whole_word_ids=torch.zeros_like(input_ids),
+        task_id=torch.tensor([0, 1, 0, 1]), labels=labels, output_token_ids=catalog,
+    )
+    restricted = restrict_labels(labels, catalog)
+    assert output.token_losses.shape == labels.shape and bool((output.token_losses[labels == -100] == 0).all())
+    assert output.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(
+        output.logits.flatten(0, 1), restricted.flatten(), ignore_index=-100).item(), rel=1e-6)
+    torch.testing.assert_close(mean_over_targets(output.token_losses, labels), per_example_loss(output.logits, restricted))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,6 +43,15 @@ def restrict_labels(labels: torch.LongTensor, output_token_ids: torch.LongTensor
         outside = labels[~(found | ignored)][:5].tolist()
         raise ValueError(f"labels {outside} are not among output_token_ids; the restricted softmax cannot score them")
     return torch.where(ignored, labels, positions)
+
+
+@dataclass
+class RDRecSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` of a forward over `output_token_ids`, plus `token_losses` `[B, T]`: each target token's
+    cross-entropy (0 where the label is -100), whose mean over the targets is `loss`; a trainer reads per-example
+    losses from it instead of a second softmax over the logits."""
+
+    token_losses: torch.FloatTensor | None = None
 
 
 class RDRecForConditionalGeneration(T5ForConditionalGeneration):
@@ -215,7 +225,7 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
 
     def _forward_over_tokens(
         self, inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids
-    ) -> Seq2SeqLMOutput:
+    ) -> RDRecSeq2SeqLMOutput:
         """T5's forward with the output layer cut to `output_token_ids` (see `forward`)."""
         if encoder_outputs is None:
             encoder_outputs = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
@@ -229,11 +239,16 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         if self.config.scale_decoder_outputs:
             hidden = hidden * (self.config.d_model**-0.5)
         logits = hidden @ self.lm_head.weight[output_token_ids].T  # [B, T, K]
-        loss = None
+        loss = token_losses = None
         if labels is not None:
             restricted = restrict_labels(labels, output_token_ids)
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), restricted.flatten(), ignore_index=-100)
-        return Seq2SeqLMOutput(loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0])
+            token_losses = nn.functional.cross_entropy(
+                logits.flatten(0, 1), restricted.flatten(), ignore_index=-100, reduction="none"
+            ).view_as(restricted)
+            loss = token_losses.sum() / (restricted != -100).sum()  # the mean over the targets, as reduction="mean"
+        return RDRecSeq2SeqLMOutput(
+            loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0], token_losses=token_losses
+        )
 
     # --------------------------------------------------------------------------------------- prompts
     def prepare_prompts(
@@ -409,4 +424,4 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return model
 
 
-__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration", "restrict_labels"]
+__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration", "RDRecSeq2SeqLMOutput", "restrict_labels"]

@@ -80,8 +80,12 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: i
     token_losses = F.cross_entropy(
         logits.float().transpose(1, 2), labels, ignore_index=ignore_index, reduction="none"
     )  # [B, T], 0 on ignored positions
-    token_counts = (labels != ignore_index).sum(dim=1)
-    return token_losses.sum(dim=1) / token_counts.clamp(min=1)
+    return mean_over_targets(token_losses, labels, ignore_index)
+
+
+def mean_over_targets(token_losses: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """``[B]`` mean of each example's ``[B, T]`` token losses over its target tokens (0 without any)."""
+    return token_losses.sum(dim=1) / (labels != ignore_index).sum(dim=1).clamp(min=1)
 
 
 def task_loss_totals(
@@ -220,8 +224,10 @@ class RDRecTrainer(Seq2SeqTrainer):
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
-        with torch.no_grad():
-            example_losses = per_example_loss(outputs.logits.detach(), labels)
+        with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
+            token_losses = getattr(outputs, "token_losses", None)
+            example_losses = (per_example_loss(outputs.logits.detach(), labels) if token_losses is None
+                              else mean_over_targets(token_losses.detach().float(), labels))
             totals = task_loss_totals(example_losses, task_id, (labels != -100).any(dim=1))
         mode = TRAIN if model.training else EVAL  # kept on the device: no host synchronisation per step
         self._task_loss_totals[mode] = self._task_loss_totals[mode].to(totals.device) + totals
