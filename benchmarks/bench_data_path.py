@@ -97,19 +97,9 @@ def step_overhead(options: argparse.Namespace) -> dict:
     import tempfile
 
     import torch
-    from transformers import TrainerCallback
+    from bench_training import StepTimer
 
     from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, build_trainer
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.seconds, self.started = [], None
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.seconds.append(time.perf_counter() - self.started)
 
     torch.set_num_threads(1)
     warmup, steps = 5, options.overhead_steps

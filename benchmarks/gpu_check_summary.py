@@ -106,9 +106,9 @@ def main(args: argparse.Namespace) -> dict:
                          f"{baseline['epochs']} ({baseline['best_epoch']}) | {baseline['epoch_s']} | {baseline['train_minutes']} |")
     print("\n".join(lines))
     (args.results / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
-    missing = [name for name, value in (("speed_d64", speed), *(
-        (f"{dataset} {part}", summary["datasets"][dataset][part]) for dataset in DATASETS for part in ("sasrec",)))
-        if not value] + [f"{dataset} student" for dataset in DATASETS if not summary["datasets"][dataset]["student"].get("test")]
+    missing = ([] if speed else ["speed_d64"]) + [
+        f"{dataset} {part}" for dataset, runs in summary["datasets"].items()
+        for part, present in (("student", runs["student"].get("test")), ("sasrec", runs["sasrec"])) if not present]
     if missing:
         print(f"missing: {', '.join(missing)}")
         raise SystemExit(1)

@@ -60,7 +60,7 @@ class RDRecDataCollator:
         for name in ("input_ids", "whole_word_ids"):
             if name not in examples[0]:
                 raise KeyError(f"examples lack the '{name}' column")
-        column = lambda name: Ragged.from_rows([example[name] for example in examples])  # noqa: E731
-        return RaggedExamples(column("input_ids"), column("whole_word_ids"),
-                              column("labels") if "labels" in examples[0] else None,
+        rows = {name: Ragged.from_rows([example[name] for example in examples])
+                for name in ("input_ids", "whole_word_ids", "labels") if name in examples[0]}
+        return RaggedExamples(rows["input_ids"], rows["whole_word_ids"], rows.get("labels"),
                               np.array([int(example["task_id"]) for example in examples], dtype=np.int64))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from ..tasks import TASK_SPECS, Task, TaskKind
 from .ragged import (
     Ragged,
     concat_columns,
+    concat_rows,
     exclusive_cumsum,
     ragged_positions,
     row_of_values,
@@ -48,11 +50,20 @@ logger = logging.getLogger(__name__)
 LIST_FIELDS = ("{history}", "{candidates}")
 
 
+class SlotKind(str, Enum):
+    """What one word of a template holds."""
+
+    FIXED = "fixed"  # the template's own text
+    USER = "user"  # the user's mention, as the word writes it (``user_{user}:``)
+    ITEM = "item"  # the item's mention
+    LIST = "list"  # the history or the candidates: a run of item mentions
+
+
 @dataclass(frozen=True)
 class TemplateSlot:
-    """One word of a template: fixed text, the user's mention (as ``pattern`` writes it), the item's, or the list."""
+    """One word of a template."""
 
-    kind: str  # "fixed" | "user" | "item" | "list"
+    kind: SlotKind
     text: str = ""  # the fixed word, or the user pattern (e.g. "user_{user}:")
 
 
@@ -61,15 +72,15 @@ def template_slots(template: str) -> tuple[TemplateSlot, ...]:
     slots = []
     for word in template.split(" "):
         if word in LIST_FIELDS:
-            slots.append(TemplateSlot("list"))
+            slots.append(TemplateSlot(SlotKind.LIST))
         elif "{user}" in word:
-            slots.append(TemplateSlot("user", word))
+            slots.append(TemplateSlot(SlotKind.USER, word))
         elif word == "{item}":
-            slots.append(TemplateSlot("item"))
+            slots.append(TemplateSlot(SlotKind.ITEM))
         elif "{" in word:
             raise ValueError(f"template {template!r}: a field must be a word of its own or a user mention ({word!r})")
         else:
-            slots.append(TemplateSlot("fixed", word))
+            slots.append(TemplateSlot(SlotKind.FIXED, word))
     return tuple(slots)
 
 
@@ -93,12 +104,12 @@ class TokenPieces:
         lengths = self.tokens.lengths[rows.values]
         positions = ragged_positions(self.tokens.offsets[rows.values], lengths)
         mentions = self.mentions[rows.values]
-        before = Ragged.from_lengths(mentions, rows.lengths).segment_cumsum() - mentions
+        before = Ragged(mentions, rows.lengths).segment_cumsum() - mentions
         local = self.ordinals[positions]
         row = row_of_values(rows.lengths)
         words = rows.expand(self.words) if with_words else self.words
         return TokenPieces(
-            Ragged.from_lengths(self.tokens.values[positions], np.bincount(row, lengths, len(rows)).astype(np.int64)),
+            Ragged(self.tokens.values[positions], np.bincount(row, lengths, len(rows)).astype(np.int64)),
             np.where(local > 0, local + np.repeat(before, lengths), 0),
             np.bincount(row, mentions, len(rows)).astype(np.int64), words)
 
@@ -109,8 +120,8 @@ class TokenPieces:
         positions = ragged_positions(self.tokens.offsets, kept)
         cut = np.flatnonzero(kept < self.tokens.lengths)
         positions[(exclusive_cumsum(kept) + kept - 1)[cut]] = (self.tokens.offsets + self.tokens.lengths - 1)[cut]
-        return (Ragged.from_lengths(self.tokens.values[positions], kept),
-                Ragged.from_lengths(self.ordinals[positions], kept))
+        return (Ragged(self.tokens.values[positions], kept),
+                Ragged(self.ordinals[positions], kept))
 
 
 class PromptWords:
@@ -129,11 +140,11 @@ class PromptWords:
             for task in tasks for prompt in TASK_SPECS[task].prompts
         }  # fmt: skip
         slots = [slot for templates in self.templates.values() for template in templates for slot in template]
-        fixed = sorted({slot.text for slot in slots if slot.kind == "fixed"})
+        fixed = sorted({slot.text for slot in slots if slot.kind is SlotKind.FIXED})
         words = list(fixed)
         self.fixed_word = {word: index for index, word in enumerate(fixed)}
         self.user_word = {}
-        for pattern in sorted({slot.text for slot in slots if slot.kind == "user"}):
+        for pattern in sorted({slot.text for slot in slots if slot.kind is SlotKind.USER}):
             self.user_word[pattern] = np.arange(len(words), len(words) + len(user_ids))
             words.extend(pattern.format(user=user_id) for user_id in user_ids)
         self.item_word = np.arange(len(words), len(words) + len(item_ids))
@@ -155,17 +166,17 @@ class PromptWords:
         count = len(users)
         columns = []
         for slot in slots:
-            if slot.kind == "fixed":
+            if slot.kind is SlotKind.FIXED:
                 columns.append(scalar_column(np.full(count, self.fixed_word[slot.text])))
-            elif slot.kind == "user":
+            elif slot.kind is SlotKind.USER:
                 columns.append(scalar_column(self.user_word[slot.text][users]))
-            elif slot.kind == "item":
+            elif slot.kind is SlotKind.ITEM:
                 columns.append(scalar_column(self.item_word[items]))
             else:
                 raise ValueError("fill() takes the slots before or after a template's list, not the list")
         if eos:
             columns.append(scalar_column(np.full(count, self.eos_word)))
-        return concat_columns(columns) if columns else Ragged.from_lengths(np.zeros(0, np.int64), np.zeros(count, np.int64))
+        return concat_columns(columns) if columns else Ragged(np.zeros(0, np.int64), np.zeros(count, np.int64))
 
     def text(self, word_row: np.ndarray) -> str:
         return " ".join(self.words[word] for word in word_row if word != self.eos_word)
@@ -184,11 +195,6 @@ class Draw:
     def take(self, order: np.ndarray) -> "Draw":
         return Draw(self.pieces.take(order), self.labels.take(order), self.draw[order], self.target_items.take(order),
                     self.target_text[order])
-
-
-def concat_rows(parts: Sequence[Ragged]) -> Ragged:
-    """The rows of every part, one part after the other."""
-    return Ragged.from_lengths(np.concatenate([part.values for part in parts]), np.concatenate([part.lengths for part in parts]))
 
 
 def concat_draws(draws: Sequence[Draw]) -> Draw:
@@ -258,12 +264,13 @@ class TrainingMixture(torch.utils.data.Dataset):
         user_index = {user_id: index for index, user_id in enumerate(self.user_ids)}
         item_index = {item_id: index for index, item_id in enumerate(self.item_ids)}
         # Negatives are drawn as catalog numbers 1..N (the schema's integer ids): each row's number and back.
-        self.item_numbers = np.array([int(item_id) for item_id in self.item_ids], dtype=np.int64)
+        item_numbers = np.array([int(item_id) for item_id in self.item_ids], dtype=np.int64)
         self.row_of_number = np.zeros(len(self.item_ids) + 1, dtype=np.int64)
-        self.row_of_number[self.item_numbers] = np.arange(len(self.item_ids))
-        self.all_items = Ragged.from_rows([[item_index[item] for item in row] for row in users["items"]])
-        self.histories = self.all_items.slice_rows(np.zeros(len(self.all_items), dtype=np.int64),
-                                                   np.maximum(self.all_items.lengths - 2, 0))  # training_history
+        self.row_of_number[item_numbers] = np.arange(len(self.item_ids))
+        all_items = Ragged.from_rows([[item_index[item] for item in row] for row in users["items"]])
+        self.numbers_of_user = Ragged(item_numbers[all_items.values], all_items.lengths)  # what negatives exclude
+        self.histories = all_items.slice_rows(np.zeros(len(all_items), dtype=np.int64),
+                                              np.maximum(all_items.lengths - 2, 0))  # training_history
         self.item_targets = Ragged.from_rows(scheme.target_token_ids(self.item_ids, tokenizer))
         self.words = PromptWords(tokenizer, scheme, self.user_ids, self.item_ids, self.tasks)
         # The pieces, as rows of words: item mentions, then per task and template its prefixes and suffix
@@ -277,8 +284,8 @@ class TrainingMixture(torch.utils.data.Dataset):
                 self.ranking_units[task] = np.array([user_index[user_id] for user_id, _ in units[task]], dtype=np.int64)
                 prefixes, suffixes = [], []
                 for slots in self.words.templates[(task, None)]:
-                    split = next(position for position, slot in enumerate(slots) if slot.kind == "list")
-                    if any(slot.kind != "fixed" for slot in slots[split + 1:]):
+                    split = next(position for position, slot in enumerate(slots) if slot.kind is SlotKind.LIST)
+                    if any(slot.kind is not SlotKind.FIXED for slot in slots[split + 1:]):
                         raise ValueError(f"{task.name.lower()}: a ranking template has only fixed words after its list")
                     parts += [self.words.fill(slots[:split], np.arange(len(self.user_ids))),
                               self.words.fill(slots[split + 1:], np.zeros(1, dtype=np.int64), eos=True)]
@@ -316,10 +323,9 @@ class TrainingMixture(torch.utils.data.Dataset):
         count, length = len(users), history.lengths
         if task.spec.ranks_candidates:
             positives = history.values[history.offsets + (rng.random(count) * length).astype(np.int64)]
-            excluded = self.all_items.take(users)
-            excluded = Ragged.from_lengths(self.item_numbers[excluded.values], excluded.lengths)
-            negatives = sample_negative_rows(rng, len(self.item_ids), excluded, self.num_negatives)
-            negatives = Ragged.from_lengths(self.row_of_number[negatives.values], negatives.lengths)
+            negatives = sample_negative_rows(rng, len(self.item_ids), self.numbers_of_user.take(users),
+                                             self.num_negatives)
+            negatives = Ragged(self.row_of_number[negatives.values], negatives.lengths)
             lists = shuffle_within_rows(concat_columns([negatives, scalar_column(positives)]), rng)
             targets = scalar_column(positives)
         else:
@@ -339,7 +345,7 @@ class TrainingMixture(torch.utils.data.Dataset):
         for kind_index, prompt_kind in enumerate(kinds):
             mine = kind == kind_index
             template[mine] = rng.integers(len(self.words.templates[(task, prompt_kind)]), size=int(mine.sum()))
-        empty = Ragged.from_lengths(np.zeros(0, dtype=np.int64), np.zeros(len(positions), dtype=np.int64))
+        empty = Ragged(np.zeros(0, dtype=np.int64), np.zeros(len(positions), dtype=np.int64))
         return Draw(scalar_column(self.text_piece[task][kind, template] + positions),
                     self.text_labels.take(entries[positions, 3]), row_of_values(units.lengths[order]), empty,
                     entries[positions, 3])
@@ -425,8 +431,9 @@ class RaggedExamples:
 
     input_ids: Ragged
     whole_word_ids: Ragged
-    labels: Ragged
+    labels: Ragged | None  # None: evaluation examples without labels
     task_id: np.ndarray
 
 
-__all__ = ["PromptWords", "RaggedExamples", "TrainingMixture", "draw_segments", "epoch_seed", "interleaved_order", "template_slots"]
+__all__ = ["PromptWords", "RaggedExamples", "SlotKind", "TrainingMixture", "draw_segments", "epoch_seed", "interleaved_order",
+           "template_slots"]

@@ -8,7 +8,7 @@ be a handful of numpy gathers instead of a Python loop per example.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,28 +34,24 @@ def row_of_values(lengths: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Ragged:
-    """Rows of integers: row ``i`` is ``values[offsets[i] : offsets[i] + lengths[i]]``.
-
-    ``values`` may carry trailing dimensions (``[N, ...]``); offsets and lengths are ``int64 [rows]``.
-    """
+    """Rows of integers laid end to end in ``values`` (1-D): row ``i`` is
+    ``values[offsets[i] : offsets[i] + lengths[i]]``, ``offsets`` derived from ``lengths``."""
 
     values: np.ndarray
     lengths: np.ndarray
-    offsets: np.ndarray
+    offsets: np.ndarray = field(init=False, repr=False)
 
-    @classmethod
-    def from_lengths(cls, values: np.ndarray, lengths: np.ndarray) -> "Ragged":
-        """Rows laid end to end in ``values``."""
-        lengths = np.asarray(lengths, dtype=np.int64)
-        if int(lengths.sum()) != len(values):
-            raise ValueError(f"row lengths sum to {int(lengths.sum())}, but there are {len(values)} values")
-        return cls(np.asarray(values), lengths, exclusive_cumsum(lengths))
+    def __post_init__(self):
+        object.__setattr__(self, "values", np.asarray(self.values))
+        object.__setattr__(self, "lengths", np.asarray(self.lengths, dtype=np.int64))
+        if int(self.lengths.sum()) != len(self.values):
+            raise ValueError(f"row lengths sum to {int(self.lengths.sum())}, but there are {len(self.values)} values")
+        object.__setattr__(self, "offsets", exclusive_cumsum(self.lengths))
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int]], dtype=np.int64) -> "Ragged":
         lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
-        values = np.fromiter((value for row in rows for value in row), dtype=dtype, count=int(lengths.sum()))
-        return cls.from_lengths(values, lengths)
+        return cls(np.fromiter((value for row in rows for value in row), dtype=dtype, count=int(lengths.sum())), lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -67,21 +63,21 @@ class Ragged:
         """The given rows (any order, repeats allowed), laid end to end."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
-        return Ragged.from_lengths(self.values[ragged_positions(self.offsets[rows], lengths)], lengths)
+        return Ragged(self.values[ragged_positions(self.offsets[rows], lengths)], lengths)
 
     def slice_rows(self, starts: np.ndarray, stops: np.ndarray) -> "Ragged":
         """Row ``i`` cut to ``[starts[i], stops[i])`` (positions inside the row)."""
         lengths = np.maximum(np.asarray(stops) - np.asarray(starts), 0)
-        return Ragged.from_lengths(self.values[ragged_positions(self.offsets + starts, lengths)], lengths)
+        return Ragged(self.values[ragged_positions(self.offsets + starts, lengths)], lengths)
 
     def expand(self, values_table: "Ragged") -> "Ragged":
         """Replace every value ``v`` by row ``v`` of ``values_table`` (words -> tokens), rows kept."""
         inner = values_table.take(self.values)
         lengths = np.bincount(row_of_values(self.lengths), weights=inner.lengths, minlength=len(self)).astype(np.int64)
-        return Ragged.from_lengths(inner.values, lengths)
+        return Ragged(inner.values, lengths)
 
     def segment_cumsum(self) -> np.ndarray:
-        """Inclusive running sum of the values within each row, flat (``values`` must be numeric 1-D)."""
+        """Inclusive running sum of the values within each row, flat."""
         total = np.cumsum(self.values, dtype=np.int64)
         before_row = np.where(self.offsets > 0, total[np.maximum(self.offsets - 1, 0)], 0)
         return total - np.repeat(before_row, self.lengths)
@@ -91,11 +87,14 @@ class Ragged:
         longest = int(self.lengths.max(initial=0)) if width is None else width
         if pad_to_multiple_of:
             longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
-        padded = np.full((len(self), longest, *self.values.shape[1:]), value, dtype=self.values.dtype)
-        padded[row_of_values(self.lengths), ragged_positions(np.zeros(len(self), dtype=np.int64), self.lengths)] = (
-            self.values[ragged_positions(self.offsets, self.lengths)]
-        )
+        padded = np.full((len(self), longest), value, dtype=self.values.dtype)
+        padded[row_of_values(self.lengths), ragged_positions(np.zeros(len(self), dtype=np.int64), self.lengths)] = self.values
         return padded
+
+
+def concat_rows(parts: Sequence[Ragged]) -> Ragged:
+    """The rows of every part, one part after the other."""
+    return Ragged(np.concatenate([part.values for part in parts]), np.concatenate([part.lengths for part in parts]))
 
 
 def concat_columns(columns: Sequence[Ragged]) -> Ragged:
@@ -105,24 +104,22 @@ def concat_columns(columns: Sequence[Ragged]) -> Ragged:
     values = np.empty(int(lengths.sum()), dtype=np.result_type(*(column.values.dtype for column in columns)))
     written = np.zeros(len(lengths), dtype=np.int64)
     for column in columns:
-        values[ragged_positions(starts + written, column.lengths)] = column.values[
-            ragged_positions(column.offsets, column.lengths)]
+        values[ragged_positions(starts + written, column.lengths)] = column.values
         written += column.lengths
-    return Ragged.from_lengths(values, lengths)
+    return Ragged(values, lengths)
 
 
 def scalar_column(values: np.ndarray) -> Ragged:
     """One value per row."""
     values = np.asarray(values)
-    return Ragged.from_lengths(values, np.ones(len(values), dtype=np.int64))
+    return Ragged(values, np.ones(len(values), dtype=np.int64))
 
 
 def shuffle_within_rows(rows: Ragged, rng: np.random.Generator) -> Ragged:
     """Each row's values in a random order of their own."""
     order = np.lexsort((rng.random(len(rows.values)), row_of_values(rows.lengths)))
-    flat = rows.values[ragged_positions(rows.offsets, rows.lengths)]
-    return Ragged.from_lengths(flat[order], rows.lengths)
+    return Ragged(rows.values[order], rows.lengths)
 
 
-__all__ = ["Ragged", "concat_columns", "exclusive_cumsum", "ragged_positions", "row_of_values", "scalar_column",
-           "shuffle_within_rows"]
+__all__ = ["Ragged", "concat_columns", "concat_rows", "exclusive_cumsum", "ragged_positions", "row_of_values",
+           "scalar_column", "shuffle_within_rows"]

@@ -242,7 +242,7 @@ def sample_negative_rows(rng: np.random.Generator, num_items: int, excludes: Rag
     """:func:`sample_negatives` as ragged rows, vectorised: one draw of ``2k + 8`` ids per row, duplicates and
     excluded ids masked out with sorted-key look-ups; the rare row left short draws again (a loop over those only)."""
     if not len(excludes):
-        return Ragged.from_lengths(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return Ragged(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     width = 2 * k + 8
     draws = rng.integers(1, num_items + 1, size=(len(excludes), width))
     keys = np.repeat(np.arange(len(excludes), dtype=np.int64), width) * (num_items + 1) + draws.ravel()
@@ -255,7 +255,7 @@ def sample_negative_rows(rng: np.random.Generator, num_items: int, excludes: Rag
     counts = usable.sum(axis=1)
     short = np.flatnonzero(counts < k)
     if not len(short):
-        return Ragged.from_lengths(draws[usable], counts)
+        return Ragged(draws[usable], counts)
     rows = np.split(draws[usable], np.cumsum(counts)[:-1])
     for row in short:
         exclude = set(excludes.row(row).tolist())

@@ -25,7 +25,6 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import MixtureMode, RDRecDataCollator, TrainingMixture
-from ..models.modeling_rdrec import restrict_labels
 from ..tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
@@ -217,10 +216,8 @@ class RDRecTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The parent's loss; besides, accumulates each task's per-example losses for logging."""
         labels, task_id = inputs["labels"], inputs["task_id"]
-        if self._catalog_token_ids is not None:  # logits over the item tokens only: labels index into them
-            output_token_ids = self._catalog_token_ids.to(labels.device)
-            inputs = {**inputs, "output_token_ids": output_token_ids}
-            labels = restrict_labels(labels, output_token_ids)
+        if self._catalog_token_ids is not None:  # logits over the item tokens only
+            inputs = {**inputs, "output_token_ids": self._catalog_token_ids.to(labels.device)}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
