@@ -31,10 +31,10 @@ from rdrec_hf.data import load_p5_dataset, sample_users, split_target
 from rdrec_hf.evaluation import ranking_metrics
 from rdrec_hf.evaluation.baselines import Baseline, baseline_rankers
 from rdrec_hf.paths import p5_dataset_dir
+from report import STUDENT_RESULTS  # the recipe's results files: one owner for this script and the tables
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = ("beauty", "sports")
-STUDENT_RESULTS = {"beauty": "item_ids_arraypath_cos4000.json", "sports": "item_ids_sports_transitions_cos4000.json"}
 SASREC_RESULTS = {"beauty": "sasrec_item_ids.json", "sports": "sasrec_item_ids_sports.json"}
 SASREC_RUN = "{dataset}/random/cpu/seed0"  # bench_quality.py's key: dataset / indexing / device / seed
 METRICS = ("ndcg@10", "hr@10")

@@ -37,6 +37,14 @@ OPENING = re.compile(r"<!-- report:([\w.-]+) -->")
 
 Results = Mapping[str, Any]  # results file name -> its parsed JSON
 
+# The project's student per dataset (the recipe config_item_ids_catalog.yaml): its bench_item_ids.py results file,
+# read by every table and finding here and by bench_student_vs_baselines.py.
+STUDENT_RESULTS = {"beauty": "item_ids_sasrec8_kd05_cos3000.json", "sports": "item_ids_sports_sasrec8_kd05_cos3000.json"}
+STUDENT_LABEL = "independent ids + SASRec start + distillation"
+# The recipe before it (item tokens from the transitions' spectral embedding, no teacher), kept in the tables.
+PREVIOUS_RESULTS = {"beauty": "item_ids_arraypath_cos4000.json", "sports": "item_ids_sports_transitions_cos4000.json"}
+PREVIOUS_LABEL = "independent ids + transitions start"
+
 
 class ReportError(ValueError):
     """A document or results folder the report cannot render (one message, no traceback on the command line)."""
@@ -238,11 +246,16 @@ def item_id_table(results: Results, students: list[tuple[str, str, str]], starts
     return f"{table}\n\nThis project's protocol: {reference['protocol']} {users:,} test users."
 
 
-@table("item_ids_beauty", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json")
+def recipe_students(dataset: str) -> list[tuple[str, str, str]]:
+    """The recipe's student and the one before it, as ``item_id_table`` rows."""
+    return [(f"student, {STUDENT_LABEL} (`config_item_ids_catalog.yaml`)", STUDENT_RESULTS[dataset], "independent"),
+            (f"student, {PREVIOUS_LABEL} (the previous recipe)", PREVIOUS_RESULTS[dataset], "independent")]
+
+
+@table("item_ids_beauty", "item_ids.json", STUDENT_RESULTS["beauty"], PREVIOUS_RESULTS["beauty"], "item_starts.json")
 def item_ids_beauty(results: Results) -> str:
     students = [
-        ("student, independent ids + transitions start (`config_item_ids_catalog.yaml`)",
-         "item_ids_arraypath_cos4000.json", "independent"),
+        *recipe_students("beauty"),
         *((f"student, {scheme} ids + SVD start (`config_item_ids.yaml`)" if "independent" in scheme
            else f"student, {scheme} ids (`config_item_ids.yaml`)", "item_ids.json", scheme)
           for scheme in ("independent", "collaborative", "collaborative+independent", "random")),
@@ -251,13 +264,10 @@ def item_ids_beauty(results: Results) -> str:
     return item_id_table(results, students, "item_starts.json", (run["sequential"], run["training"]))
 
 
-@table("item_ids_sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
+@table("item_ids_sports", STUDENT_RESULTS["sports"], PREVIOUS_RESULTS["sports"], "item_starts_sports.json",
        "sasrec_item_ids_sports.json")
 def item_ids_sports(results: Results) -> str:
-    students = [("student, independent ids + transitions start (`recipes/sports/train/config_item_ids.yaml` "
-                 "with the beauty catalog recipe's options)", "item_ids_sports_transitions_cos4000.json",
-                 "independent")]
-    return item_id_table(results, students, "item_starts_sports.json",
+    return item_id_table(results, recipe_students("sports"), "item_starts_sports.json",
                          single_sasrec(results, "sasrec_item_ids_sports.json"))
 
 
@@ -308,8 +318,7 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
     users = f"{int(student['num_examples']['mean']):,} sampled"
     sasrec_metrics, training = sasrec
     rows = [
-        ["this project's student: independent ids + transitions start, "
-         + seeds_label(results[student_file]["seeds"]), "leak-free", users,
+        [f"this project's student: {STUDENT_LABEL}, " + seeds_label(results[student_file]["seeds"]), "leak-free", users,
          seeded(student["model"]["hr@10"]), seeded(student["model"]["ndcg@10"])],
         ["transition item-kNN (no model)", "leak-free", users,
          *(metric(results[starts_file]["metrics"]["transition item-kNN"][name]) for name in ("hr@10", "ndcg@10"))],
@@ -337,18 +346,17 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
     return markdown_table(["system", "numbering", "test users", "HR@10", "NDCG@10"], rows, 'lllrr')
 
 
-@table("summary_beauty", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json",
-       "quality_baselines.json")
+@table("summary_beauty", "item_ids.json", STUDENT_RESULTS["beauty"], "item_starts.json", "quality_baselines.json")
 def summary_beauty(results: Results) -> str:
     run = results["item_ids.json"]["sasrec"]
-    return summary_table(results, "beauty", "item_ids_arraypath_cos4000.json", "item_starts.json",
+    return summary_table(results, "beauty", STUDENT_RESULTS["beauty"], "item_starts.json",
                          (run["sequential"], run["training"]))
 
 
-@table("summary_sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
-       "sasrec_item_ids_sports.json", "quality_baselines.json")
+@table("summary_sports", STUDENT_RESULTS["sports"], "item_starts_sports.json", "sasrec_item_ids_sports.json",
+       "quality_baselines.json")
 def summary_sports(results: Results) -> str:
-    return summary_table(results, "sports", "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json",
+    return summary_table(results, "sports", STUDENT_RESULTS["sports"], "item_starts_sports.json",
                          single_sasrec(results, "sasrec_item_ids_sports.json"))
 
 
@@ -357,18 +365,25 @@ def knn(results: Results, starts_file: str) -> str:
 
 
 def student_finding(results: Results) -> str:
-    beauty = best_student(results, "item_ids_arraypath_cos4000.json")
-    sports = best_student(results, "item_ids_sports_transitions_cos4000.json")
+    beauty = best_student(results, STUDENT_RESULTS["beauty"])
+    sports = best_student(results, STUDENT_RESULTS["sports"])
     sports_sasrec, _ = single_sasrec(results, "sasrec_item_ids_sports.json")
     student, popularity = beauty["model"]["ndcg@10"], beauty["popularity"]["ndcg@10"]["mean"]
+
+    def against_knn(entry: Mapping[str, Any], starts_file: str) -> str:
+        nearest = results[starts_file]["metrics"]["transition item-kNN"]["ndcg@10"]
+        above = sum(value >= nearest for value in entry["values"])
+        return f"{above} of {len(entry['values'])} seeds at or above the transition item-kNN ({metric(nearest)})"
+
     return (
         f"- **The student against its baselines** (this project's protocol: leak-free numbering, full ranking, "
-        f"{int(beauty['num_examples']['mean']):,} sampled test users). Beauty: NDCG@10 {seeded(student)} "
-        f"(seeds {per_seed(student)}), {ratio(student['mean'], popularity)} popularity ({metric(popularity)}); "
-        f"a transition item-kNN with no model reaches {knn(results, 'item_starts.json')} and SASRec under the "
-        f"same budget {metric(results['item_ids.json']['sasrec']['sequential']['ndcg@10'])}. Sports: "
-        f"{seeded(sports['model']['ndcg@10'])} against popularity {metric(sports['popularity']['ndcg@10']['mean'])}, "
-        f"item-kNN {knn(results, 'item_starts_sports.json')}, SASRec {metric(sports_sasrec['ndcg@10'])}."
+        f"{int(beauty['num_examples']['mean']):,} sampled test users, {STUDENT_LABEL}). Beauty: NDCG@10 "
+        f"{seeded(student)} (seeds {per_seed(student)}), {ratio(student['mean'], popularity)} popularity "
+        f"({metric(popularity)}); {against_knn(student, 'item_starts.json')}; SASRec under the same budget "
+        f"{metric(results['item_ids.json']['sasrec']['sequential']['ndcg@10'])}. Sports: "
+        f"{seeded(sports['model']['ndcg@10'])} (seeds {per_seed(sports['model']['ndcg@10'])}) against popularity "
+        f"{metric(sports['popularity']['ndcg@10']['mean'])}; {against_knn(sports['model']['ndcg@10'], 'item_starts_sports.json')}; "
+        f"SASRec {metric(sports_sasrec['ndcg@10'])}."
     )
 
 
@@ -433,8 +448,8 @@ def training_finding(results: Results) -> str:
     )
 
 
-@table("findings", "item_ids.json", "item_ids_arraypath_cos4000.json", "item_starts.json",
-       "item_ids_sports_transitions_cos4000.json", "item_starts_sports.json", "sasrec_item_ids_sports.json",
+@table("findings", "item_ids.json", STUDENT_RESULTS["beauty"], "item_starts.json",
+       STUDENT_RESULTS["sports"], "item_starts_sports.json", "sasrec_item_ids_sports.json",
        "quality_baselines.json", "ablation.json", "scaling.json", "data_path.json", "gpu_check.json")
 def findings(results: Results) -> str:
     """The principal findings: every figure read from its results file."""

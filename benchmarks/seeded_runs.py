@@ -43,11 +43,13 @@ def train_and_evaluate(
 
 
 def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:
-    """Wall minutes of each seed's training (``train_runtime`` of its train_results.json)."""
-    return [
-        json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))["train_runtime"] / 60
-        for seed in seeds
-    ]
+    """Wall minutes of each seed's training, its item start included (``train_runtime`` + ``item_start_runtime``
+    of its train_results.json; runs from before the start was recorded have ``train_runtime`` alone)."""
+    minutes = []
+    for seed in seeds:
+        results = json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))
+        minutes.append((results["train_runtime"] + results.get("item_start_runtime", 0.0)) / 60)
+    return minutes
 
 
 def metric_cell(results: dict, task: str, metric: str, system: str = "model") -> str:

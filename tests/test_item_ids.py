@@ -168,21 +168,27 @@ def test_collaborative_codes_come_from_training_interactions_only(prepared):
     assert {item: codes[p] for item, p in position.items()} == scheme.codes
 
 
-@pytest.mark.parametrize("method", ["svd", "transitions"])
-def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5_tokenizer, method):
-    """The item tokens' rows are the factors of the training histories (rescaled), not of the whole ones."""
-    import numpy as np
-
-    from rdrec_hf.data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
+def independent_student(prepared, t5_tokenizer):
+    """``(data, item ids, tokenizer with their tokens, ItemIndex, a tiny fresh student)`` of All_Beauty, independent ids."""
     from rdrec_hf.models import RDRecConfig
-    from rdrec_hf.training.student import init_item_embeddings
 
     data = load_rec_dataset(prepared[ItemIndexing.INDEPENDENT])
     items = data["items"]["item_id"]
     tokenizer = copy.deepcopy(t5_tokenizer)
     item_id_scheme(data).add_tokens(tokenizer, items)
     index = ItemIndex.from_catalog(items, tokenizer, scheme="independent")
-    model = RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", vocab_size=len(tokenizer)))
+    return data, items, tokenizer, index, RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", vocab_size=len(tokenizer)))
+
+
+@pytest.mark.parametrize("method", ["svd", "transitions"])
+def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5_tokenizer, method):
+    """The item tokens' rows are the factors of the training histories (rescaled), not of the whole ones."""
+    import numpy as np
+
+    from rdrec_hf.data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
+    from rdrec_hf.training.student import init_item_embeddings
+
+    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
     init_item_embeddings(model, data, tokenizer, index, method, seed=0)
     rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
     position = {item: p for p, item in enumerate(items)}
@@ -203,6 +209,26 @@ def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5
     random_index = ItemIndex.from_catalog(random_data["items"]["item_id"], tokenizer, scheme="random")
     with pytest.raises(ValueError, match="needs an item token per item"):
         init_item_embeddings(model, random_data, tokenizer, random_index, method, seed=0)
+
+
+def test_sasrec_start_is_a_trained_sasrecs_item_embeddings(prepared, t5_tokenizer):
+    """The `sasrec` start copies (rescaled) the item table of a SASRec trained on the training parts, in the
+    catalog's order; a budget under one epoch trains exactly one, so the same seed gives the same rows."""
+    import numpy as np
+
+    from rdrec_hf.training.student import init_item_embeddings, train_start_sasrec
+
+    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
+    width = model.config.d_model
+    teacher = init_item_embeddings(model, data, tokenizer, index, "sasrec", seed=0, sasrec_minutes=1e-4)
+    rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
+    trained = train_start_sasrec(data, index, width, seed=0, minutes=1e-4).item_embeddings.weight.detach()[1:].numpy()
+    assert trained.shape == (len(items), width)
+    np.testing.assert_array_equal(teacher.item_embeddings.weight.detach()[1:].numpy(), trained)
+    scale = np.abs(rows).sum() / np.abs(trained).sum()
+    np.testing.assert_allclose(rows, scale * trained, atol=1e-5)
+    other_seed = train_start_sasrec(data, index, width, seed=1, minutes=1e-4).item_embeddings.weight.detach()[1:].numpy()
+    assert not np.allclose(trained, other_seed, atol=1e-3)
 
 
 def test_random_and_independent_share_numbers_and_negatives(prepared):

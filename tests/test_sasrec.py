@@ -17,7 +17,10 @@ BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _load_script(name: str):
-    """benchmarks/ is a folder of scripts, not a package: load one as a module."""
+    """benchmarks/ is a folder of scripts, not a package: load one as a module (its siblings importable, as
+    when it runs as a script)."""
+    if str(BENCHMARKS_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS_DIR))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve annotations through sys.modules

@@ -83,6 +83,15 @@ def test_losses_are_logged_per_task(full_run):
             assert 0 <= metrics[f"eval_{task}_{metric}"] <= 1
 
 
+def test_train_results_hold_what_the_budgets_count(full_run):
+    """train_results.json: the item start's wall seconds (none here: the preset's own rows) and the CPU seconds of
+    start and training."""
+    _, _, metrics, output_dir = full_run
+    saved = json.loads((output_dir / "train_results.json").read_text())
+    assert saved["item_start_runtime"] == metrics["item_start_runtime"] < 1.0
+    assert 0 < saved["train_cpu_runtime"] == metrics["train_cpu_runtime"]
+
+
 def test_saved_model_reloads_with_catalog_and_card(full_run, shared):
     _, trainer, _, output_dir = full_run
     files = {path.name for path in output_dir.iterdir()}
@@ -325,6 +334,22 @@ def test_batches_of_the_papers_mixture_hold_its_shares(tmp_path, shared):
             step, tasks)
 
 
+def test_time_budget_counts_what_the_start_spent():
+    """A budget of 1 minute with 45 s already spent on the item start stops 15 s into training, not 60."""
+    from transformers import TrainerControl, TrainerState
+
+    from rdrec_hf.training.rdrec_trainer import TimeBudgetCallback
+
+    now = [100.0]
+    budget = TimeBudgetCallback(1.0, clock=lambda: now[0], name="max_train_cpu_minutes", spent_seconds=45.0)
+    state, control = TrainerState(), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    for now[0], stops in ((110.0, False), (114.9, False), (115.0, True)):
+        control.should_training_stop = False
+        budget.on_step_end(None, state, control)
+        assert control.should_training_stop is stops
+
+
 def test_cumulative_early_stopping_never_resets_its_count(tmp_path):
     """early_stopping_count=cumulative (the paper's pretrain.py): an improvement does not reset the count."""
     from transformers import TrainerControl, TrainerState
@@ -395,3 +420,56 @@ def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):
                       tiny_training_args(tmp_path, task_mixture="0:1:0:0", ranking_softmax="catalog"))
     with pytest.raises(ValueError, match="not among output_token_ids"):
         restrict_labels(torch.tensor([[int(catalog[0]), 5]]), catalog)
+
+
+def test_distillation_loss_is_the_tempered_kl():
+    from rdrec_hf.training.rdrec_trainer import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    torch.testing.assert_close(distillation_loss(teacher + 7.0, teacher), torch.zeros(2))  # a shift is the same softmax
+    student = torch.tensor([[0.0, 1.0, 0.0], [1.0, -2.0, 0.0]])
+    for temperature in (1.0, 2.0):
+        p = torch.softmax(teacher / temperature, -1)
+        expected = (p * (p.log() - torch.log_softmax(student / temperature, -1))).sum(-1) * temperature**2
+        torch.testing.assert_close(distillation_loss(student, teacher, temperature), expected)
+    assert (distillation_loss(student, teacher) > 0).all()
+
+
+def test_recommender_distillation_reads_the_prompts_history_in_the_students_columns(tmp_path, shared):
+    """The collator hands over each sequential prompt's history (left-padded positions + 1, zeros for top-N);
+    the teacher's catalog scores are laid in the student's token-sorted columns, so a student that scores as
+    the teacher has no distillation loss and one with the columns shuffled has some."""
+    training_args = tiny_training_args(tmp_path, task_mixture="0:1:0:1", ranking_softmax="catalog", do_eval=False,
+                                       rank_eval=False, recommender_distillation_weight=0.5)  # fmt: skip
+    data_args = DataArguments(dataset="all_beauty", indexing="independent", user_limit=24)
+    model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="sasrec",
+                                item_embedding_init_minutes=1e-4)  # fmt: skip
+    trainer = build_trainer(model_args, data_args, training_args)
+    mixture, teacher = trainer.train_dataset, trainer.recommender_teacher
+    assert teacher is not None and not teacher.training
+    batch = trainer.data_collator(mixture.__getitems__(list(range(len(mixture)))))
+    history = batch["history_items"]
+    for row in range(len(mixture)):
+        listed = mixture.current.history_items.row(row) + 1
+        expected = [0] * (history.shape[1] - len(listed)) + listed.tolist()
+        assert history[row].tolist() == expected
+        assert (len(listed) > 0) == (int(batch["task_id"][row]) == int(Task.SEQUENTIAL))
+    with torch.no_grad():
+        positions = teacher.item_scores(teacher(history)[:, -1])[:, 1:]  # column p: catalog position p
+    tokens = torch.tensor([ids[0] for ids in trainer.model.item_index.token_ids])
+    columns = torch.searchsorted(trainer._catalog_token_ids, tokens)
+    student = torch.empty_like(positions)
+    student[:, columns] = positions
+    assert float(trainer._distillation_loss(student, history)) < 1e-6
+    assert float(trainer._distillation_loss(student[:, torch.randperm(student.shape[1])], history)) > 1e-3
+    trainer.train()  # the combined loss trains
+    # Over the whole vocabulary (a mixture with text tasks), the student's catalog columns are distilled.
+    vocabulary = build_trainer(model_args, data_args, tiny_training_args(
+        tmp_path, task_mixture="0:1:0:1", do_eval=False, rank_eval=False, recommender_distillation_weight=0.5))
+    assert vocabulary._catalog_token_ids is None and torch.equal(vocabulary._distilled_token_ids, trainer._catalog_token_ids)
+    vocabulary.train()
+    with pytest.raises(ValueError, match="item_embedding_init=sasrec"):
+        build_trainer(ModelArguments(model_preset="tiny"), data_args, training_args)
+    with pytest.raises(ValueError, match="sasrec needs an item token per item"):  # no teacher without item tokens
+        build_trainer(model_args, DataArguments(dataset="all_beauty", indexing="random", user_limit=24),
+                      tiny_training_args(tmp_path, task_mixture="0:1:0:0", recommender_distillation_weight=0.5))

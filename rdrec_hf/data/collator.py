@@ -25,12 +25,15 @@ class RDRecDataCollator:
     padded by one vectorised assignment per column.
     Output: ``input_ids`` / ``attention_mask`` / ``whole_word_ids`` ``LongTensor [B, L]`` (L = longest,
     rounded up to ``pad_to_multiple_of``), ``task_id`` ``LongTensor [B]``, ``labels`` ``LongTensor [B, T]``
-    with ``label_pad_token_id`` on padding (only when the examples have labels).
+    with ``label_pad_token_id`` on padding (only when the examples have labels). With ``history_items`` and a
+    mixture's examples, also ``history_items`` ``LongTensor [B, H]``: each sequential prompt's history as
+    catalog positions + 1, left-padded with 0 (what a SASRec teacher reads; all 0 for other tasks).
     """
 
     pad_token_id: int = 0
     label_pad_token_id: int = -100
     pad_to_multiple_of: int | None = None
+    history_items: bool = False
 
     def __post_init__(self):
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
@@ -51,6 +54,9 @@ class RDRecDataCollator:
         if examples.labels is not None:
             batch["labels"] = torch.from_numpy(examples.labels.pad(self.label_pad_token_id, self.pad_to_multiple_of))
         batch["task_id"] = torch.from_numpy(np.asarray(examples.task_id, dtype=np.int64))
+        if self.history_items and examples.history_items is not None:
+            shifted = Ragged(examples.history_items.values + 1, examples.history_items.lengths)
+            batch["history_items"] = torch.from_numpy(shifted.pad(0, left=True))
         return batch
 
     @staticmethod

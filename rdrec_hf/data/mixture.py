@@ -37,6 +37,7 @@ from .ragged import (
     Ragged,
     concat_columns,
     concat_rows,
+    empty_rows,
     exclusive_cumsum,
     ragged_positions,
     row_of_values,
@@ -191,16 +192,18 @@ class Draw:
     draw: np.ndarray  # the task's draw each example belongs to (a rationale record gives two examples)
     target_items: Ragged  # ranking: item indices of the target; text: empty rows
     target_text: np.ndarray  # text: index into the mixture's target texts; ranking: -1
+    history_items: Ragged  # sequential: item indices of the history the prompt lists; other tasks: empty rows
 
     def take(self, order: np.ndarray) -> "Draw":
         return Draw(self.pieces.take(order), self.labels.take(order), self.draw[order], self.target_items.take(order),
-                    self.target_text[order])
+                    self.target_text[order], self.history_items.take(order))
 
 
 def concat_draws(draws: Sequence[Draw]) -> Draw:
-    return Draw(*(concat_rows([getattr(draw, name) for draw in draws]) for name in ("pieces", "labels")),
-                np.concatenate([draw.draw for draw in draws]), concat_rows([draw.target_items for draw in draws]),
-                np.concatenate([draw.target_text for draw in draws]))
+    rows = {name: concat_rows([getattr(draw, name) for draw in draws])
+            for name in ("pieces", "labels", "target_items", "history_items")}
+    return Draw(rows["pieces"], rows["labels"], np.concatenate([draw.draw for draw in draws]), rows["target_items"],
+                np.concatenate([draw.target_text for draw in draws]), rows["history_items"])
 
 
 def interleaved_order(task_of_draw: np.ndarray, examples_of_draw: np.ndarray) -> np.ndarray:
@@ -322,6 +325,7 @@ class TrainingMixture(torch.utils.data.Dataset):
         history = self.histories.take(users)
         count, length = len(users), history.lengths
         if task.spec.ranks_candidates:
+            history_items = empty_rows(count)
             positives = history.values[history.offsets + (rng.random(count) * length).astype(np.int64)]
             negatives = sample_negative_rows(rng, len(self.item_ids), self.numbers_of_user.take(users),
                                              self.num_negatives)
@@ -330,12 +334,13 @@ class TrainingMixture(torch.utils.data.Dataset):
             targets = scalar_column(positives)
         else:
             start, end = draw_segments(rng, length, self.uniform_start)
-            lists = history.slice_rows(np.maximum(start, end - MAX_HISTORY_ITEMS), end)
+            lists = history_items = history.slice_rows(np.maximum(start, end - MAX_HISTORY_ITEMS), end)
             targets = history.slice_rows(end, np.minimum(end + self.sequential_targets, length))
         template = rng.integers(len(self.prefix_piece[task]), size=count)
         pieces = concat_columns([scalar_column(self.prefix_piece[task][template] + users), lists,
                                  scalar_column(self.suffix_piece[task][template])])  # items are pieces 0..N-1
-        return Draw(pieces, targets.expand(self.item_targets), np.arange(count), targets, np.full(count, -1))
+        return Draw(pieces, targets.expand(self.item_targets), np.arange(count), targets, np.full(count, -1),
+                    history_items)
 
     def _draw_text(self, task: Task, rng: np.random.Generator, order: np.ndarray) -> Draw:
         units, entries, kinds = self.text_units[task]
@@ -345,10 +350,10 @@ class TrainingMixture(torch.utils.data.Dataset):
         for kind_index, prompt_kind in enumerate(kinds):
             mine = kind == kind_index
             template[mine] = rng.integers(len(self.words.templates[(task, prompt_kind)]), size=int(mine.sum()))
-        empty = Ragged(np.zeros(0, dtype=np.int64), np.zeros(len(positions), dtype=np.int64))
+        empty = empty_rows(len(positions))
         return Draw(scalar_column(self.text_piece[task][kind, template] + positions),
                     self.text_labels.take(entries[positions, 3]), row_of_values(units.lengths[order]), empty,
-                    entries[positions, 3])
+                    entries[positions, 3], empty)
 
     def draw_epoch(self, seed: int) -> tuple[Draw, np.ndarray]:
         """Every task's examples of one epoch's draw in training order (seeded by ``seed``), and their tasks."""
@@ -400,7 +405,7 @@ class TrainingMixture(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> "RaggedExamples":
         rows = np.asarray(indices, dtype=np.int64)
         return RaggedExamples(self.input_ids.take(rows), self.whole_word_ids.take(rows),
-                              self.current.labels.take(rows), self.task_id[rows])
+                              self.current.labels.take(rows), self.task_id[rows], self.current.history_items.take(rows))
 
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.input_ids.row(index).tolist(),
@@ -433,6 +438,7 @@ class RaggedExamples:
     whole_word_ids: Ragged
     labels: Ragged | None  # None: evaluation examples without labels
     task_id: np.ndarray
+    history_items: Ragged | None = None  # catalog positions of each sequential prompt's history (else empty rows)
 
 
 __all__ = ["PromptWords", "RaggedExamples", "SlotKind", "TrainingMixture", "draw_segments", "epoch_seed", "interleaved_order",

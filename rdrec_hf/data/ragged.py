@@ -82,13 +82,16 @@ class Ragged:
         before_row = np.where(self.offsets > 0, total[np.maximum(self.offsets - 1, 0)], 0)
         return total - np.repeat(before_row, self.lengths)
 
-    def pad(self, value, pad_to_multiple_of: int | None = None, width: int | None = None) -> np.ndarray:
-        """``[rows, width]`` array right-padded with ``value`` (width: the longest row, rounded up)."""
+    def pad(self, value, pad_to_multiple_of: int | None = None, width: int | None = None,
+            left: bool = False) -> np.ndarray:
+        """``[rows, width]`` array padded with ``value`` on the right (``left``: on the left, each row ending in
+        the last column); width: the longest row, rounded up."""
         longest = int(self.lengths.max(initial=0)) if width is None else width
         if pad_to_multiple_of:
             longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
         padded = np.full((len(self), longest), value, dtype=self.values.dtype)
-        padded[row_of_values(self.lengths), ragged_positions(np.zeros(len(self), dtype=np.int64), self.lengths)] = self.values
+        starts = longest - self.lengths if left else np.zeros(len(self), dtype=np.int64)
+        padded[row_of_values(self.lengths), ragged_positions(starts, self.lengths)] = self.values
         return padded
 
 
@@ -115,11 +118,16 @@ def scalar_column(values: np.ndarray) -> Ragged:
     return Ragged(values, np.ones(len(values), dtype=np.int64))
 
 
+def empty_rows(count: int) -> Ragged:
+    """``count`` rows without values."""
+    return Ragged(np.zeros(0, dtype=np.int64), np.zeros(count, dtype=np.int64))
+
+
 def shuffle_within_rows(rows: Ragged, rng: np.random.Generator) -> Ragged:
     """Each row's values in a random order of their own."""
     order = np.lexsort((rng.random(len(rows.values)), row_of_values(rows.lengths)))
     return Ragged(rows.values[order], rows.lengths)
 
 
-__all__ = ["Ragged", "concat_columns", "concat_rows", "exclusive_cumsum", "ragged_positions", "row_of_values",
+__all__ = ["Ragged", "concat_columns", "concat_rows", "empty_rows", "exclusive_cumsum", "ragged_positions", "row_of_values",
            "scalar_column", "shuffle_within_rows"]

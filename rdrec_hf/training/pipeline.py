@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -133,6 +134,9 @@ def build_trainer(
     model_args: ModelArguments, data_args: DataArguments, training_args: RDRecTrainingArguments
 ) -> RDRecTrainer:
     """Load the data, build the task mixture and the student (with the catalog attached) and the trainer."""
+    if training_args.recommender_distillation_weight > 0 and model_args.item_embedding_init is not ItemEmbeddingInit.SASREC:
+        raise ValueError("recommender_distillation_weight > 0 distils the item start's SASRec: it needs "
+                         "item_embedding_init=sasrec")
     data = load_training_data(data_args)
     tokenizer = load_student_tokenizer(model_args)
     scheme = item_id_scheme(data)
@@ -171,9 +175,17 @@ def build_trainer(
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
     check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
                     f"dataset {data_args.dataset}")  # fmt: skip
+    started = {"wall": time.perf_counter(), "cpu": time.process_time()}
+    recommender = None
     if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
-        init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
-                             training_args.seed, scale=model_args.item_embedding_init_scale)
+        recommender = init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
+                             training_args.seed, scale=model_args.item_embedding_init_scale,
+                             sasrec_minutes=model_args.item_embedding_init_minutes)
+    # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: the budgets count it.
+    start_seconds = {"wall": time.perf_counter() - started["wall"], "cpu": time.process_time() - started["cpu"]}
+    if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
+        logger.info("the %s item start took %.1f wall / %.1f CPU minutes (the training budgets count them)",
+                    model_args.item_embedding_init.value, start_seconds["wall"] / 60, start_seconds["cpu"] / 60)
     base_model.set_item_index(item_index)
     logger.info(describe_student(model))
     return RDRecTrainer(
@@ -184,6 +196,8 @@ def build_trainer(
         processing_class=tokenizer,
         rec_data=data,
         tasks=tasks,
+        start_seconds=start_seconds,
+        recommender_teacher=recommender if training_args.recommender_distillation_weight > 0 else None,
     )
 
 
@@ -194,14 +208,18 @@ def train_rdrec(
 
     Resumes as :func:`resolve_checkpoint` says: a rerun into an ``output_dir`` holding checkpoints goes on from
     the last complete one unless ``overwrite_output_dir``. Evaluates at the end when an eval strategy or ``do_eval`` is set, writes
-    ``train_results.json`` / ``eval_results.json``, ``trainer_state.json`` and a PNG of the loss curves.
-    Pushes to the Hub when ``push_to_hub``. Returns the trainer and the train (and eval) metrics.
+    ``train_results.json`` (with ``item_start_runtime``, the item start's wall seconds, and ``train_cpu_runtime``,
+    this process's CPU seconds of start and training) / ``eval_results.json``, ``trainer_state.json`` and a PNG of
+    the loss curves. Pushes to the Hub when ``push_to_hub``. Returns the trainer and the train (and eval) metrics.
     """
     checkpoint = resolve_checkpoint(training_args)
     trainer = build_trainer(model_args, data_args, training_args)
+    cpu_started = time.process_time()
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
-    metrics = dict(train_result.metrics)
+    # What the budgets count: the item start's seconds, and the CPU seconds of start and training together.
+    metrics = {**train_result.metrics, "item_start_runtime": trainer.start_seconds["wall"],
+               "train_cpu_runtime": trainer.start_seconds["cpu"] + time.process_time() - cpu_started}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()

@@ -37,6 +37,10 @@ class ItemEmbeddingInit(str, Enum):
     # Spectral embedding of the normalised graph of items bought within `TRANSITION_WINDOW` positions of each
     # other in the training sequences: the order's locality, popularity divided out.
     TRANSITIONS = "transitions"
+    # The item embeddings of a SASRec trained on the training sequences for `item_embedding_init_minutes`
+    # (early stopping on validation): a sequential recommender's item space, as LLaRA / CoLLM start their
+    # item tokens.
+    SASREC = "sasrec"
 
 
 class RankingSoftmax(str, Enum):
@@ -136,16 +140,23 @@ class ModelArguments:
             "collaborative+independent): `default`; `svd`: item factors V*sqrt(S) of a truncated SVD of the "
             "training user-item matrix; `transitions`: the spectral embedding of the degree-normalised graph of "
             "items bought within a few positions of each other in the training sequences (the window is "
-            "`rdrec_hf.data.item_graph.TRANSITION_WINDOW`). Both rescaled to the "
-            "embedding table's std."
+            "`rdrec_hf.data.item_graph.TRANSITION_WINDOW`); `sasrec`: the item embeddings of a SASRec of width "
+            "d_model trained on the training sequences for `item_embedding_init_minutes`. All rescaled to the "
+            "embedding table's std. The start's time counts in `max_train_minutes` / `max_train_cpu_minutes`."
         },
     )
     item_embedding_init_scale: float = field(
         default=1.0,
         metadata={
-            "help": "With `item_embedding_init` svd or transitions: the std of the item rows as a multiple of the "
+            "help": "With `item_embedding_init` svd, transitions or sasrec: the std of the item rows as a multiple of the "
             "embedding table's std. Below 1 it tames the first loss: the SVD puts large rows under popular items."
         },
+    )
+    item_embedding_init_minutes: float = field(
+        default=10.0,
+        metadata={"help": "With `item_embedding_init: sasrec`: SASRec's training wall-clock minutes (it stops "
+                  "earlier when validation NDCG@10 has not improved for 10 epochs; the best epoch's weights start "
+                  "the item tokens)."},
     )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
     lora_r: int | None = field(
@@ -184,9 +195,11 @@ class ModelArguments:
         self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
         if self.item_embedding_init_scale <= 0:
             raise ValueError(f"item_embedding_init_scale must be positive, got {self.item_embedding_init_scale}")
+        if self.item_embedding_init_minutes <= 0:
+            raise ValueError(f"item_embedding_init_minutes must be positive, got {self.item_embedding_init_minutes}")
         if self.item_embedding_init_scale != 1.0 and self.item_embedding_init is ItemEmbeddingInit.DEFAULT:
             raise ValueError("item_embedding_init_scale is the scale of a factor start: it needs "
-                             "`item_embedding_init` svd or transitions")
+                             "`item_embedding_init` svd, transitions or sasrec")
         self.bnb_4bit_quant_type = Bnb4bitQuantType(self.bnb_4bit_quant_type)
         lora_options = {
             "lora_r": self.lora_r,
@@ -300,6 +313,17 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                   "tokens only (`catalog`: independent ids and a mixture of ranking tasks only; the items rank "
                   "the same, the output layer shrinks from the vocabulary to the catalog)."},
     )
+    recommender_distillation_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight w of distilling the item start's SASRec (`item_embedding_init: sasrec`) into the "
+                  "sequential task: the loss is (1 - w) * the batch's cross-entropy + w * the mean over its "
+                  "sequential prompts of T^2 * KL(teacher || student), both distributions over the catalog's item "
+                  "tokens at the first target, the teacher reading the history the prompt lists (T: "
+                  "`recommender_distillation_temperature`). Needs one-token item ids (independent). 0: off."},
+    )
+    recommender_distillation_temperature: float = field(
+        default=1.0, metadata={"help": "Softmax temperature of both distributions in the distillation loss."}
+    )
     max_train_minutes: float | None = field(
         default=None,
         metadata={"help": "Stop training after this many wall-clock minutes (checked after each step, so the "
@@ -355,6 +379,11 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                       if weight > 0 and task not in RANKING_TASKS]  # fmt: skip
         if self.ranking_softmax is RankingSoftmax.CATALOG and text_tasks:
             raise ValueError(f"ranking_softmax=catalog trains ranking tasks only; the mixture has {text_tasks}")
+        if not 0.0 <= self.recommender_distillation_weight <= 1.0:
+            raise ValueError(f"recommender_distillation_weight must be in [0, 1], got {self.recommender_distillation_weight}")
+        if self.recommender_distillation_temperature <= 0:
+            raise ValueError("recommender_distillation_temperature must be positive, got "
+                             f"{self.recommender_distillation_temperature}")
         for name in ("max_source_length", "max_target_length", "rank_eval_max_users", "rank_eval_num_beams",
                      "sequential_targets"):
             if getattr(self, name) <= 0:

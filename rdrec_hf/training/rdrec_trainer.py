@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -35,16 +35,18 @@ logger = logging.getLogger(__name__)
 
 class TimeBudgetCallback(TrainerCallback):
     """Stops training once `minutes` have passed since training began, on `clock` (`time.perf_counter` for
-    wall-clock time, `time.process_time` for this process's CPU time)."""
+    wall-clock time, `time.process_time` for this process's CPU time), counting `spent_seconds` already spent
+    before it (the model's start)."""
 
-    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "max_train_minutes"):
+    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "max_train_minutes",
+                 spent_seconds: float = 0.0):
         if minutes <= 0:
             raise ValueError(f"{name} must be positive, got {minutes}")
-        self.seconds, self.clock, self.name = minutes * 60, clock, name
+        self.seconds, self.clock, self.name, self.spent_seconds = minutes * 60, clock, name, spent_seconds
         self.started: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.clock()
+        self.started = self.clock() - self.spent_seconds
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.clock() - self.started >= self.seconds:
@@ -106,6 +108,19 @@ def task_loss_totals(
     return torch.stack([sums, counts])
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Knowledge-distillation loss of each example: ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
+
+    Args:
+        student_logits / teacher_logits: ``[B, N]`` scores of the same N classes.
+    Returns:
+        ``[B]`` float32 (the ``T^2`` keeps its gradient on the scale of a cross-entropy's).
+    """
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return (teacher.exp() * (teacher - student)).sum(dim=-1) * temperature**2
+
+
 def mean_task_losses(totals: torch.Tensor) -> dict[Task, float]:
     """``{task: mean loss}`` from ``[2, num_tasks]`` totals, for the tasks with at least one example."""
     return {
@@ -128,6 +143,11 @@ class RDRecTrainer(Seq2SeqTrainer):
         rec_data: the project dataset (``users``, ``items``, ...): validation users for ranking metrics and
             dataset facts for the model card.
         tasks: the tasks actually trained (``build_training_dataset``'s second result), for the model card.
+        start_seconds: ``{"wall": s, "cpu": s}`` spent before training on the model's start (an item start), which
+            ``max_train_minutes`` / ``max_train_cpu_minutes`` count.
+        recommender_teacher: a trained ``SASRec`` over the catalog positions (the `sasrec` item start) that
+            ``recommender_distillation_weight`` distils into the sequential task; the default collator then
+            also hands over each prompt's history (``history_items``).
         other keyword arguments: as ``Seq2SeqTrainer``.
     """
 
@@ -144,24 +164,33 @@ class RDRecTrainer(Seq2SeqTrainer):
         rec_data: DatasetDict | None = None,
         tasks: Sequence[Task] | None = None,
         callbacks=None,
+        start_seconds: Mapping[str, float] | None = None,
+        recommender_teacher: torch.nn.Module | None = None,
         **kwargs,
     ):
         if args is None:
             raise ValueError("RDRecTrainer needs RDRecTrainingArguments (args=...)")
         if not isinstance(args, RDRecTrainingArguments):
             raise TypeError(f"args must be RDRecTrainingArguments, got {type(args).__name__}")
+        distilling = args.recommender_distillation_weight > 0
+        if distilling and recommender_teacher is None:
+            raise ValueError("recommender_distillation_weight > 0 needs a recommender_teacher (item_embedding_init: sasrec)")
         if data_collator is None:
             pad_token_id = processing_class.pad_token_id if processing_class is not None else 0
-            data_collator = RDRecDataCollator(pad_token_id=pad_token_id)
+            data_collator = RDRecDataCollator(pad_token_id=pad_token_id, history_items=distilling)
+        if distilling and not getattr(data_collator, "history_items", False):
+            raise ValueError("recommender distillation reads each prompt's history: the collator needs history_items=True")
         callbacks = [*(callbacks or []), SetEpochCallback()]
         if args.early_stopping_patience is not None:
             stopping = (CumulativeEarlyStoppingCallback if args.early_stopping_count is EarlyStoppingCount.CUMULATIVE
                         else EarlyStoppingCallback)
             callbacks.append(stopping(early_stopping_patience=args.early_stopping_patience))
+        start_seconds = {"wall": 0.0, "cpu": 0.0, **(start_seconds or {})}
         if args.max_train_minutes is not None:
-            callbacks.append(TimeBudgetCallback(args.max_train_minutes))
+            callbacks.append(TimeBudgetCallback(args.max_train_minutes, spent_seconds=start_seconds["wall"]))
         if args.max_train_cpu_minutes is not None:
-            callbacks.append(TimeBudgetCallback(args.max_train_cpu_minutes, time.process_time, "max_train_cpu_minutes"))
+            callbacks.append(TimeBudgetCallback(args.max_train_cpu_minutes, time.process_time, "max_train_cpu_minutes",
+                                                start_seconds["cpu"]))
         super().__init__(
             model=model,
             args=args,
@@ -177,18 +206,24 @@ class RDRecTrainer(Seq2SeqTrainer):
         # accumulation steps (and not multiply by the number of processes).
         self.model_accepts_loss_kwargs = False
         self.rec_data = rec_data
+        self.start_seconds = start_seconds
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
+        self.recommender_teacher = recommender_teacher.eval().requires_grad_(False) if distilling else None
+        if self.recommender_teacher is not None:  # teacher column p + 1 is catalog position p; the student's are token-sorted
+            self._distilled_token_ids = self._catalog_softmax_tokens("recommender_distillation_weight > 0")
+            tokens = torch.tensor([token_ids[0] for token_ids in self._base_model().item_index.token_ids])
+            self._teacher_column_of_student = torch.searchsorted(self._distilled_token_ids, tokens).argsort() + 1
 
-    def _catalog_softmax_tokens(self) -> torch.LongTensor:
-        """The ascending item-token ids the `catalog` softmax keeps (one token per item)."""
+    def _catalog_softmax_tokens(self, option: str = "ranking_softmax=catalog") -> torch.LongTensor:
+        """The ascending item-token ids the `catalog` softmax keeps (one token per item); errors name ``option``."""
         if self._base_model() is not self.model:
-            raise ValueError("ranking_softmax=catalog needs a fully fine-tuned student, not a PEFT adapter")
+            raise ValueError(f"{option} needs a fully fine-tuned student, not a PEFT adapter")
         item_index = getattr(self.model, "item_index", None)
         if item_index is None or not item_index.is_single_token:
             raise ValueError(
-                "ranking_softmax=catalog needs one-token item ids (indexing: independent); "
+                f"{option} needs one-token item ids (indexing: independent); "
                 f"this student's catalog is {item_index!r}"
             )
         return torch.tensor(sorted(tokens[0] for tokens in item_index.token_ids))
@@ -216,11 +251,18 @@ class RDRecTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The parent's loss; besides, accumulates each task's per-example losses for logging."""
         labels, task_id = inputs["labels"], inputs["task_id"]
+        history_items = inputs.pop("history_items", None)  # the teacher's input, not the student's
         if self._catalog_token_ids is not None:  # logits over the item tokens only
             inputs = {**inputs, "output_token_ids": self._catalog_token_ids.to(labels.device)}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
+        if self.recommender_teacher is not None and history_items is not None:
+            weight = self.args.recommender_distillation_weight
+            student_logits = outputs.logits[:, 0]  # the first target token
+            if self._catalog_token_ids is None:  # vocabulary logits: the catalog's columns
+                student_logits = student_logits[:, self._distilled_token_ids.to(student_logits.device)]
+            loss = (1 - weight) * loss + weight * self._distillation_loss(student_logits, history_items)
         with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
             token_losses = getattr(outputs, "token_losses", None)
             example_losses = (per_example_loss(outputs.logits.detach(), labels) if token_losses is None
@@ -229,6 +271,21 @@ class RDRecTrainer(Seq2SeqTrainer):
         mode = TRAIN if model.training else EVAL  # kept on the device: no host synchronisation per step
         self._task_loss_totals[mode] = self._task_loss_totals[mode].to(totals.device) + totals
         return (loss, outputs) if return_outputs else loss
+
+    def _distillation_loss(self, student_logits: torch.Tensor, history_items: torch.Tensor) -> torch.Tensor:
+        """Mean `distillation_loss` over the examples with a history (sequential prompts), 0 without any.
+
+        Args:
+            student_logits: ``[B, N]`` catalog logits of the first target token.
+            history_items: ``[B, H]`` catalog positions + 1, left-padded with 0 (all 0: no history).
+        """
+        teacher = self.recommender_teacher.to(student_logits.device)
+        with torch.no_grad():
+            hidden = teacher(history_items)[:, -1]
+            teacher_logits = teacher.item_scores(hidden)[:, self._teacher_column_of_student.to(hidden.device)]
+        has_history = history_items[:, -1] > 0  # left-padded: a history ends in the last column
+        per_example = distillation_loss(student_logits, teacher_logits, self.args.recommender_distillation_temperature)
+        return (per_example * has_history).sum() / has_history.sum().clamp(min=1)  # no host read of the count
 
     def _pop_task_losses(self, mode: str) -> dict[Task, float]:
         """Mean loss per task since the last call, over all processes; resets the totals of ``mode``."""
