@@ -180,7 +180,7 @@ def build_trainer(
     if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
         recommender = init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
                              training_args.seed, scale=model_args.item_embedding_init_scale,
-                             sasrec_minutes=model_args.item_embedding_init_minutes)
+                             sasrec_minutes=model_args.item_embedding_init_minutes, device=training_args.device)
     # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: the budgets count it.
     start_seconds = {"wall": time.perf_counter() - started["wall"], "cpu": time.process_time() - started["cpu"]}
     if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
