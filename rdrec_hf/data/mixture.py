@@ -177,7 +177,7 @@ class PromptWords:
                 raise ValueError("fill() takes the slots before or after a template's list, not the list")
         if eos:
             columns.append(scalar_column(np.full(count, self.eos_word)))
-        return concat_columns(columns) if columns else Ragged(np.zeros(0, np.int64), np.zeros(count, np.int64))
+        return concat_columns(columns) if columns else empty_rows(count)
 
     def text(self, word_row: np.ndarray) -> str:
         return " ".join(self.words[word] for word in word_row if word != self.eos_word)

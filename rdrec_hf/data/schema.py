@@ -31,7 +31,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, Sequence as SequenceFeature, Value
 
 from ..models.item_ids import ItemIdScheme, ItemIndexing
-from .ragged import Ragged, row_of_values
+from .ragged import Ragged, empty_rows, row_of_values
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def sample_negative_rows(rng: np.random.Generator, num_items: int, excludes: Rag
     """:func:`sample_negatives` as ragged rows, vectorised: one draw of ``2k + 8`` ids per row, duplicates and
     excluded ids masked out with sorted-key look-ups; the rare row left short draws again (a loop over those only)."""
     if not len(excludes):
-        return Ragged(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return empty_rows(0)
     width = 2 * k + 8
     draws = rng.integers(1, num_items + 1, size=(len(excludes), width))
     keys = np.repeat(np.arange(len(excludes), dtype=np.int64), width) * (num_items + 1) + draws.ravel()

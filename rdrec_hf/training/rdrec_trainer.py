@@ -210,11 +210,14 @@ class RDRecTrainer(Seq2SeqTrainer):
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
-        self.recommender_teacher = recommender_teacher.eval().requires_grad_(False) if distilling else None
-        if self.recommender_teacher is not None:  # teacher column p + 1 is catalog position p; the student's are token-sorted
+        self.recommender_teacher = None
+        if distilling:  # teacher column p + 1 is catalog position p; the student's are token-sorted
+            device = self.args.device
+            self.recommender_teacher = recommender_teacher.eval().requires_grad_(False).to(device)
             self._distilled_token_ids = self._catalog_softmax_tokens("recommender_distillation_weight > 0")
             tokens = torch.tensor([token_ids[0] for token_ids in self._base_model().item_index.token_ids])
-            self._teacher_column_of_student = torch.searchsorted(self._distilled_token_ids, tokens).argsort() + 1
+            self._teacher_column_of_student = (torch.searchsorted(self._distilled_token_ids, tokens).argsort() + 1).to(device)
+            self._distilled_token_ids = self._distilled_token_ids.to(device)
 
     def _catalog_softmax_tokens(self, option: str = "ranking_softmax=catalog") -> torch.LongTensor:
         """The ascending item-token ids the `catalog` softmax keeps (one token per item); errors name ``option``."""
@@ -261,7 +264,7 @@ class RDRecTrainer(Seq2SeqTrainer):
             weight = self.args.recommender_distillation_weight
             student_logits = outputs.logits[:, 0]  # the first target token
             if self._catalog_token_ids is None:  # vocabulary logits: the catalog's columns
-                student_logits = student_logits[:, self._distilled_token_ids.to(student_logits.device)]
+                student_logits = student_logits[:, self._distilled_token_ids]
             loss = (1 - weight) * loss + weight * self._distillation_loss(student_logits, history_items)
         with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
             token_losses = getattr(outputs, "token_losses", None)
@@ -279,10 +282,9 @@ class RDRecTrainer(Seq2SeqTrainer):
             student_logits: ``[B, N]`` catalog logits of the first target token.
             history_items: ``[B, H]`` catalog positions + 1, left-padded with 0 (all 0: no history).
         """
-        teacher = self.recommender_teacher.to(student_logits.device)
         with torch.no_grad():
-            hidden = teacher(history_items)[:, -1]
-            teacher_logits = teacher.item_scores(hidden)[:, self._teacher_column_of_student.to(hidden.device)]
+            hidden = self.recommender_teacher(history_items)[:, -1]
+            teacher_logits = self.recommender_teacher.item_scores(hidden)[:, self._teacher_column_of_student]
         has_history = history_items[:, -1] > 0  # left-padded: a history ends in the last column
         per_example = distillation_loss(student_logits, teacher_logits, self.args.recommender_distillation_temperature)
         return (per_example * has_history).sum() / has_history.sum().clamp(min=1)  # no host read of the count

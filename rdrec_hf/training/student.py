@@ -130,17 +130,17 @@ def init_item_embeddings(
     if not item_index.indexing.has_item_token:
         raise ValueError(f"item_embedding_init={method.value} needs an item token per item; "
                          f"{item_index.indexing.value} has none")
-    histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
     embeddings = model.get_input_embeddings().weight
-    width = min(embeddings.shape[1], len(item_index) - 1, len(histories) - 1)
-    if method is ItemEmbeddingInit.SVD:
-        factors = svd_item_embeddings(histories, len(item_index), width, seed)
-    elif method is ItemEmbeddingInit.SASREC:
+    recommender = None
+    if method is ItemEmbeddingInit.SASREC:
         width = embeddings.shape[1]
         recommender = train_start_sasrec(data, item_index, width, seed, sasrec_minutes, device)
         factors = recommender.item_embeddings.weight.detach()[1:].cpu().numpy()
     else:
-        factors = spectral_item_embeddings(transition_graph(histories, len(item_index)), width, seed)
+        histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
+        width = min(embeddings.shape[1], len(item_index) - 1, len(histories) - 1)
+        factors = (svd_item_embeddings(histories, len(item_index), width, seed) if method is ItemEmbeddingInit.SVD
+                   else spectral_item_embeddings(transition_graph(histories, len(item_index)), width, seed))
     factors = torch.from_numpy(factors)
     factors = factors * (scale * embeddings.detach().std() / factors.std().clamp(min=1e-12))
     rows = torch.tensor(tokenizer.convert_tokens_to_ids([item_token(item) for item in item_index.item_ids]))
@@ -148,7 +148,7 @@ def init_item_embeddings(
         embeddings[rows] = 0.0
         embeddings[rows, :width] = factors.to(embeddings.dtype)
     logger.info("item-token embeddings of %d items set from %d %s factors", len(rows), width, method.value)
-    return recommender if method is ItemEmbeddingInit.SASREC else None
+    return recommender
 
 
 def train_start_sasrec(data, item_index, width: int, seed: int, minutes: float, device: torch.device | str = "cpu"):
