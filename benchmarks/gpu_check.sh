@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU check of the student (under 9 minutes on one H200), from the repository root:
-#   1. the d_model-64 item-id recipe for two epochs alone (steps/s, epoch seconds); then side by side on the one
+#   1. the d_model-64 item-id recipe for one epoch alone, eager and then under torch.compile with CUDA graphs
+#      (reduce-overhead, prompts padded to multiples of 8: a few shapes to record) (steps/s steady and with
+#      start-up, epoch seconds; fused AdamW, no host read per step); then side by side on the one
 #      GPU: the GPU recipe's student (recipes/{beauty,sports}/train/config_gpu.yaml: small preset, bf16, validation NDCG@10 every epoch, early stopping, best weights kept) and SASRec
 #      (benchmarks/bench_quality.py --device cuda), on beauty and sports;
 #   2. each student evaluated on the GPU (recipes/<dataset>/evaluation/config_item_ids.yaml: the same seeded
@@ -64,9 +66,10 @@ trap 'echo "stopped after $(( $(date +%s) - started )) s"; exit 143' TERM INT
 if [[ $SMOKE == 1 ]]; then
   DEVICE=cpu
   # A few steps of everything: a tiny student, two evaluations of 100 steps' worth, one SASRec epoch.
-  STUDENT=(--model_preset tiny --max_steps 4 --eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2
+  STUDENT=(--model_preset tiny --item_embedding_init_minutes 0.2 --max_steps 4 --eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2
            --rank_eval_max_users 20 --eval_max_examples_per_task 8 --max_train_minutes 2 --user_limit 300 --use_cpu true)
-  SPEED=(--model_preset tiny --max_steps 4 --user_limit 300 --item_embedding_init transitions --recommender_distillation_weight 0)
+  SPEED=(--model_preset tiny --max_steps 4 --logging_steps 1 --user_limit 300 --item_embedding_init transitions
+         --recommender_distillation_weight 0 --optim adamw_torch_fused)
   EVALUATE=(--max_users 50)
   SASREC=(--max-epochs 1 --test-users 50 --patience 1)
   GENERATION=(--preset tiny --batch-sizes 1 4 --repeats 1 --tables batch --reference-max-batch 1)
@@ -75,25 +78,28 @@ else
   DEVICE=cuda
   # STUDENT_OPTIONS / SASREC_SECONDS shorten the check when less device time is left (e.g. "--num_train_epochs 10").
   read -r -a extra <<<"${STUDENT_OPTIONS:-}"
-  STUDENT=(--max_train_minutes 4.5 --tf32 true "${extra[@]}")
-  # two epochs of beauty, batch 256; the step of the recipe without its 8-minute SASRec start and teacher
-  SPEED=(--max_steps 1222 --tf32 true --bf16 true --logging_nan_inf_filter false --item_embedding_init transitions
-         --recommender_distillation_weight 0)
+  STUDENT=(--max_train_minutes 4 --tf32 true "${extra[@]}")
+  # one epoch of beauty, batch 256; the step of the recipe without its 8-minute SASRec start and teacher
+  SPEED=(--max_steps 611 --max_train_minutes 1.5 --tf32 true --bf16 true --logging_nan_inf_filter false
+         --item_embedding_init transitions --recommender_distillation_weight 0 --optim adamw_torch_fused)
   EVALUATE=()
-  SASREC=(--wall-budget-s "${SASREC_SECONDS:-270}" --test-users 5000 --threads 4)
+  SASREC=(--wall-budget-s "${SASREC_SECONDS:-240}" --test-users 5000 --threads 4)
   GENERATION=(--batch-sizes 1 8 32 128 256 --tables batch --repeats "${GENERATION_REPEATS:-3}")
 fi
 
-train() {  # dataset, recipe, name, extra options...
+train() {  # dataset, recipe, name, extra options... (LIMIT=seconds before it: stopped then; none by default)
   local dataset=$1 recipe=$2 name=$3
   shift 3
-  $PY -m rdrec_hf.cli train --config "recipes/$dataset/train/$recipe" --output_dir "$RUNS/$name" \
+  timeout "${LIMIT:-0}" $PY -m rdrec_hf.cli train --config "recipes/$dataset/train/$recipe" --output_dir "$RUNS/$name" \
     --overwrite_output_dir true --report_to none "$@" >"$RESULTS/$name.log" 2>&1
 }
 
-# The d_model-64 recipe's speed first, alone on the device; then the trainings side by side.
+# The d_model-64 recipe's speed first, alone on the device (gpu_check_summary.py's SPEED_RUNS); then the
+# trainings side by side.
 train beauty config_item_ids_catalog.yaml speed_d64 "${SPEED[@]}" || failed=1
-echo "speed run done in $(( $(date +%s) - started )) s"
+LIMIT=240 train beauty config_item_ids_catalog.yaml speed_d64_compiled "${SPEED[@]}" --torch_compile true \
+  --torch_compile_mode reduce-overhead --pad_to_multiple_of 8 || failed=1
+echo "speed runs done in $(( $(date +%s) - started )) s"
 pids=()
 for dataset in beauty sports; do
   train "$dataset" config_gpu.yaml "student_$dataset" "${STUDENT[@]}" &
@@ -116,7 +122,7 @@ for dataset in beauty sports; do
 done
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 echo "evaluations done in $(( $(date +%s) - started )) s"
-timeout "${GENERATION_SECONDS:-150}" $PY benchmarks/bench_generation.py --device "$DEVICE" "${GENERATION[@]}" \
+timeout "${GENERATION_SECONDS:-90}" $PY benchmarks/bench_generation.py --device "$DEVICE" "${GENERATION[@]}" \
   >"$RESULTS/generation.md" 2>"$RESULTS/generation.log" || failed=1
 echo "generation done in $(( $(date +%s) - started )) s"
 $PY benchmarks/gpu_check_summary.py --runs "$RUNS" --results "$RESULTS" --seconds $(( $(date +%s) - started )) \

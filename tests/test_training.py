@@ -76,6 +76,8 @@ def test_losses_are_logged_per_task(full_run):
     for entry in training_logs:
         assert {"loss_sequential", "loss_topn", "loss_explanation"} <= set(entry)
         assert "loss_rationale" not in entry
+    # the rate since the previous log: none at the first, which has no previous one
+    assert "steps_per_second" not in training_logs[0] and training_logs[1]["steps_per_second"] > 0
     task_losses = [metrics[f"eval_loss_{name}"] for name in ("sequential", "topn", "explanation")]
     assert metrics["eval_mean_task_loss"] == pytest.approx(sum(task_losses) / 3)
     for task in ("sequential", "topn"):
@@ -396,13 +398,14 @@ def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):
     from rdrec_hf.models.modeling_rdrec import restrict_labels
 
     training_args = tiny_training_args(tmp_path, task_mixture="0:1:0:1", ranking_softmax="catalog", do_eval=False,
-                                       rank_eval=False)  # fmt: skip
+                                       rank_eval=False, pad_to_multiple_of=16)  # fmt: skip
     data_args = DataArguments(dataset="all_beauty", indexing="independent", user_limit=24)
     trainer = build_trainer(ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0"), data_args,
                             training_args)  # fmt: skip
     model, catalog = trainer.model, trainer._catalog_token_ids
     assert catalog.numel() == len(model.item_index) == 83 and bool((catalog[1:] > catalog[:-1]).all())
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert batch["input_ids"].shape[1] % 16 == 0 and batch["labels"].shape[1] % 16 == 0  # few shapes to compile
     full = model(**batch)
     restricted = model(**batch, output_token_ids=catalog)
     # The logits are the catalog's columns of the full ones; the loss normalises over them alone.

@@ -73,6 +73,7 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"task_mixture": "0:0:0:0"}, "at least one ratio"),
         ({"max_source_length": 0}, "max_source_length must be positive"),
         ({"num_negatives": 0}, "num_negatives must be positive"),
+        ({"pad_to_multiple_of": 0}, "pad_to_multiple_of must be positive"),
         ({"sequential_targets": 0}, "sequential_targets must be positive"),
         ({"early_stopping_patience": 2}, "needs an evaluation"),
         ({"eval_max_examples_per_task": 0}, "eval_max_examples_per_task"),

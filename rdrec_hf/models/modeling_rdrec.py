@@ -6,7 +6,7 @@ Hub custom code: this file imports only ``torch``, ``transformers`` and its sibl
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,21 +27,31 @@ logger = logging.get_logger(__name__)
 VOCAB_PADDING_MULTIPLE = 128
 
 
+def _require(condition: torch.Tensor, message: str, details: Callable[[], str] | None = None) -> None:
+    """Raise `ValueError(message)` unless the 0-dim bool `condition` holds.
+
+    On an accelerator the check is a device-side assertion (`message` only), so that a training step does not wait
+    for the device to answer it; on the CPU `details()` (which may read the offending values) completes the message.
+    """
+    if condition.device.type != "cpu":
+        torch._assert_async(condition, message)
+    elif not bool(condition):
+        raise ValueError(message + (details() if details is not None else ""))
+
+
 def restrict_labels(labels: torch.LongTensor, output_token_ids: torch.LongTensor) -> torch.LongTensor:
     """Vocabulary-id `labels` `[B, T]` as indices into the ascending `output_token_ids` `[K]` (-100 stays).
 
-    Raises `ValueError` for a label outside `output_token_ids` on the CPU; on an accelerator the check is a
-    device-side assertion, so that a training step does not wait for the device to answer it.
+    Raises `ValueError` for a label outside `output_token_ids` (a device-side assertion on an accelerator).
     """
     positions = torch.searchsorted(output_token_ids, labels.clamp(min=0)).clamp(max=output_token_ids.numel() - 1)
     found = output_token_ids[positions] == labels
     ignored = labels == -100
-    valid = (found | ignored).all()
-    if labels.device.type != "cpu":
-        torch._assert_async(valid, "labels are not among output_token_ids; the restricted softmax cannot score them")
-    elif not bool(valid):
-        outside = labels[~(found | ignored)][:5].tolist()
-        raise ValueError(f"labels {outside} are not among output_token_ids; the restricted softmax cannot score them")
+    _require(
+        (found | ignored).all(),
+        "labels are not among output_token_ids; the restricted softmax cannot score them",
+        lambda: f": {labels[~(found | ignored)][:5].tolist()}",
+    )
     return torch.where(ignored, labels, positions)
 
 
@@ -86,12 +96,12 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
                     f"whole_word_ids has shape {tuple(whole_word_ids.shape)} but the input ids have shape "
                     f"{tuple(input_shape)}; they must match token for token"
                 )
-            if whole_word_ids.numel() and (whole_word_ids.min() < 0 or whole_word_ids.max() >= config.max_whole_words):
-                raise ValueError(
-                    f"whole_word_ids must lie in [0, {config.max_whole_words}) (config.max_whole_words), got values "
-                    f"in [{int(whole_word_ids.min())}, {int(whole_word_ids.max())}]; raise max_whole_words or "
-                    "shorten the prompt"
-                )
+            _require(
+                ((whole_word_ids >= 0) & (whole_word_ids < config.max_whole_words)).all(),
+                f"whole_word_ids must lie in [0, {config.max_whole_words}) (config.max_whole_words); raise "
+                "max_whole_words or shorten the prompt",
+                lambda: f"; got values in [{int(whole_word_ids.min())}, {int(whole_word_ids.max())}]",
+            )
         if config.prompts_per_task == 0:
             return None
         if task_id is None:
@@ -105,12 +115,12 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             task_id = task_id.expand(batch_size)
         if tuple(task_id.shape) != (batch_size,):
             raise ValueError(f"task_id must have shape [{batch_size}] (one per example), got {tuple(task_id.shape)}")
-        unknown = task_id[(task_id < 0) | (task_id >= config.num_tasks)]
-        if unknown.numel():
-            raise ValueError(
-                f"unknown task id {int(unknown[0])}: this model has {config.num_tasks} tasks (config.num_tasks), "
-                f"ids 0..{config.num_tasks - 1}"
-            )
+        unknown = (task_id < 0) | (task_id >= config.num_tasks)
+        _require(
+            ~unknown.any(),
+            f"unknown task id: this model has {config.num_tasks} tasks (config.num_tasks), ids 0..{config.num_tasks - 1}",
+            lambda: f"; got {task_id[unknown].tolist()}",
+        )
         return task_id
 
     def embed_encoder_inputs(

@@ -282,6 +282,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     max_target_length: int = field(
         default=DEFAULT_MAX_TARGET_LENGTH, metadata={"help": "Longest target in tokens (longer are cut)."}
     )
+    pad_to_multiple_of: int | None = field(
+        default=None,
+        metadata={"help": "Round each batch's padded prompt and target lengths up to a multiple of this (the default "
+                  "collator), so that `torch_compile` (and CUDA graphs, `torch_compile_mode: reduce-overhead`) meet "
+                  "a few shapes rather than one per length. None: the longest in the batch."},
+    )
     num_negatives: int | None = field(
         default=None,
         metadata={"help": "Negatives beside the positive in a training top-N prompt (default: the dataset's, "
@@ -388,6 +394,8 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                      "sequential_targets"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be positive, got {self.pad_to_multiple_of}")
         if self.num_negatives is not None and self.num_negatives < 1:
             raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
         if self.eval_max_examples_per_task is not None and self.eval_max_examples_per_task < 1:

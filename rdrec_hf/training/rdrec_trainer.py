@@ -5,6 +5,7 @@ What it adds (everything else is the parent's, reached through ``super()``):
 - the loss of every task, logged at each logging step as ``loss_<task>`` (training) and at each
   evaluation as ``eval_loss_<task>`` with their mean ``eval_mean_task_loss`` (the early-stopping metric of
   the paper);
+- ``steps_per_second`` at each logging step: the rate since the previous one (steady, after any compilation);
 - ranking metrics of validation users (HR@k, NDCG@k of sequential and top-N) at each evaluation when
   ``args.rank_eval`` and a project dataset are given;
 - a model card (``hub_cards/model_card.md``) and the item catalog written beside every saved model.
@@ -177,7 +178,8 @@ class RDRecTrainer(Seq2SeqTrainer):
             raise ValueError("recommender_distillation_weight > 0 needs a recommender_teacher (item_embedding_init: sasrec)")
         if data_collator is None:
             pad_token_id = processing_class.pad_token_id if processing_class is not None else 0
-            data_collator = RDRecDataCollator(pad_token_id=pad_token_id, history_items=distilling)
+            data_collator = RDRecDataCollator(pad_token_id=pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of,
+                                              history_items=distilling)
         if distilling and not getattr(data_collator, "history_items", False):
             raise ValueError("recommender distillation reads each prompt's history: the collator needs history_items=True")
         callbacks = [*(callbacks or []), SetEpochCallback()]
@@ -209,6 +211,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         self.start_seconds = start_seconds
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
+        self._rate_mark: tuple[int, float] | None = None  # (global step, perf_counter) of the last periodic log
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
         self.recommender_teacher = None
         if distilling:  # teacher column p + 1 is catalog position p; the student's are token-sorted
@@ -299,8 +302,19 @@ class RDRecTrainer(Seq2SeqTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a periodic training log (the end-of-training summary has "train_loss" instead)
-            logs = {**logs, **{f"loss_{task.name.lower()}": value for task, value in self._pop_task_losses(TRAIN).items()}}
+            task_losses = {f"loss_{task.name.lower()}": value for task, value in self._pop_task_losses(TRAIN).items()}
+            logs = {**logs, **task_losses, **self._step_rate()}
         super().log(logs, start_time)
+
+    def _step_rate(self) -> dict[str, float]:
+        """``{"steps_per_second": r}``: optimizer steps per wall second since the previous periodic log (evaluations
+        in between included), none at a training's first. The steady rate, which the end-of-training
+        ``train_steps_per_second`` blurs with start-up and compilation."""
+        step, now = self.state.global_step, time.perf_counter()
+        mark, self._rate_mark = self._rate_mark, (step, now)
+        if mark is None or step <= mark[0]:  # the first log, or a new training on this trainer
+            return {}
+        return {"steps_per_second": round((step - mark[0]) / (now - mark[1]), 3)}
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
