@@ -39,7 +39,7 @@ Results = Mapping[str, Any]  # results file name -> its parsed JSON
 
 # The project's student per dataset (the recipe config_item_ids_catalog.yaml): its bench_item_ids.py results file,
 # read by every table and finding here and by bench_student_vs_baselines.py.
-STUDENT_RESULTS = {"beauty": "item_ids_sasrec6_kd08_cos4500.json", "sports": "item_ids_sports_sasrec8_kd05_cos3000.json"}
+STUDENT_RESULTS = {"beauty": "item_ids_sasrec6_kd08_cos4500.json", "sports": "item_ids_sports_sasrec12_kd08_cos3000.json"}
 STUDENT_LABEL = "independent ids + SASRec start + distillation"
 # The recipe before it (item tokens from the transitions' spectral embedding, no teacher), kept in the tables.
 PREVIOUS_RESULTS = {"beauty": "item_ids_arraypath_cos4000.json", "sports": "item_ids_sports_transitions_cos4000.json"}
