@@ -28,8 +28,8 @@ from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir
 
 
 @pytest.fixture(scope="session")
-def beauty(shared):
-    return load_p5_dataset(p5_dataset_dir("beauty"))
+def beauty(shared):  # the file's numbering, which these tests read
+    return load_p5_dataset(p5_dataset_dir("beauty"), indexing="sequential")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,20 @@ def test_p5_counts_are_exact(shared, beauty, name, users, items, interactions):
     assert metadata.counts["interactions"] == interactions
     assert metadata.skipped == {}
     assert "reviews" not in data  # the shared P5 folders have no explanation files
+
+
+@pytest.mark.parametrize("loader", ["load_p5_dataset", "load_amazon_reviews", "load_source"])
+def test_public_loaders_default_to_the_leak_free_numbering(shared, small_p5, loader):
+    """Called without `indexing`, every public loader numbers items `independent` (DEFAULT_INDEXING), not the
+    paper's leaking order: the items are not 1, 2, 3, ... in order of first appearance."""
+    from rdrec_hf.data import load_source
+
+    source = small_p5 if loader == "load_p5_dataset" else all_beauty_reviews()
+    data = {"load_p5_dataset": load_p5_dataset, "load_amazon_reviews": load_amazon_reviews,
+            "load_source": load_source}[loader](source)
+    assert get_metadata(data).indexing is ItemIndexing.INDEPENDENT
+    first_appearance = list(dict.fromkeys(item for items in data["users"]["items"] for item in items))
+    assert first_appearance != [str(number) for number in range(1, len(first_appearance) + 1)]
 
 
 def test_p5_keeps_the_file_numbering_under_sequential_indexing(beauty):
@@ -213,7 +227,7 @@ def test_p5_with_explanations_negatives_and_rationales(small_p5):
     negatives = [str(i) for i in range(1000, 1099)]
     (small_p5 / "negative.txt").write_text("".join(f"{u} {' '.join(negatives)}\n" for u in sequences))
 
-    data = load_p5_dataset(small_p5)
+    data = load_p5_dataset(small_p5, indexing="sequential")  # the file's numbers, read below
     reviews = data["reviews"].to_list()
     assert [r["split"] for r in reviews] == ["test", "train"]
     assert reviews[0]["item_attribute"] == "scented" and reviews[0]["rationale_status"] == "ok"
@@ -310,7 +324,7 @@ def test_amazon_2023_field_names_and_plain_json(tmp_path):
          "text": "Good stuff for the price."}
         for i in range(4)
     ]
-    data = load_amazon_reviews(_write_reviews(tmp_path / "reviews.json", records))
+    data = load_amazon_reviews(_write_reviews(tmp_path / "reviews.json", records), indexing="sequential")
     assert data["users"]["items"] == [["1", "2", "3", "4"]]
     assert data["reviews"]["timestamp"] == [1_600_000_000 + i for i in range(4)]
     assert data["reviews"]["split"] == ["train", "train", "validation", "test"]
@@ -339,7 +353,7 @@ def test_amazon_counted_skips(tmp_path):
         _review("U1", "I1", 103),  # the same pair again (another style)
         _review("U2", "I1", 100), _review("U2", "I3", 101),  # too short
     ]
-    data = load_amazon_reviews(_write_reviews(tmp_path / "r.json", records))
+    data = load_amazon_reviews(_write_reviews(tmp_path / "r.json", records), indexing="sequential")
     metadata = get_metadata(data)
     assert metadata.skipped == {"duplicate_user_item": 1, "review_without_text": 1, "user_too_short": 1}
     assert data["users"]["items"] == [["1", "2", "3"]]

@@ -81,7 +81,7 @@ def all_beauty():
     from rdrec_hf.data import load_amazon_reviews
     from rdrec_hf.paths import all_beauty_reviews
 
-    return load_amazon_reviews(all_beauty_reviews())
+    return load_amazon_reviews(all_beauty_reviews(), indexing="random")  # numbers as text: no item tokens
 
 
 def _tiny_student(tokenizer, item_ids):
@@ -252,7 +252,7 @@ def test_full_catalog_evaluation_on_p5_beauty(t5_tokenizer):
     from rdrec_hf.evaluation.evaluator import evaluate_model
     from rdrec_hf.paths import p5_dataset_dir
 
-    beauty = load_p5_dataset(p5_dataset_dir("beauty"))
+    beauty = load_p5_dataset(p5_dataset_dir("beauty"), indexing="random")
     model = _tiny_student(t5_tokenizer, beauty["items"]["item_id"])
     results = evaluate_model(model, beauty, t5_tokenizer, EvaluationConfig(max_users=3, batch_size=3, seed=0))
     assert results["sequential"]["num_examples"] == results["topn"]["num_examples"] == 3

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .schema import (
+    DEFAULT_INDEXING,
     DEFAULT_NUM_NEGATIVES,
     MIN_SEQUENCE_LENGTH,
     DataFormatError,
@@ -146,7 +147,7 @@ def _review_text(row: dict, skipped: Counter) -> str:
 def load_amazon_reviews(
     path: str | Path,
     min_interactions: int = MIN_SEQUENCE_LENGTH,
-    indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+    indexing: ItemIndexing | str = DEFAULT_INDEXING,
     seed: int = 0,
     num_clusters: int = DEFAULT_NUM_CLUSTERS,
     max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE,

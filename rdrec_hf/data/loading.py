@@ -17,13 +17,12 @@ from datasets import DatasetDict
 
 from ..models.item_ids import ItemIndexing
 from ..paths import all_beauty_reviews, p5_dataset_dir, resolve_shared
-from .schema import DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, get_metadata
+from .schema import DEFAULT_INDEXING, DEFAULT_MAX_CLUSTER_SIZE, DEFAULT_NUM_CLUSTERS, get_metadata
 from .sources import SourceFormat, detect_source_format, load_source
 
 logger = logging.getLogger(__name__)
 
 SHARED_DATASETS = ("all_beauty", "beauty", "sports")
-DEFAULT_INDEXING = ItemIndexing.INDEPENDENT
 LEAK_WARNING = (
     "%s numbers items sequentially (the paper's numbering): it leaks the test item, which is often the largest id "
     "of the history + 1, so a model-free rule scores well and its metrics are not leak-free. Use indexing "

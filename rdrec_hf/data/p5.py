@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from .schema import (
+    DEFAULT_INDEXING,
     DEFAULT_NUM_NEGATIVES,
     DataFormatError,
     DEFAULT_MAX_CLUSTER_SIZE,
@@ -148,7 +149,7 @@ def _load_review_records(path: Path, id2user: dict, id2item: dict, skipped: Coun
 
 def load_p5_dataset(
     folder: str | Path,
-    indexing: ItemIndexing | str = ItemIndexing.SEQUENTIAL,
+    indexing: ItemIndexing | str = DEFAULT_INDEXING,
     seed: int = 0,
     num_clusters: int = DEFAULT_NUM_CLUSTERS,
     max_cluster_size: int = DEFAULT_MAX_CLUSTER_SIZE,

@@ -40,6 +40,8 @@ TRAIN, VALIDATION, TEST = "train", "validation", "test"
 EVAL_SPLITS = (VALIDATION, TEST)
 MIN_SEQUENCE_LENGTH = 3  # leave-one-out needs one training item, one validation and one test item
 DEFAULT_NUM_NEGATIVES = 99
+# Every public loader's item numbering: leak-free (the P5 numbering leaks the test item; opt-in, warned about).
+DEFAULT_INDEXING = ItemIndexing.INDEPENDENT
 # Collaborative ids (Hua et al. 2023): clusters per level, and the size above which a cluster is split again.
 DEFAULT_NUM_CLUSTERS = 20
 DEFAULT_MAX_CLUSTER_SIZE = 500
