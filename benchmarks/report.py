@@ -503,6 +503,35 @@ def ablation_table(results: Results, protocol: str) -> str:
     return f"{markdown_table(header, rows, 'llrrrrrrrr')}\n\nSeeds {join(run['seeds'])}; test examples: {examples}."
 
 
+RATIONALE_VARIANTS = {"all_tasks": "all four tasks (RDRec)", "no_rationale": "without rationale",
+                      "ranking_only": "without both text tasks"}
+RATIONALE_CELLS = ["sequential_ndcg@10", "sequential_hr@10", "topn_ndcg@10", "topn_hr@10"]
+
+
+def difference_cell(entry: Mapping[str, Any]) -> str:
+    """A paired difference: its mean and 95 % interval, signed."""
+    low, high = entry["ci95"]
+    return f"{entry['mean']:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+@table("rationale_effect", "rationale_effect.json", optional=True)
+def rationale_effect(results: Results) -> str:
+    run = results["rationale_effect.json"]
+    rows = [[RATIONALE_VARIANTS[name], f"`{variant['mixture']}`",
+             *(seeded(mean_std(variant[cell])) for cell in RATIONALE_CELLS)] for name, variant in run["variants"].items()]
+    rows += [[BASELINE_LABEL[name], "", *(metric(values[cell]) for cell in RATIONALE_CELLS)]
+             for name, values in run["baselines"].items()]
+    header = ["variant", "mixture", "sequential NDCG@10", "sequential HR@10", "top-N NDCG@10", "top-N HR@10"]
+    differences = [[RATIONALE_VARIANTS[name], *(difference_cell(entry[cell]) for cell in RATIONALE_CELLS)]
+                   for name, entry in run["paired_difference"].items()]
+    seeds = join(next(iter(run["variants"].values()))["seeds"])
+    return (f"{markdown_table(header, rows, 'llrrrr')}\n\nMean ± sample std over seeds {seeds}; "
+            f"{int(run['users']):,} test users, this project's protocol; recipe `{run['recipe']}`, measured "
+            f"{run['measured']}.\n\nPaired difference against all four tasks (the same seed), mean and 95 % "
+            f"interval (Student's t):\n\n"
+            f"{markdown_table(['variant', *header[2:]], differences, 'lrrrr')}")
+
+
 table("ablation_project", "ablation.json")(lambda results: ablation_table(results, "project"))
 table("ablation_paper", "ablation.json")(lambda results: ablation_table(results, "paper"))
 

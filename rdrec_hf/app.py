@@ -24,7 +24,8 @@ from .data.schema import TEST, check_numbering, get_metadata, split_target, trai
 from .evaluation.baselines import DEFAULT_BASELINES, Baseline, baseline_rankers, leak_rule_ranking
 from .inference import add_device_arguments, load_trained_student, rationales
 from .models.item_ids import ItemIndexing
-from .models.recommending import catalog_of, rank_candidates, recommend
+from .models.recommending import catalog_of, rank_candidates, recommend, trained_on
+from .models.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -215,10 +216,13 @@ class RecommenderPage:
             history, held_out = self._history_of(user_id, history_text, hold_out)
             progress(0.1, "ranking the catalog")
             started = time.perf_counter()
-            recs = recommend(self.model, self.tokenizer, history, user_id=user_id, k=k, explain=explain)
+            # A model that never trained a text task shows its items without that text, and says so.
+            untrained = [task for task in (Task.EXPLANATION, Task.RATIONALE) if explain and not trained_on(self.model, task)]
+            recs = recommend(self.model, self.tokenizer, history, user_id=user_id, k=k,
+                             explain=explain and Task.EXPLANATION not in untrained)
             items = [rec.item_id for rec in recs]
             student_user, student_items = None, None
-            if explain and items:
+            if explain and items and Task.RATIONALE not in untrained:
                 progress(0.6, "writing rationales")
                 student_user, student_items = rationales(self.model, self.tokenizer, user_id, items)
             seconds = time.perf_counter() - started
@@ -230,6 +234,9 @@ class RecommenderPage:
         status = [f"Top {len(recs)} for {who} from {len(history)} history items, in {seconds:.2f} s."]
         if len(recs) < k:
             status.append(f"Only {len(recs)} catalog items remain outside the history.")
+        if untrained:
+            status.append(f"This model was not trained on {' or '.join(t.name.lower() + 's' for t in untrained)}: "
+                          "none are shown (an untrained decoder writes tokens, not sentences).")
         if held_out is not None:
             rank = items.index(held_out) + 1 if held_out in items else None
             status.append(f"Held-out next item {held_out}: " + (f"rank {rank}." if rank else f"not in the top {k}."))
@@ -251,7 +258,8 @@ class RecommenderPage:
             self.history_table(user_id, history, held_out),
             recs_html,
             self.baselines_table(history, items, k, held_out),
-            self.user_rationales(user_id, student_user),
+            self.user_rationales(user_id, "(this model did not train the rationale task)" if Task.RATIONALE in untrained
+                                 else student_user),
         )
 
     def baselines_table(self, history: Sequence[str], items: Sequence[str], k: int, held_out: str | None) -> str:

@@ -61,6 +61,18 @@ def test_teacher_rationales_appear_beside_the_students(page, trained_student):
     assert TEACHER_NOTE in user_rationales
 
 
+def test_a_model_that_never_trained_the_text_tasks_shows_its_items_without_texts(trained_student):
+    """The checkpoint records its tasks: a ranking-only student's items come without explanations or rationales,
+    and the status says why (an untrained decoder's tokens are never shown)."""
+    model, tokenizer = load_trained_student(str(trained_student[0]))
+    assert model.config.trained_tasks == ["sequential", "topn", "explanation", "rationale"]
+    model.config.trained_tasks = ["sequential", "topn"]
+    page = RecommenderPage(model, tokenizer, load_rec_dataset(trained_student[1]), "ranking only", seed=0)
+    status, _, recs, _, user_rationales = page.recommend("12", "", 5, explain=True, hold_out=True)
+    assert status.startswith("Top 5 for user 12") and "not trained on explanations or rationales" in status
+    assert recs.count('<td class="explanation"></td>') == 5 and "did not train the rationale task" in user_rationales
+
+
 def test_typed_history_and_top_n(page):
     status, *_ = page.recommend("", "3, 17 42", 3)
     assert status.startswith("Top 3 for a typed history")

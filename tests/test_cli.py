@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from rdrec_hf import ItemIndex, RDRecConfig, RDRecForConditionalGeneration, load_rec_dataset
 from rdrec_hf.cli import EXIT_USER_ERROR, build_parser, main, subcommand_parser
@@ -82,8 +83,31 @@ def test_min_interactions_of_a_p5_source_is_a_user_error(shared, tmp_path, capsy
     assert "--min_interactions applies to Amazon reviews" in capsys.readouterr().err
 
 
+def test_text_tasks_on_data_without_them_are_a_user_error(shared, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # the training scripts end a user error with sys.exit(message)
+        main(["train", "--dataset", "all_beauty", "--model_preset", "tiny", "--user_limit", "24",
+              "--task_mixture", "1:1:1:1", "--output_dir", str(tmp_path / "model"), "--report_to", "none"])
+    message = str(exit_info.value.code)  # a string: exit status 1, printed to stderr
+    assert message.startswith("error: task_mixture '1:1:1:1' trains rationale") and "user_preference" in message
+
+
+def test_explanations_of_a_model_that_never_trained_them_are_refused(tiny_checkpoint, tmp_path, capsys):
+    """`recommend --explain` on a checkpoint whose config records no explanation task: a message, no text."""
+    folder = tmp_path / "ranking-only"
+    model = RDRecForConditionalGeneration.from_pretrained(tiny_checkpoint)
+    model.config.trained_tasks = ["sequential", "topn"]
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
+    history = ItemIndex.load(folder / "item_index.json").item_ids[:3]
+    assert main(["recommend", "--model", str(folder), "--history", *history, "--explain"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "not trained on the explanation task (it trained sequential, topn)" in err and "Traceback" not in err
+    assert main(["recommend", "--model", str(folder), "--history", *history]) == 0  # the items themselves are fine
+
+
 def test_train_without_indexing_saves_a_leak_free_catalog(shared, tmp_path):
     main(["train", "--dataset", "all_beauty", "--model_preset", "tiny", "--user_limit", "24", "--max_steps", "1",
+          "--task_mixture", "1:1:0:1",
           "--per_device_train_batch_size", "4", "--max_source_length", "128", "--max_target_length", "16",
           "--eval_strategy", "no", "--rank_eval", "false", "--save_strategy", "no", "--report_to", "none",
           "--output_dir", str(tmp_path / "model")])  # fmt: skip

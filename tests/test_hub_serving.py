@@ -107,6 +107,16 @@ def test_user_id_without_histories_file_and_model_without_catalog(trained_studen
     assert "no item catalog" in handler({"inputs": {"history": ["5"]}})["error"]
 
 
+def test_explanations_of_a_model_that_never_trained_them_are_an_error(endpoint_folder):
+    """The Hub copy of the code reads `config.trained_tasks` too: a ranking-only checkpoint answers `explain` with
+    an error, never with an untrained decoder's tokens, and still recommends."""
+    handler = EndpointHandler(str(endpoint_folder))
+    handler.model.config.trained_tasks = ["sequential", "topn"]
+    answer = handler({"inputs": {"history": ["5", "3"], "k": 3, "explain": True}})
+    assert set(answer) == {"error"} and "not trained on the explanation task" in answer["error"]
+    assert len(handler({"inputs": {"history": ["5", "3"], "k": 3}})["recommendations"]) == 3
+
+
 HANDLER_SCRIPT = """
 sys.path.insert(0, sys.argv[2])  # as Inference Endpoints imports the repository's handler.py
 from handler import EndpointHandler

@@ -132,3 +132,15 @@ def test_without_soft_prompts_task_id_is_optional(batch):
     model = seeded_model(prompts_per_task=0)
     embeds, mask = model.embed_encoder_inputs(**dict(batch, task_id=None))
     assert embeds.shape[1] == batch["input_ids"].shape[1] and mask.equal(batch["attention_mask"])
+
+
+def test_without_whole_word_embeddings_the_mention_numbers_are_ignored(batch, tmp_path):
+    """`use_whole_word_embeddings=False` (one-token ids): no table, the mention numbers change nothing, and the
+    choice survives save and load."""
+    model = seeded_model(use_whole_word_embeddings=False)
+    assert model.whole_word_embeddings is None
+    labels = torch.tensor([[586, 3710, 1], [209, 1, -100]])
+    renumbered = dict(batch, whole_word_ids=torch.zeros_like(batch["whole_word_ids"]))
+    torch.testing.assert_close(model(**renumbered, labels=labels).logits, model(**batch, labels=labels).logits)
+    model.save_pretrained(tmp_path)
+    assert type(model).from_pretrained(tmp_path).whole_word_embeddings is None

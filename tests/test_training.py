@@ -21,6 +21,7 @@ from rdrec_hf.data import epoch_seed
 from rdrec_hf.paths import all_beauty_reviews
 from rdrec_hf.data.loading import load_training_data
 from rdrec_hf.inference import load_trained_student
+from rdrec_hf.models.modeling_rdrec import restrict_labels
 from rdrec_hf.training import (
     DataArguments,
     ModelArguments,
@@ -49,8 +50,8 @@ def tiny_training_args(output_dir, **overrides) -> RDRecTrainingArguments:
 def full_run(tmp_path_factory, shared):
     output_dir = tmp_path_factory.mktemp("full")
     model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0")
-    data_args = DataArguments(dataset="all_beauty", user_limit=24)
-    trainer, metrics = train_rdrec(model_args, data_args, tiny_training_args(output_dir))
+    data_args = DataArguments(dataset="all_beauty", user_limit=24)  # raw reviews: explanations, no rationales
+    trainer, metrics = train_rdrec(model_args, data_args, tiny_training_args(output_dir, task_mixture="1:1:0:1"))
     return model_args, trainer, metrics, output_dir
 
 
@@ -60,7 +61,7 @@ def test_training_moves_the_trained_tasks_weights_only(full_run):
     trained = trainer.model.state_dict()
     changed = [name for name, tensor in trained.items() if not torch.equal(tensor, initial[name])]
     assert {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight", "lm_head.weight"} <= set(changed)
-    # The raw All_Beauty reviews have no rationales: that task is left out, so its soft prompts never move.
+    # The mixture leaves out the rationale task (the raw All_Beauty reviews have none): its soft prompts never move.
     per_task = trainer.model.config.prompts_per_task
     prompts, initial_prompts = trained["task_prompt_embeddings.weight"], initial["task_prompt_embeddings.weight"]
     for task in Task:
@@ -321,11 +322,11 @@ def test_grouping_by_length_follows_each_epochs_draw(tmp_path, shared, t5_tokeni
 
 def test_batches_of_the_papers_mixture_hold_its_shares(tmp_path, shared):
     """task_mixture_mode=batch_shares: the trainer reads the builder's interleaved order, so every batch holds
-    each task's share up to one example (the raw reviews have no rationales: a third each of 10)."""
+    each task's share up to one example (1:1:0:1, the raw reviews having no rationales: a third each of 10)."""
     from torch.utils.data import SequentialSampler
 
     training_args = tiny_training_args(
-        tmp_path, per_device_train_batch_size=10, do_eval=False, rank_eval=False, task_mixture="1:1:1:1"
+        tmp_path, per_device_train_batch_size=10, do_eval=False, rank_eval=False, task_mixture="1:1:0:1"
     )
     data_args = DataArguments(dataset="all_beauty", user_limit=40)
     trainer = build_trainer(ModelArguments(model_preset="tiny"), data_args, training_args)
@@ -395,7 +396,6 @@ def test_an_unreachable_pretrained_checkpoint_names_the_fallback_preset(tmp_path
 
 def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):
     """ranking_softmax=catalog: logits over the catalog's item tokens (independent ids), same items ranked."""
-    from rdrec_hf.models.modeling_rdrec import restrict_labels
 
     training_args = tiny_training_args(tmp_path, task_mixture="0:1:0:1", ranking_softmax="catalog", do_eval=False,
                                        rank_eval=False, pad_to_multiple_of=16)  # fmt: skip
@@ -423,6 +423,52 @@ def test_catalog_softmax_trains_over_the_item_tokens_only(tmp_path, shared):
                       tiny_training_args(tmp_path, task_mixture="0:1:0:0", ranking_softmax="catalog"))
     with pytest.raises(ValueError, match="not among output_token_ids"):
         restrict_labels(torch.tensor([[int(catalog[0]), 5]]), catalog)
+
+
+def test_catalog_softmax_with_text_tasks_normalises_each_row_over_its_own_tokens(tmp_path, trained_student):
+    """One mixture, two normalisations: in the same batch the ranking rows normalise over the catalog's item
+    tokens and the text rows over the vocabulary (without the item tokens when `text_softmax_excludes_items`);
+    the SASRec start and teacher train with them, and the checkpoint records its four tasks."""
+    training_args = tiny_training_args(tmp_path, task_mixture="1:1:1:1", ranking_softmax="catalog", do_eval=False,
+                                       rank_eval=False, per_device_train_batch_size=10,
+                                       recommender_distillation_weight=0.5)  # fmt: skip
+    model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="sasrec",
+                                item_embedding_init_minutes=1e-4)  # fmt: skip
+    trainer = build_trainer(model_args, DataArguments(dataset=str(trained_student[1])), training_args)
+    model, catalog = trainer.model, trainer._catalog_token_ids
+    batch = trainer.data_collator(trainer.train_dataset.__getitems__(list(range(10))))
+    assert batch.pop("history_items").any()  # the teacher's input
+    ranking = torch.isin(batch["task_id"], torch.tensor([int(Task.SEQUENTIAL), int(Task.TOPN)]))
+    assert ranking.any() and (~ranking).any()
+    full = model(**batch)
+    for exclude in (False, True):
+        mixed = model(**batch, output_token_ids=catalog, output_token_rows=ranking,
+                      other_rows_exclude_output_tokens=exclude)  # fmt: skip
+        text_logits = full.logits.index_fill(-1, catalog, float("-inf")) if exclude else full.logits
+        labels = batch["labels"]
+        expected = torch.where(
+            ranking[:, None],
+            torch.nn.functional.cross_entropy(full.logits[..., catalog].transpose(1, 2),
+                                              restrict_labels(labels.masked_fill(~ranking[:, None], -100), catalog),
+                                              reduction="none"),
+            torch.nn.functional.cross_entropy(text_logits.transpose(1, 2), labels.masked_fill(ranking[:, None], -100),
+                                              reduction="none"),
+        )  # fmt: skip
+        torch.testing.assert_close(mixed.token_losses, expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mixed.loss, expected.sum() / (labels != -100).sum(), atol=1e-5, rtol=1e-5)
+    trainer.train()
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"loss_sequential", "loss_topn", "loss_explanation", "loss_rationale"} <= logged
+    trainer.save_model()
+    assert RDRecConfig.from_pretrained(tmp_path).trained_tasks == ["sequential", "topn", "explanation", "rationale"]
+
+
+def test_text_tasks_without_their_data_are_refused_by_name(tmp_path, shared):
+    """All_Beauty's raw reviews have explanations but no rationales: the rationale task is named with its columns."""
+    with pytest.raises(ValueError, match=r"trains rationale, but dataset all_beauty has no training reviews with "
+                                         r"item_attribute, user_preference"):  # fmt: skip
+        build_trainer(ModelArguments(model_preset="tiny"), DataArguments(dataset="all_beauty", user_limit=24),
+                      tiny_training_args(tmp_path, task_mixture="1:1:1:1"))
 
 
 def test_distillation_loss_is_the_tempered_kl():

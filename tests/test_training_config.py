@@ -77,7 +77,7 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"sequential_targets": 0}, "sequential_targets must be positive"),
         ({"early_stopping_patience": 2}, "needs an evaluation"),
         ({"eval_max_examples_per_task": 0}, "eval_max_examples_per_task"),
-        ({"ranking_softmax": "catalog"}, "trains ranking tasks only"),
+        ({"text_softmax_excludes_items": True}, "needs ranking_softmax=catalog"),
         ({"ranking_softmax": "items"}, "not a valid RankingSoftmax"),
         ({"train_sampling_strategy": "group_by_length"}, "batch_shares fixes every batch's tasks"),
         ({"task_mixture_mode": "per_batch"}, "not a valid MixtureMode"),

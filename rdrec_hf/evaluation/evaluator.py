@@ -42,6 +42,7 @@ from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..inference import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
 from ..models import ItemIndex
 from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
+from ..models.recommending import text_generation_kwargs
 from ..tasks import RANKING_TASKS, Task, TaskKind
 from .baselines import DEFAULT_BASELINES, Baseline, Ranker, baseline_rankers
 from .protocols import EvalProtocol
@@ -422,7 +423,8 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
                     f"groups, diversity 0), {generation['min_length']} to {generation['max_length']} tokens")
     else:
         settings = TextGenerationSettings.up_to(config.max_new_tokens, sample_seed=config.text_sample_seed)
-        generation, seeded, decoding = settings.generate_kwargs(), settings.seeded(model.device), settings.describe()
+        generation = text_generation_kwargs(model, tokenizer, settings)
+        seeded, decoding = settings.seeded(model.device), settings.describe()
     predictions: list[str] = []
     with seeded:  # sampling: one random stream across the batches
         for rows in _batches(dataset, config.batch_size, f"evaluate {task.name.lower()}", show_progress):

@@ -33,6 +33,15 @@ class RDRecConfig(T5Config):
         max_whole_words (`int`, defaults to 512):
             Rows of the whole-word embedding table; `whole_word_ids` lie in `[0, max_whole_words)`,
             0 meaning "not part of a user/item mention" (a zero vector).
+        use_whole_word_embeddings (`bool`, defaults to True):
+            Add whole-word embedding k to the tokens of the k-th mention (POD). They group the tokens of a
+            multi-token id; with one token per item (independent ids) they only number the mentions from the
+            prompt's start, which ties an item to its position in the history: a student trained on short
+            training histories then fails on the longer test history (BENCHMARKS.md, section 7).
+        trained_tasks (`list[str]`, *optional*):
+            The tasks the checkpoint was trained on (`Task` names, lower case), written by the trainer; text is
+            generated only for those (an untrained decoder's tokens are not an explanation). None: unknown
+            (checkpoints from before this field), every task allowed.
 
     Defaults follow the T5 vocabulary: `vocab_size=32100`, pad 0, EOS 1, decoder start 0.
     Use [`RDRecConfig.from_preset`] for the sizes of `SIZE_PRESETS`.
@@ -45,6 +54,8 @@ class RDRecConfig(T5Config):
         num_tasks: int = len(Task),
         prompts_per_task: int = 3,
         max_whole_words: int = 512,
+        use_whole_word_embeddings: bool = True,
+        trained_tasks: list[str] | None = None,
         vocab_size: int = T5_VOCAB_SIZE,
         decoder_start_token_id: int = 0,
         **kwargs,
@@ -59,6 +70,8 @@ class RDRecConfig(T5Config):
         self.num_tasks = num_tasks
         self.prompts_per_task = prompts_per_task
         self.max_whole_words = max_whole_words
+        self.use_whole_word_embeddings = bool(use_whole_word_embeddings)
+        self.trained_tasks = None if trained_tasks is None else [Task.parse(task).name.lower() for task in trained_tasks]
         super().__init__(vocab_size=vocab_size, decoder_start_token_id=decoder_start_token_id, **kwargs)
 
     @classmethod

@@ -80,7 +80,10 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
     def __init__(self, config: RDRecConfig):
         super().__init__(config)
         # padding_idx 0: tokens outside mentions get a zero vector that never trains.
-        self.whole_word_embeddings = nn.Embedding(config.max_whole_words, config.d_model, padding_idx=0)
+        self.whole_word_embeddings = (
+            nn.Embedding(config.max_whole_words, config.d_model, padding_idx=0) if config.use_whole_word_embeddings
+            else None
+        )
         self.task_prompt_embeddings = nn.Embedding(config.num_tasks * config.prompts_per_task, config.d_model)
         self.item_index: ItemIndex | None = None
         # T5's __init__ ran post_init before these modules existed; this initialises only the new ones.
@@ -153,7 +156,7 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the inputs have shape {(batch_size, length)}"
             )
-        if whole_word_ids is not None:
+        if whole_word_ids is not None and self.whole_word_embeddings is not None:
             inputs_embeds = inputs_embeds + self.whole_word_embeddings(whole_word_ids.to(inputs_embeds.device)).to(
                 inputs_embeds.dtype
             )
@@ -192,6 +195,8 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_token_ids: torch.LongTensor | None = None,
+        output_token_rows: torch.BoolTensor | None = None,
+        other_rows_exclude_output_tokens: bool = False,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         r"""
@@ -206,9 +211,14 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
                 `logits` are `[B, T, K]` and the loss normalises over them (every label must be one of them).
                 For training one-token item targets over the catalog's tokens alone; the items rank as with
                 the whole vocabulary.
+            output_token_rows: `[B]` bool, with `output_token_ids`: only these rows normalise over
+                `output_token_ids` (e.g. the ranking examples of a mixture); the others normalise over the whole
+                vocabulary (text targets), without `output_token_ids` when `other_rows_exclude_output_tokens`.
+                `logits` are then over the vocabulary, `[B, T, vocab_size]`. None: every row is restricted.
         Returns:
             `Seq2SeqLMOutput` with `logits` `[B, T, vocab_size]` (or `[B, T, K]`) and the mean token
             cross-entropy `loss` when `labels` are given; `encoder_last_hidden_state` is `[B, P + L, D]`.
+            With `output_token_ids`, an `RDRecSeq2SeqLMOutput` (its `token_losses` too).
         """
         if encoder_outputs is None:
             inputs_embeds, attention_mask = self.embed_encoder_inputs(
@@ -219,8 +229,11 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             attention_mask = self._encoder_attention_mask(attention_mask, encoded_length)
         if output_token_ids is not None:
             return self._forward_over_tokens(
-                inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids
+                inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids,
+                output_token_rows, other_rows_exclude_output_tokens,
             )
+        if output_token_rows is not None:
+            raise ValueError("output_token_rows needs output_token_ids")
         return super().forward(
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
@@ -234,9 +247,10 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         )
 
     def _forward_over_tokens(
-        self, inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids
+        self, inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids,
+        output_token_rows=None, other_rows_exclude_output_tokens=False,
     ) -> RDRecSeq2SeqLMOutput:
-        """T5's forward with the output layer cut to `output_token_ids` (see `forward`)."""
+        """T5's forward with each row's softmax over `output_token_ids` or the vocabulary (see `forward`)."""
         if encoder_outputs is None:
             encoder_outputs = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
         if decoder_input_ids is None:
@@ -248,17 +262,33 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         ).last_hidden_state
         if self.config.scale_decoder_outputs:
             hidden = hidden * (self.config.d_model**-0.5)
-        logits = hidden @ self.lm_head.weight[output_token_ids].T  # [B, T, K]
+        if output_token_rows is None:
+            logits = hidden @ self.lm_head.weight[output_token_ids].T  # [B, T, K]
+            restricted_logits = logits
+        else:
+            logits = self.lm_head(hidden)  # [B, T, V]
+            restricted_logits = logits[..., output_token_ids]  # [B, T, K]
         loss = token_losses = None
         if labels is not None:
-            restricted = restrict_labels(labels, output_token_ids)
-            token_losses = nn.functional.cross_entropy(
-                logits.flatten(0, 1), restricted.flatten(), ignore_index=-100, reduction="none"
-            ).view_as(restricted)
-            loss = token_losses.sum() / (restricted != -100).sum()  # the mean over the targets, as reduction="mean"
+            rows = output_token_rows[:, None] if output_token_rows is not None else None
+            restricted = labels if rows is None else labels.masked_fill(~rows, -100)
+            token_losses = self._token_losses(restricted_logits, restrict_labels(restricted, output_token_ids))
+            if rows is not None:  # the other rows: the vocabulary's softmax
+                other_logits = logits
+                if other_rows_exclude_output_tokens:
+                    other_logits = logits.index_fill(-1, output_token_ids, torch.finfo(logits.dtype).min)
+                token_losses = token_losses + self._token_losses(other_logits, labels.masked_fill(rows, -100))
+            loss = token_losses.sum() / (labels != -100).sum()  # the mean over the targets, as reduction="mean"
         return RDRecSeq2SeqLMOutput(
             loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0], token_losses=token_losses
         )
+
+    @staticmethod
+    def _token_losses(logits: torch.Tensor, labels: torch.LongTensor) -> torch.FloatTensor:
+        """`[B, T]` cross-entropy of each target token of `logits` `[B, T, N]` (0 where `labels` is -100)."""
+        return nn.functional.cross_entropy(
+            logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
+        ).view_as(labels)
 
     # --------------------------------------------------------------------------------------- prompts
     def prepare_prompts(

@@ -17,7 +17,7 @@ import torch
 from .item_index import ItemIndex
 from .prompting import prompt_for
 from .tasks import RationaleKind, Task
-from .text_generation import TextGenerationSettings
+from .text_generation import DEFAULT_TEXT_SAMPLE_SEED, TextGenerationSettings
 
 ANONYMOUS_USER = "0"  # project user ids start at 1, so `user_0` is a mention no training user has
 MAX_EXPLANATION_TOKENS = TextGenerationSettings.max_new_tokens
@@ -85,18 +85,47 @@ def rank_next_items(
     )
 
 
+def trained_on(model, task: Task) -> bool:
+    """Whether the checkpoint trained ``task`` (``config.trained_tasks``; True when it does not record them)."""
+    trained = getattr(model.config, "trained_tasks", None)
+    return trained is None or task.name.lower() in trained
+
+
+def check_trained(model, task: Task) -> None:
+    """``ValueError`` when the checkpoint records its trained tasks (``config.trained_tasks``) and ``task`` is not
+    among them: an untrained decoder writes tokens, not an explanation."""
+    if not trained_on(model, task):
+        trained = model.config.trained_tasks
+        raise ValueError(
+            f"this model was not trained on the {task.name.lower()} task (it trained {', '.join(trained)}), so it "
+            f"cannot write {task.name.lower()}s; train it with that task in task_mixture"
+        )
+
+
+def text_generation_kwargs(model, tokenizer, settings: TextGenerationSettings) -> dict:
+    """``model.generate`` arguments of ``settings``, with the catalog's own item tokens suppressed: they never occur
+    in a text target, and a student trained with ``text_softmax_excludes_items`` never learnt to avoid them."""
+    item_index = getattr(model, "item_index", None)
+    item_tokens = tokenizer.convert_tokens_to_ids(item_index.scheme.new_tokens(item_index.item_ids)) if item_index else []
+    return {**settings.generate_kwargs(), **({"suppress_tokens": item_tokens} if item_tokens else {})}
+
+
 @torch.no_grad()
 def generate_texts(
-    model, tokenizer, prompts: Sequence[str], task: Task, max_new_tokens: int = MAX_EXPLANATION_TOKENS
+    model, tokenizer, prompts: Sequence[str], task: Task, max_new_tokens: int = MAX_EXPLANATION_TOKENS,
+    sample_seed: int | None = DEFAULT_TEXT_SAMPLE_SEED,
 ) -> list[str]:
-    """Free text for prompts of one text task (explanation or rationale), one string per prompt, decoded with
-    `TextGenerationSettings` (deterministic, without loops)."""
+    """Free text for prompts of one text task (explanation or rationale), one string per prompt, decoded as the
+    evaluation's report (`TextGenerationSettings`: seeded nucleus sampling without loops; ``sample_seed`` None:
+    greedy). ``ValueError`` when the model did not train ``task`` (`check_trained`)."""
+    check_trained(model, task)
     if not prompts:
         return []
     model.eval()
-    settings = TextGenerationSettings.up_to(max_new_tokens)
+    settings = TextGenerationSettings.up_to(max_new_tokens, sample_seed=sample_seed)
     with settings.seeded(model.device):
-        generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task), **settings.generate_kwargs())
+        generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task),
+                                   **text_generation_kwargs(model, tokenizer, settings))
     return tokenizer.batch_decode(generated, skip_special_tokens=True)
 
 
@@ -206,10 +235,13 @@ __all__ = [
     "Recommendation",
     "catalog_of",
     "check_items",
+    "check_trained",
     "explanations_for",
     "generate_texts",
     "rank_candidates",
     "rank_next_items",
     "rationales",
     "recommend",
+    "text_generation_kwargs",
+    "trained_on",
 ]

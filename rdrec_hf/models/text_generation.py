@@ -23,6 +23,10 @@ import torch
 # The reference script's settings (exp.py): 7 beams (its 21 beams in 3 groups at diversity 0 are the same
 # search), 10 to 50 tokens, no repetition blocking.
 PAPER_TEXT_GENERATION = dict(num_beams=7, min_length=10, max_length=50, do_sample=False)
+# The seed of the texts the app, `recommend --explain` and the handler show: the demo report's (`text_sample_seed`),
+# so that they show what the report measured. Greedy decoding gives a briefly trained student one sentence for
+# every user.
+DEFAULT_TEXT_SAMPLE_SEED = 42
 
 
 @dataclass(frozen=True)
@@ -96,4 +100,4 @@ class TextGenerationSettings:
         return f"{search.capitalize()} of {self.min_new_tokens} to {self.max_new_tokens} tokens{blocking}{penalty}"
 
 
-__all__ = ["PAPER_TEXT_GENERATION", "TextGenerationSettings"]
+__all__ = ["DEFAULT_TEXT_SAMPLE_SEED", "PAPER_TEXT_GENERATION", "TextGenerationSettings"]

@@ -25,6 +25,7 @@ from ..data import (
     numbering_of,
 )
 from ..models import ItemIndex
+from ..models.tasks import Task, TaskKind
 from ..integrity import safetensors_problem
 from ..paths import seed_run_dir
 from ..data.collator import MODEL_COLUMNS
@@ -130,6 +131,24 @@ def resolve_checkpoint(training_args: RDRecTrainingArguments) -> str | None:
     return last
 
 
+def check_text_tasks_have_data(training_args: RDRecTrainingArguments, tasks: Sequence[Task], dataset: str) -> None:
+    """``ValueError`` naming the text tasks of the mixture that the dataset has no targets for, and the review
+    columns they read; a ranking task without data (no user long enough) is left out with a warning."""
+    wanted = [task for task, weight in training_args.task_weights.items() if weight > 0 and task not in tasks]
+    text = [task for task in wanted if task.spec.kind is TaskKind.TEXT]
+    if text:
+        columns = sorted({prompt.target for task in text for prompt in task.spec.prompts})
+        raise ValueError(
+            f"task_mixture {training_args.task_mixture!r} trains {', '.join(task.name.lower() for task in text)}, but "
+            f"dataset {dataset} has no training reviews with {', '.join(columns)} (rationales: from `rdrec-hf "
+            "distill`); give a dataset with them, or set those ratios to 0 (explanation:sequential:rationale:top-N, "
+            "e.g. 0:1:0:1)"
+        )
+    if wanted:
+        logger.warning("left out of the mixture, no data for them in %s: %s", dataset,
+                       ", ".join(task.name.lower() for task in wanted))
+
+
 def build_trainer(
     model_args: ModelArguments, data_args: DataArguments, training_args: RDRecTrainingArguments
 ) -> RDRecTrainer:
@@ -155,10 +174,7 @@ def build_trainer(
         segment_start=training_args.segment_start,
         resample_each_epoch=training_args.resample_each_epoch,
     )
-    wanted = [task for task, weight in training_args.task_weights.items() if weight > 0]
-    absent = [task.name.lower() for task in wanted if task not in tasks]
-    if absent:
-        logger.warning("left out of the mixture, no data for them in %s: %s", data_args.dataset, ", ".join(absent))
+    check_text_tasks_have_data(training_args, tasks, data_args.dataset)
     eval_dataset = None
     if IntervalStrategy(training_args.eval_strategy) is not IntervalStrategy.NO or training_args.do_eval:
         with training_args.main_process_first(desc="building the validation set"):
@@ -184,6 +200,7 @@ def build_trainer(
                              sasrec_minutes=model_args.item_embedding_init_minutes, device=training_args.device)
     start_seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     base_model.set_item_index(item_index)
+    base_model.config.trained_tasks = [task.name.lower() for task in tasks]  # saved: what the student can answer
     logger.info(describe_student(model))
     return RDRecTrainer(
         model=model,
@@ -264,4 +281,4 @@ def train_rdrec_seeds(
     return folders, aggregate
 
 
-__all__ = ["build_trainer", "load_training_data", "seed_run_dir", "train_rdrec", "train_rdrec_seeds"]
+__all__ = ["build_trainer", "check_text_tasks_have_data", "load_training_data", "seed_run_dir", "train_rdrec", "train_rdrec_seeds"]

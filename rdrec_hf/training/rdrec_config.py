@@ -47,8 +47,9 @@ class RankingSoftmax(str, Enum):
     """Over which tokens the loss of a ranking target normalises."""
 
     VOCABULARY = "vocabulary"  # the whole vocabulary, as T5 (and the paper)
-    # Only the catalog's item tokens: one-token ids (independent) and ranking tasks only. The ranking of items
-    # is the same (one softmax constant per row), and the 32,100 text rows leave the output layer.
+    # Only the catalog's item tokens (one-token ids, independent). The ranking of items is the same (one softmax
+    # constant per row); a mixture of ranking tasks only drops the 32,100 text rows from the output layer, and the
+    # text targets of a mixed batch keep the vocabulary's softmax.
     CATALOG = "catalog"
 
 
@@ -315,9 +316,16 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     )
     ranking_softmax: RankingSoftmax = field(
         default=RankingSoftmax.VOCABULARY,
-        metadata={"help": "Loss of the ranking targets over the whole vocabulary, or over the catalog's item "
-                  "tokens only (`catalog`: independent ids and a mixture of ranking tasks only; the items rank "
-                  "the same, the output layer shrinks from the vocabulary to the catalog)."},
+        metadata={"help": "Loss of the ranking targets (sequential, top-N) over the whole vocabulary, or over the "
+                  "catalog's item tokens only (`catalog`: independent ids; the items rank the same). The text "
+                  "targets of the same batch (explanations, rationales) normalise over the vocabulary; a mixture of "
+                  "ranking tasks only shrinks the output layer from the vocabulary to the catalog."},
+    )
+    text_softmax_excludes_items: bool = field(
+        default=False,
+        metadata={"help": "With `ranking_softmax: catalog`, text targets normalise over the vocabulary without the "
+                  "item tokens (which never occur in a text); off: over the whole vocabulary, so the text loss "
+                  "also pushes the item tokens down at text positions (BENCHMARKS.md measures both)."},
     )
     recommender_distillation_weight: float = field(
         default=0.0,
@@ -381,10 +389,9 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"task_mixture_mode=batch_shares fixes every batch's tasks; train_sampling_strategy="
                              f"{self.train_sampling_strategy} would regroup them (use task_mixture_mode=unit_counts)")
         self.ranking_softmax = RankingSoftmax(self.ranking_softmax)
-        text_tasks = [task.name.lower() for task, weight in self.task_weights.items()
-                      if weight > 0 and task not in RANKING_TASKS]  # fmt: skip
-        if self.ranking_softmax is RankingSoftmax.CATALOG and text_tasks:
-            raise ValueError(f"ranking_softmax=catalog trains ranking tasks only; the mixture has {text_tasks}")
+        if self.text_softmax_excludes_items and self.ranking_softmax is not RankingSoftmax.CATALOG:
+            raise ValueError("text_softmax_excludes_items needs ranking_softmax=catalog (the vocabulary softmax "
+                             "has one normalisation for every target)")
         if not 0.0 <= self.recommender_distillation_weight <= 1.0:
             raise ValueError(f"recommender_distillation_weight must be in [0, 1], got {self.recommender_distillation_weight}")
         if self.recommender_distillation_temperature <= 0:
@@ -415,6 +422,11 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             logger.warning("multi-process launch without a GPU: training on CPU processes over gloo (use_cpu=True)")
             self.use_cpu = True
         super().__post_init__()
+
+    @property
+    def has_text_tasks(self) -> bool:
+        """Whether the mixture trains a text task (explanation, rationale)."""
+        return any(weight > 0 and task not in RANKING_TASKS for task, weight in self.task_weights.items())
 
     @property
     def task_weights(self) -> dict[Task, float]:

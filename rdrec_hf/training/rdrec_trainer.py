@@ -213,6 +213,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
         self._rate_mark: tuple[int, float] | None = None  # (global step, perf_counter) of the last periodic log
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
+        self._ranking_task_ids = torch.tensor([int(task) for task in RANKING_TASKS])
         self.recommender_teacher = None
         if distilling:  # teacher column p + 1 is catalog position p; the student's are token-sorted
             device = self.args.device
@@ -258,15 +259,18 @@ class RDRecTrainer(Seq2SeqTrainer):
         """The parent's loss; besides, accumulates each task's per-example losses for logging."""
         labels, task_id = inputs["labels"], inputs["task_id"]
         history_items = inputs.pop("history_items", None)  # the teacher's input, not the student's
-        if self._catalog_token_ids is not None:  # logits over the item tokens only
+        if self._catalog_token_ids is not None:  # ranking targets over the item tokens only
             inputs = {**inputs, "output_token_ids": self._catalog_token_ids.to(labels.device)}
+            if self.args.has_text_tasks:  # text targets over the vocabulary: per-row normalisations
+                inputs["output_token_rows"] = torch.isin(task_id, self._ranking_task_ids.to(task_id.device))
+                inputs["other_rows_exclude_output_tokens"] = self.args.text_softmax_excludes_items
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
         if self.recommender_teacher is not None and history_items is not None:
             weight = self.args.recommender_distillation_weight
             student_logits = outputs.logits[:, 0]  # the first target token
-            if self._catalog_token_ids is None:  # vocabulary logits: the catalog's columns
+            if "output_token_rows" in inputs or self._catalog_token_ids is None:  # vocabulary logits: the catalog's
                 student_logits = student_logits[:, self._distilled_token_ids]
             loss = (1 - weight) * loss + weight * self._distillation_loss(student_logits, history_items)
         with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
