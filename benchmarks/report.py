@@ -503,6 +503,45 @@ def ablation_table(results: Results, protocol: str) -> str:
     return f"{markdown_table(header, rows, 'llrrrrrrrr')}\n\nSeeds {join(run['seeds'])}; test examples: {examples}."
 
 
+@table("demo", "demo.json", optional=True)
+def demo(results: Results) -> str:
+    """`make demo`'s student beside the library's baselines on every test user, and its texts."""
+    run = results["demo.json"]
+    sequential, topn = run["ranking"]["sequential"], run["ranking"]["topn"]
+    systems = [name for name in sequential if name != "users"]
+    rows = [[BASELINE_LABEL.get(name, "RDRec student (four tasks)"),
+             *(metric(task[name][key]) for task in (sequential, topn) for key in ("hr@10", "ndcg@10"))]
+            for name in systems]
+    header = ["system", "sequential HR@10", "sequential NDCG@10", "top-N HR@10", "top-N NDCG@10"]
+    texts = "; ".join(f"{task} BLEU-4 {entry['bleu-4']:.1f}, ROUGE-L {entry['rouge-l']:.1f}, distinct share "
+                      f"{entry['distinct_share']:.2f}, looping share {entry['looping_share']:.2f} "
+                      f"({entry['examples']:,} texts)" for task, entry in run["text"].items())
+    ratio_to_sasrec = sequential["model"]["ndcg@10"] / sequential["sasrec"]["ndcg@10"]
+    return (f"{markdown_table(header, rows, 'lrrrr')}\n\nAll {sequential['users']:,} test users, this project's "
+            f"protocol; the student's sequential NDCG@10 is {ratio_to_sasrec:.2f}x SASRec's. Texts: {texts}. "
+            f"`make demo` took {run['wall_minutes']:.1f} wall minutes ({run['train_minutes']:.1f} of training; "
+            f"{run['machine']}; measured {run['measured']}).")
+
+
+@table("demo_probes", "demo_recipe_probes.json")
+def demo_probes(results: Results) -> str:
+    """How the demo's recipe was found: one seed each, every test user, each row one change on the one above."""
+    run = results["demo_recipe_probes.json"]
+    rows = []
+    for probe in run["probes"]:
+        texts = [f"{probe[task]['bleu-4']:.1f} / {probe[task]['rouge-l']:.1f}" if task in probe else "n/a"
+                 for task in ("explanation", "rationale")]
+        rows.append([probe["change"], f"`{probe['train_overrides']}`" if probe["train_overrides"] else "",
+                     metric(probe["sequential"]["hr@1"]), metric(probe["sequential"]["ndcg@10"]),
+                     metric(probe["topn"]["ndcg@10"]), *texts])
+    header = ["student", "training options beside config_demo.yaml", "sequential HR@1", "sequential NDCG@10",
+              "top-N NDCG@10", "explanation BLEU-4 / ROUGE-L", "rationale BLEU-4 / ROUGE-L"]
+    baselines = ", ".join(f"{BASELINE_LABEL[name]} {metric(value)}" for name, value in run["baselines"].items())
+    return (f"{markdown_table(header, rows, 'llrrrrr')}\n\nSeed {run['seed']}, all {run['users']:,} test users, this "
+            f"project's protocol; sequential NDCG@10 of the baselines on the same users: {baselines}. "
+            f"{run['measured']}. Each row: `{run['command']}`.")
+
+
 RATIONALE_VARIANTS = {"all_tasks": "all four tasks (RDRec)", "no_rationale": "without rationale",
                       "ranking_only": "without both text tasks"}
 RATIONALE_CELLS = ["sequential_ndcg@10", "sequential_hr@10", "topn_ndcg@10", "topn_hr@10"]

@@ -105,6 +105,15 @@ def test_explanations_of_a_model_that_never_trained_them_are_refused(tiny_checkp
     assert main(["recommend", "--model", str(folder), "--history", *history]) == 0  # the items themselves are fine
 
 
+def test_the_catalog_softmax_trains_the_four_tasks_from_the_command_line(trained_student, tmp_path):
+    main(["train", "--dataset", str(trained_student[1]), "--model_preset", "tiny", "--ranking_softmax", "catalog",
+          "--task_mixture", "1:1:1:1", "--max_steps", "2", "--per_device_train_batch_size", "10",
+          "--max_source_length", "192", "--max_target_length", "24", "--eval_strategy", "no", "--rank_eval", "false",
+          "--save_strategy", "no", "--report_to", "none", "--output_dir", str(tmp_path / "model")])  # fmt: skip
+    assert RDRecConfig.from_pretrained(tmp_path / "model").trained_tasks == ["sequential", "topn", "explanation",
+                                                                            "rationale"]  # fmt: skip
+
+
 def test_train_without_indexing_saves_a_leak_free_catalog(shared, tmp_path):
     main(["train", "--dataset", "all_beauty", "--model_preset", "tiny", "--user_limit", "24", "--max_steps", "1",
           "--task_mixture", "1:1:0:1",

@@ -7,7 +7,8 @@ a length range. The paper's protocol keeps the reference scripts' own settings (
 
 Greedy or beam search gives a maximum-likelihood student's single most likely text, which for explanations is
 the same generic sentence for every user ("I have been using this product for years."); seeded nucleus
-sampling (``sample_seed``) is the opt-in that makes texts vary, from an explicit seed.
+sampling (``sample_seed``) makes texts vary, from an explicit seed: what the app, ``recommend --explain`` and the
+handler show (``DEFAULT_TEXT_SAMPLE_SEED``, the demo report's), and an evaluation option (``text_sample_seed``).
 
 Hub custom code: this file imports only torch and the standard library.
 """
