@@ -456,6 +456,14 @@ def test_catalog_softmax_with_text_tasks_normalises_each_row_over_its_own_tokens
         )  # fmt: skip
         torch.testing.assert_close(mixed.token_losses, expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(mixed.loss, expected.sum() / (labels != -100).sum(), atol=1e-5, rtol=1e-5)
+    # A batch of text rows alone has no history column: the sequential loss weighting stays, with no teacher term.
+    text_rows = [row for row in range(10) if not ranking[row]]
+    text_batch = trainer.data_collator(trainer.train_dataset.__getitems__(text_rows))
+    assert text_batch["history_items"].shape[1] == 0
+    model.eval()
+    plain = model(**{key: value for key, value in text_batch.items() if key != "history_items"}).loss
+    torch.testing.assert_close(trainer.compute_loss(model, dict(text_batch)), 0.5 * plain)  # (1 - 0.5) * the loss
+    model.train()
     trainer.train()
     logged = {key for entry in trainer.state.log_history for key in entry}
     assert {"loss_sequential", "loss_topn", "loss_explanation", "loss_rationale"} <= logged
@@ -498,11 +506,16 @@ def test_recommender_distillation_reads_the_prompts_history_in_the_students_colu
     assert teacher is not None and not teacher.training
     batch = trainer.data_collator(mixture.__getitems__(list(range(len(mixture)))))
     history = batch["history_items"]
+    catalog = trainer.model.item_index
+    training_parts = {tuple(position + 1 for position in catalog.positions(items[:-2]))
+                      for items in trainer.rec_data["users"]["items"]}
     for row in range(len(mixture)):
         listed = mixture.current.history_items.row(row) + 1
         expected = [0] * (history.shape[1] - len(listed)) + listed.tolist()
         assert history[row].tolist() == expected
-        assert (len(listed) > 0) == (int(batch["task_id"][row]) == int(Task.SEQUENTIAL))
+        assert len(listed) > 0  # sequential: the listed history; top-N: the user's training items
+        if int(batch["task_id"][row]) == int(Task.TOPN):  # some user's whole training part
+            assert tuple(listed.tolist()) in training_parts
     with torch.no_grad():
         positions = teacher.item_scores(teacher(history)[:, -1])[:, 1:]  # column p: catalog position p
     tokens = torch.tensor([ids[0] for ids in trainer.model.item_index.token_ids])
@@ -510,7 +523,14 @@ def test_recommender_distillation_reads_the_prompts_history_in_the_students_colu
     student = torch.empty_like(positions)
     student[:, columns] = positions
     assert float(trainer._distillation_loss(student, history)) < 1e-6
-    assert float(trainer._distillation_loss(student[:, torch.randperm(student.shape[1])], history)) > 1e-3
+    shuffled = student[:, torch.randperm(student.shape[1])]
+    assert float(trainer._distillation_loss(shuffled, history)) > 1e-3
+    # The top-N rows are distilled only with distill_topn: the trainer passes the rows of the distilled tasks.
+    topn = batch["task_id"] == int(Task.TOPN)
+    assert topn.any() and float(trainer._distillation_loss(shuffled, history, topn)) > 1e-3
+    torch.testing.assert_close(trainer._distillation_loss(shuffled, history, ~topn),
+                               trainer._distillation_loss(shuffled[~topn], history[~topn]))
+    assert torch.equal(trainer._distilled_task_ids, torch.tensor([int(Task.SEQUENTIAL)]))
     trainer.train()  # the combined loss trains
     # Over the whole vocabulary (a mixture with text tasks), the student's catalog columns are distilled.
     vocabulary = build_trainer(model_args, data_args, tiny_training_args(

@@ -78,6 +78,7 @@ def test_lora_defaults_fill_in_only_with_peft():
         ({"early_stopping_patience": 2}, "needs an evaluation"),
         ({"eval_max_examples_per_task": 0}, "eval_max_examples_per_task"),
         ({"text_softmax_excludes_items": True}, "needs ranking_softmax=catalog"),
+        ({"distill_topn": True}, "distill_topn needs recommender_distillation_weight > 0"),
         ({"ranking_softmax": "items"}, "not a valid RankingSoftmax"),
         ({"train_sampling_strategy": "group_by_length"}, "batch_shares fixes every batch's tasks"),
         ({"task_mixture_mode": "per_batch"}, "not a valid MixtureMode"),

@@ -192,7 +192,7 @@ class Draw:
     draw: np.ndarray  # the task's draw each example belongs to (a rationale record gives two examples)
     target_items: Ragged  # ranking: item indices of the target; text: empty rows
     target_text: np.ndarray  # text: index into the mixture's target texts; ranking: -1
-    history_items: Ragged  # sequential: item indices of the history the prompt lists; other tasks: empty rows
+    history_items: Ragged  # sequential: the history the prompt lists; top-N: the user's training items; text: empty
 
     def take(self, order: np.ndarray) -> "Draw":
         return Draw(self.pieces.take(order), self.labels.take(order), self.draw[order], self.target_items.take(order),
@@ -324,8 +324,8 @@ class TrainingMixture(torch.utils.data.Dataset):
         users = self.ranking_units[task][order]
         history = self.histories.take(users)
         count, length = len(users), history.lengths
-        if task.spec.ranks_candidates:
-            history_items = empty_rows(count)
+        if task.spec.ranks_candidates:  # the prompt names no history; a teacher reads the user's training items
+            history_items = history.slice_rows(np.maximum(0, length - MAX_HISTORY_ITEMS), length)
             positives = history.values[history.offsets + (rng.random(count) * length).astype(np.int64)]
             negatives = sample_negative_rows(rng, len(self.item_ids), self.numbers_of_user.take(users),
                                              self.num_negatives)
@@ -438,7 +438,7 @@ class RaggedExamples:
     whole_word_ids: Ragged
     labels: Ragged | None  # None: evaluation examples without labels
     task_id: np.ndarray
-    history_items: Ragged | None = None  # catalog positions of each sequential prompt's history (else empty rows)
+    history_items: Ragged | None = None  # catalog positions of each ranking prompt's history (text: empty rows)
 
 
 __all__ = ["PromptWords", "RaggedExamples", "SlotKind", "TrainingMixture", "draw_segments", "epoch_seed", "interleaved_order",

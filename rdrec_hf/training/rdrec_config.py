@@ -335,6 +335,12 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                   "tokens at the first target, the teacher reading the history the prompt lists (T: "
                   "`recommender_distillation_temperature`). Needs one-token item ids (independent). 0: off."},
     )
+    distill_topn: bool = field(
+        default=False,
+        metadata={"help": "With `recommender_distillation_weight`, also distil into the top-N prompts: KL to the "
+                  "SASRec's catalog distribution after the user's training items (the top-N prompt names the user "
+                  "and the candidates, not the history). Off: the sequential prompts only."},
+    )
     recommender_distillation_temperature: float = field(
         default=1.0, metadata={"help": "Softmax temperature of both distributions in the distillation loss."}
     )
@@ -389,6 +395,8 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"task_mixture_mode=batch_shares fixes every batch's tasks; train_sampling_strategy="
                              f"{self.train_sampling_strategy} would regroup them (use task_mixture_mode=unit_counts)")
         self.ranking_softmax = RankingSoftmax(self.ranking_softmax)
+        if self.distill_topn and self.recommender_distillation_weight == 0:
+            raise ValueError("distill_topn needs recommender_distillation_weight > 0")
         if self.text_softmax_excludes_items and self.ranking_softmax is not RankingSoftmax.CATALOG:
             raise ValueError("text_softmax_excludes_items needs ranking_softmax=catalog (the vocabulary softmax "
                              "has one normalisation for every target)")

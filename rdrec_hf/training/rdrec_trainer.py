@@ -214,6 +214,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         self._rate_mark: tuple[int, float] | None = None  # (global step, perf_counter) of the last periodic log
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
         self._ranking_task_ids = torch.tensor([int(task) for task in RANKING_TASKS])
+        self._distilled_task_ids = torch.tensor([int(Task.SEQUENTIAL)] + ([int(Task.TOPN)] if args.distill_topn else []))
         self.recommender_teacher = None
         if distilling:  # teacher column p + 1 is catalog position p; the student's are token-sorted
             device = self.args.device
@@ -269,10 +270,14 @@ class RDRecTrainer(Seq2SeqTrainer):
         )
         if self.recommender_teacher is not None and history_items is not None:
             weight = self.args.recommender_distillation_weight
-            student_logits = outputs.logits[:, 0]  # the first target token
-            if "output_token_rows" in inputs or self._catalog_token_ids is None:  # vocabulary logits: the catalog's
-                student_logits = student_logits[:, self._distilled_token_ids]
-            loss = (1 - weight) * loss + weight * self._distillation_loss(student_logits, history_items)
+            distillation = 0.0  # a batch of text rows alone has no history column (a Python int: no host read)
+            if history_items.shape[1] > 0:
+                student_logits = outputs.logits[:, 0]  # the first target token
+                if "output_token_rows" in inputs or self._catalog_token_ids is None:  # vocabulary logits
+                    student_logits = student_logits[:, self._distilled_token_ids]
+                distilled = torch.isin(task_id, self._distilled_task_ids.to(task_id.device))
+                distillation = self._distillation_loss(student_logits, history_items, distilled)
+            loss = (1 - weight) * loss + weight * distillation
         with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
             token_losses = getattr(outputs, "token_losses", None)
             example_losses = (per_example_loss(outputs.logits.detach(), labels) if token_losses is None
@@ -282,17 +287,23 @@ class RDRecTrainer(Seq2SeqTrainer):
         self._task_loss_totals[mode] = self._task_loss_totals[mode].to(totals.device) + totals
         return (loss, outputs) if return_outputs else loss
 
-    def _distillation_loss(self, student_logits: torch.Tensor, history_items: torch.Tensor) -> torch.Tensor:
-        """Mean `distillation_loss` over the examples with a history (sequential prompts), 0 without any.
+    def _distillation_loss(self, student_logits: torch.Tensor, history_items: torch.Tensor,
+                           distilled: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean `distillation_loss` over the ``distilled`` examples with a history, 0 without any.
 
         Args:
             student_logits: ``[B, N]`` catalog logits of the first target token.
-            history_items: ``[B, H]`` catalog positions + 1, left-padded with 0 (all 0: no history).
+            history_items: ``[B, H]`` catalog positions + 1, left-padded with 0 (all 0: no history): a sequential
+                prompt's listed history, a top-N prompt's user's training items.
+            distilled: ``[B]`` bool, the rows of the distilled tasks (sequential; top-N with ``distill_topn``);
+                None: every row with a history.
         """
         with torch.no_grad():
             hidden = self.recommender_teacher(history_items)[:, -1]
             teacher_logits = self.recommender_teacher.item_scores(hidden)[:, self._teacher_column_of_student]
         has_history = history_items[:, -1] > 0  # left-padded: a history ends in the last column
+        if distilled is not None:
+            has_history = has_history & distilled
         per_example = distillation_loss(student_logits, teacher_logits, self.args.recommender_distillation_temperature)
         return (per_example * has_history).sum() / has_history.sum().clamp(min=1)  # no host read of the count
 
