@@ -3,8 +3,8 @@
     python examples/quickstart.py                          # ~10 CPU minutes: mini student, 200 steps
     python examples/quickstart.py --preset tiny --max_steps 4 --users 24 --output_dir /tmp/quickstart
 
-Reads Amazon All_Beauty_5 from the shared data folder ($RDREC_SHARED, default ../shared). Without
-distilled rationales the rationale task has no data and is left out (run `rdrec-hf distill` first for it).
+Reads Amazon All_Beauty_5 from the shared data folder ($RDREC_SHARED, default ../shared). The raw reviews have no
+rationales, so the mixture leaves the rationale task out (`rdrec-hf distill` writes them; then use 1:1:1:1).
 """
 
 import argparse
@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> None:
         RDRecTrainingArguments(
             output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=16,
             learning_rate=2e-3, logging_steps=max(1, args.max_steps // 10), save_strategy="no",
-            report_to="none", seed=args.seed,
+            report_to="none", seed=args.seed, task_mixture="1:1:0:1",  # explanation:sequential:rationale:top-N
         ),
     )
     print(f"trained {args.max_steps} steps: loss {metrics['train_loss']:.3f}; model saved to {args.output_dir}")

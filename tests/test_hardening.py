@@ -59,7 +59,7 @@ def test_training_on_from_a_checkpoint_and_the_app_refuse_it(trained_student, re
     model_dir, _ = trained_student
     args = RDRecTrainingArguments(output_dir=str(tmp_path / "more"), max_steps=1, per_device_train_batch_size=4,
                                   save_strategy="no", eval_strategy="no", rank_eval=False, use_cpu=True,
-                                  report_to="none", max_source_length=128)  # fmt: skip
+                                  report_to="none", max_source_length=128, task_mixture="1:1:0:1")  # fmt: skip
     with pytest.raises(ValueError, match="number items differently") as error:
         train_rdrec(ModelArguments(model_name_or_path=str(model_dir)), DataArguments(dataset=str(reseeded_dataset)), args)
     assert_names_both_numberings(str(error.value))

@@ -25,7 +25,7 @@ MAX_STEPS, SAVE_STEPS = 40, 8
 
 def train_args(output_dir: Path, *extra: str) -> list[str]:
     return [
-        "train", "--model_preset", "tiny", "--dataset", "all_beauty", "--user_limit", "48",
+        "train", "--model_preset", "tiny", "--dataset", "all_beauty", "--user_limit", "48", "--task_mixture", "1:1:0:1",
         "--output_dir", str(output_dir), "--max_steps", str(MAX_STEPS), "--save_strategy", "steps",
         "--save_steps", str(SAVE_STEPS), "--per_device_train_batch_size", "4", "--eval_strategy", "no",
         "--rank_eval", "false", "--use_cpu", "true", "--report_to", "none", "--max_source_length", "128",
