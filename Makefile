@@ -55,8 +55,8 @@ test: $(STAMP) $(BROWSER_STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests
 
-# The whole pipeline on real Amazon All_Beauty reviews (15 minutes the first time on 2 CPU cores shared with two training
-# jobs, 2026-12-04;
+# The whole pipeline on real Amazon All_Beauty reviews: prepare, distil 192 reviews, train the four-task student with
+# its SASRec start and teacher, evaluate every test user beside the baselines (wall minutes: benchmarks/results/demo.json;
 # the teacher's rationales are cached in $(DEMO_DIR)/distill, so a second run skips the teacher).
 demo: $(STAMP)
 	$(RDREC) prepare --source $(RDREC_SHARED)/data/amazon-2018/All_Beauty_5.json.gz \

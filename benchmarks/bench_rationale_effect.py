@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scipy import stats
-
+from rdrec_hf.evaluation.report import paired_difference
 from seeded_runs import train_and_evaluate
 
 RESULTS_FILE = Path(__file__).parent / "results" / "rationale_effect.json"
@@ -33,22 +31,6 @@ VARIANTS = {"all_tasks": "1:1:1:1", "no_rationale": "1:1:0:1", "ranking_only": "
 REFERENCE = "all_tasks"
 METRICS = [(task, metric) for task in ("sequential", "topn") for metric in ("ndcg@10", "hr@10")]
 BASELINES = ("popularity", "item_knn", "sasrec")
-
-
-def paired_difference(variant: list[float], reference: list[float], confidence: float = 0.95) -> dict:
-    """Mean of the per-seed differences ``variant - reference`` with its two-sided ``confidence`` interval
-    (Student's t over the seeds, which pair the runs: the same seed draws the same start and data order).
-
-    Returns ``{"per_seed", "mean", "ci95": [low, high]}``; the interval is None for fewer than two seeds.
-    """
-    if len(variant) != len(reference) or not variant:
-        raise ValueError(f"paired seeds needed, got {len(variant)} and {len(reference)} values")
-    differences = [a - b for a, b in zip(variant, reference)]
-    mean = statistics.fmean(differences)
-    if len(differences) < 2:
-        return {"per_seed": differences, "mean": mean, "ci95": None}
-    half = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * statistics.stdev(differences) / len(differences) ** 0.5
-    return {"per_seed": differences, "mean": mean, "ci95": [mean - half, mean + half]}
 
 
 def parse_args() -> argparse.Namespace:

@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from rdrec_hf.evaluation.report import aggregate_seeds, markdown_tables, plot_training_curves, write_report
+from rdrec_hf.evaluation.report import (
+    aggregate_seeds,
+    markdown_tables,
+    paired_difference,
+    plot_training_curves,
+    write_report,
+)
 
 
 def _results(hr1: float, bleu1: float) -> dict:
@@ -54,6 +60,16 @@ def test_aggregate_rejects_runs_with_different_metrics():
         aggregate_seeds([_results(0.2, 10.0), flattened])
     with pytest.raises(ValueError, match="no results"):
         aggregate_seeds([])
+
+
+def test_paired_difference_by_hand():
+    """Differences 0.1, 0.2, 0.3: mean 0.2, sample std 0.1, t(0.975, 2 df) = 4.303 -> half width 0.2484."""
+    result = paired_difference([1.1, 1.2, 1.3], [1.0, 1.0, 1.0])
+    assert result["per_seed"] == pytest.approx([0.1, 0.2, 0.3]) and result["mean"] == pytest.approx(0.2)
+    assert result["ci95"] == pytest.approx([0.2 - 0.24841, 0.2 + 0.24841], abs=1e-4)
+    assert paired_difference([0.5], [0.25]) == {"per_seed": [0.25], "mean": 0.25, "ci95": None}
+    with pytest.raises(ValueError, match="paired runs needed"):
+        paired_difference([1.0, 2.0], [1.0])
 
 
 def test_markdown_table_orders_columns_and_rows():

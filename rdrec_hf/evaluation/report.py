@@ -60,6 +60,24 @@ def aggregate_seeds(results_per_seed: Sequence[Mapping]) -> dict:
     return _aggregate(list(results_per_seed), path="results")
 
 
+def paired_difference(variant: Sequence[float], reference: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean of the per-seed differences ``variant - reference`` with its two-sided ``confidence`` interval (Student's
+    t over the seeds, which pair the runs: the same seed draws the same start and data order).
+
+    Returns ``{"per_seed", "mean", "ci95": [low, high]}``; the interval is None for a single seed.
+    """
+    from scipy import stats
+
+    if len(variant) != len(reference) or not variant:
+        raise ValueError(f"paired runs needed: got {len(variant)} and {len(reference)} values")
+    differences = [a - b for a, b in zip(variant, reference)]
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        return {"per_seed": differences, "mean": mean, "ci95": None}
+    half = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * statistics.stdev(differences) / len(differences) ** 0.5
+    return {"per_seed": differences, "mean": mean, "ci95": [mean - half, mean + half]}
+
+
 def _aggregate(nodes: list, path: str):
     first = nodes[0]
     if isinstance(first, Mapping):
