@@ -49,7 +49,8 @@ def main(options: argparse.Namespace) -> None:
     training = json.loads((DEMO_DIR / "model" / "train_results.json").read_text(encoding="utf-8"))
     result = {
         "measured": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "machine": f"{os.cpu_count()} CPU cores, {options.load}",
+        "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'one per core')}, "
+                   f"{options.load}",
         "teacher_cached": options.keep_teacher,
         "wall_minutes": minutes,
         "train_minutes": (training["train_runtime"] + training.get("item_start_runtime", 0.0)) / 60,
