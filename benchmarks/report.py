@@ -523,7 +523,7 @@ def demo(results: Results) -> str:
     spread = mean_std(seeds["sequential_ndcg@10"])
     return (f"{markdown_table(header, rows, 'lrrrr')}\n\nAll {sequential['users']:,} test users, this project's "
             f"protocol, seed 42; the student's sequential NDCG@10 is {ratio_to_sasrec:.2f}x SASRec's. Over seeds "
-            f"{join(seeds['seeds'])} (one torch thread each, BENCHMARKS.md section 7) the same recipe ranks {seeded(spread)} "
+            f"{join(seeds['seeds'])} (one torch thread each, BENCHMARKS.md section 7) the recipe before `distill_topn` ranks {seeded(spread)} "
             f"({spread['mean'] / sequential['sasrec']['ndcg@10']:.2f}x SASRec; per seed {per_seed(spread)}). Texts: {texts}. "
             f"`make demo` took {run['wall_minutes']:.1f} wall minutes ({run['train_minutes']:.1f} of training; "
             f"{run['machine']}; measured {run['measured']}).")
