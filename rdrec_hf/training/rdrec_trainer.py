@@ -213,6 +213,9 @@ class RDRecTrainer(Seq2SeqTrainer):
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
         self._rate_mark: tuple[int, float] | None = None  # (global step, perf_counter) of the last periodic log
         self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
+        # With text tasks in the mixture each row keeps its own softmax (ranking: the item tokens, text: the
+        # vocabulary) and the logits span the vocabulary; decided once, not by parsing the mixture every step.
+        self._per_row_softmax = self._catalog_token_ids is not None and args.has_text_tasks
         self._ranking_task_ids = torch.tensor([int(task) for task in RANKING_TASKS])
         self._distilled_task_ids = torch.tensor([int(Task.SEQUENTIAL)] + ([int(Task.TOPN)] if args.distill_topn else []))
         self.recommender_teacher = None
@@ -262,7 +265,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         history_items = inputs.pop("history_items", None)  # the teacher's input, not the student's
         if self._catalog_token_ids is not None:  # ranking targets over the item tokens only
             inputs = {**inputs, "output_token_ids": self._catalog_token_ids.to(labels.device)}
-            if self.args.has_text_tasks:  # text targets over the vocabulary: per-row normalisations
+            if self._per_row_softmax:  # text targets over the vocabulary
                 inputs["output_token_rows"] = torch.isin(task_id, self._ranking_task_ids.to(task_id.device))
                 inputs["other_rows_exclude_output_tokens"] = self.args.text_softmax_excludes_items
         loss, outputs = super().compute_loss(
@@ -273,7 +276,7 @@ class RDRecTrainer(Seq2SeqTrainer):
             distillation = 0.0  # a batch of text rows alone has no history column (a Python int: no host read)
             if history_items.shape[1] > 0:
                 student_logits = outputs.logits[:, 0]  # the first target token
-                if "output_token_rows" in inputs or self._catalog_token_ids is None:  # vocabulary logits
+                if self._per_row_softmax or self._catalog_token_ids is None:  # vocabulary logits
                     student_logits = student_logits[:, self._distilled_token_ids]
                 distilled = torch.isin(task_id, self._distilled_task_ids.to(task_id.device))
                 distillation = self._distillation_loss(student_logits, history_items, distilled)
