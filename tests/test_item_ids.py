@@ -79,6 +79,10 @@ def test_whole_word_ids_cover_every_new_token(t5_tokenizer, indexing):
     assert sorted({words[position] for position in new_positions}) == [2, 3, 4]
     for item, mention in zip(CODES, (2, 3, 4)):
         assert [tokens[p] for p in new_positions if words[p] == mention] == scheme.item_tokens(item)
+    # The catalog derives the same token ids from its targets, without the tokenizer (texts suppress them).
+    catalog = ItemIndex.from_catalog(list(CODES), tokenizer, scheme=scheme)
+    assert catalog.new_token_ids == sorted(tokenizer.convert_tokens_to_ids(sorted(new)))
+    assert ItemIndex.from_catalog(list(CODES), t5_tokenizer).new_token_ids == []  # numbers as text: digits
 
 
 # -------------------------------------------------------------------------------- exact ranking

@@ -423,7 +423,7 @@ def _evaluate_text(model, tokenizer, dataset, task, config, collator, show_progr
                     f"groups, diversity 0), {generation['min_length']} to {generation['max_length']} tokens")
     else:
         settings = TextGenerationSettings.up_to(config.max_new_tokens, sample_seed=config.text_sample_seed)
-        generation = text_generation_kwargs(model, tokenizer, settings)
+        generation = text_generation_kwargs(model, settings)
         seeded, decoding = settings.seeded(model.device), settings.describe()
     predictions: list[str] = []
     with seeded:  # sampling: one random stream across the batches

@@ -10,6 +10,7 @@ with a few vectorised gathers per decoding step.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -100,6 +101,14 @@ class ItemIndex:
     def is_single_token(self) -> bool:
         """Every target is one token (independent ids): one decoder step scores the whole catalog exactly."""
         return not self.scheme.ends_with_eos and self.max_length == 1
+
+    @functools.cached_property
+    def new_token_ids(self) -> list[int]:
+        """Ascending vocabulary ids of the scheme's own tokens in this catalog (every target token but EOS; empty
+        for numbers as text, whose digits are also text), e.g. to keep them out of generated texts."""
+        if self.indexing.is_text:
+            return []
+        return sorted({token for tokens in self.token_ids for token in tokens} - {self.eos_token_id})
 
     def _build_trie(self) -> None:
         children: dict[tuple[int, int], int] = {}

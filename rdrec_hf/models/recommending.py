@@ -102,11 +102,11 @@ def check_trained(model, task: Task) -> None:
         )
 
 
-def text_generation_kwargs(model, tokenizer, settings: TextGenerationSettings) -> dict:
+def text_generation_kwargs(model, settings: TextGenerationSettings) -> dict:
     """``model.generate`` arguments of ``settings``, with the catalog's own item tokens suppressed: they never occur
     in a text target, and a student trained with ``text_softmax_excludes_items`` never learnt to avoid them."""
     item_index = getattr(model, "item_index", None)
-    item_tokens = tokenizer.convert_tokens_to_ids(item_index.scheme.new_tokens(item_index.item_ids)) if item_index else []
+    item_tokens = item_index.new_token_ids if item_index is not None else []
     return {**settings.generate_kwargs(), **({"suppress_tokens": item_tokens} if item_tokens else {})}
 
 
@@ -125,7 +125,7 @@ def generate_texts(
     settings = TextGenerationSettings.up_to(max_new_tokens, sample_seed=sample_seed)
     with settings.seeded(model.device):
         generated = model.generate(**model.prepare_prompts(tokenizer, prompts, task),
-                                   **text_generation_kwargs(model, tokenizer, settings))
+                                   **text_generation_kwargs(model, settings))
     return tokenizer.batch_decode(generated, skip_special_tokens=True)
 
 
