@@ -44,6 +44,11 @@ def make_parser() -> argparse.ArgumentParser:
                         help="P5 split: recipes/<dataset>/{train,evaluation}/config_item_ids.yaml")
     parser.add_argument("--variant", help="name of a training variant: runs under runs/<dataset>/item-ids/<variant>/, "
                         "results in item_ids_<variant>.{json,md}")
+    parser.add_argument("--train-config", type=Path, help="the training recipe (default: "
+                        "recipes/<dataset>/train/config_item_ids.yaml, stopped by the CPU budget)")
+    parser.add_argument("--cpu-budget-minutes", type=float, default=30.0,
+                        help="the benchmark's rule: each run stops after this many CPU minutes of its process "
+                        "(`--benchmark_cpu_minutes`), the item start included; 0: the recipe's own steps alone")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="training options of the variant, last on the line (e.g. --ranking_softmax catalog)")
     parser.add_argument("--sasrec", type=Path, help="bench_quality.py results holding SASRec under the same budget "
@@ -86,12 +91,14 @@ def main(args: argparse.Namespace) -> dict:
     for scheme in args.schemes:
         # The SVD start needs an item token; the other schemes keep the model's own initialisation.
         init = [] if ItemIndexing(scheme).has_item_token else ["--item_embedding_init", "default"]
+        budget = budget_options(args)
         runs = []
         for seed in args.seeds:
             folder = run_folder(scheme, seed, args.variant, args.dataset)
             runs.append(train_and_evaluate(
-                str(recipes / "train" / "config_item_ids.yaml"), str(recipes / "evaluation" / "config_item_ids.yaml"),
-                folder, [seed], ["--indexing", scheme], train_overrides=[*init, *args.train_args],
+                str(args.train_config or recipes / "train" / "config_item_ids.yaml"),
+                str(recipes / "evaluation" / "config_item_ids.yaml"),
+                folder, [seed], ["--indexing", scheme], train_overrides=[*init, *budget, *args.train_args],
             )["project"])  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
@@ -101,6 +108,14 @@ def main(args: argparse.Namespace) -> dict:
     order = [scheme.value for scheme in ItemIndexing]
     results = {scheme: results[scheme] for scheme in sorted(results, key=order.index)}
     return report(args, results, minutes, seeds_of)
+
+
+def budget_options(args: argparse.Namespace) -> list[str]:
+    """The CPU budget as training options; config_item_ids.yaml then trains until the budget ends it."""
+    if args.cpu_budget_minutes <= 0:
+        return []
+    steps = [] if args.train_config else ["--max_steps", "100000"]
+    return ["--benchmark_cpu_minutes", f"{args.cpu_budget_minutes:g}", *steps]
 
 
 def results_path(args: argparse.Namespace) -> Path:
@@ -138,12 +153,14 @@ def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dic
         metrics = sasrec["metrics"]["sasrec"]["sequential"]
         lines.append("| SASRec (same budget and users) | " + " | ".join(f"{metrics[m]:.4f}" for m in METRICS) + " | |")
     lines += ["", f"- Bar: NDCG@10 >= {BAR_FACTOR} x popularity = {bar:.4f} for every seed."]
-    lines += [f"- {scheme}: training wall minutes per seed (the budget is 30 CPU minutes) " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
+    budget = f"a budget of {args.cpu_budget_minutes:g} CPU minutes" if args.cpu_budget_minutes > 0 else "no budget"
+    lines += [f"- {scheme}: training wall minutes per seed ({budget}) " + ", ".join(f"{m:.1f}" for m in minutes[scheme])
               for scheme in results]
     if args.variant:
         lines.insert(1, f"Variant {args.variant!r}: training options {' '.join(args.train_args)}.")
     summary = {
-        "dataset": args.dataset, "variant": args.variant, "train_args": args.train_args, "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
+        "dataset": args.dataset, "variant": args.variant, "train_config": str(args.train_config or ""),
+        "train_args": [*budget_options(args), *args.train_args], "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
         "seeds_of": seeds_of, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
         "bar_met": verdicts, "sasrec": None if sasrec is None else {
             "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],

@@ -86,11 +86,12 @@ def read_student(path: Path, scheme: str, popularity: dict, users: int, budget: 
     if sequential["num_examples"]["mean"] != users:
         raise SystemExit(f"{path}: {sequential['num_examples']['mean']:.0f} test users, not {users}")
     check_same_users({m: sequential["popularity"][m]["mean"] for m in METRICS}, popularity, path)
-    # The students' budget is their process's CPU time (the recipes' max_train_cpu_minutes, which the trainer
-    # enforces); their wall minutes, recorded below, exceed it when other jobs share the cores.
+    # The students' budget is their process's CPU time (`benchmark_cpu_minutes`, formerly max_train_cpu_minutes,
+    # which the trainer enforces); their wall minutes, recorded below, exceed it when other jobs share the cores.
     options = summary.get("train_args", [])
-    if "--max_train_cpu_minutes" in options and float(options[options.index("--max_train_cpu_minutes") + 1]) > budget:
-        raise SystemExit(f"{path}: trained with a CPU budget over {budget:g} minutes ({' '.join(options)})")
+    for option in ("--benchmark_cpu_minutes", "--max_train_cpu_minutes"):
+        if option in options and float(options[options.index(option) + 1]) > budget:
+            raise SystemExit(f"{path}: trained with a CPU budget over {budget:g} minutes ({' '.join(options)})")
     minutes = summary["training_minutes"][scheme]
     seeds = summary.get("seeds_of", {}).get(scheme, summary["seeds"])
     return {"seeds": seeds, **{m: sequential["model"][m]["values"] for m in METRICS},

@@ -66,8 +66,8 @@ trap 'echo "stopped after $(( $(date +%s) - started )) s"; exit 143' TERM INT
 if [[ $SMOKE == 1 ]]; then
   DEVICE=cpu
   # A few steps of everything: a tiny student, two evaluations of 100 steps' worth, one SASRec epoch.
-  STUDENT=(--model_preset tiny --item_embedding_init_minutes 0.2 --max_steps 4 --eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2
-           --rank_eval_max_users 20 --eval_max_examples_per_task 8 --max_train_minutes 2 --user_limit 300 --use_cpu true)
+  STUDENT=(--model_preset tiny --item_embedding_init_max_epochs 1 --max_steps 4 --eval_strategy steps --eval_steps 2 --save_strategy steps --save_steps 2
+           --rank_eval_max_users 20 --eval_max_examples_per_task 8 --benchmark_wall_minutes 2 --user_limit 300 --use_cpu true)
   SPEED=(--model_preset tiny --max_steps 4 --logging_steps 1 --user_limit 300 --item_embedding_init transitions
          --recommender_distillation_weight 0 --optim adamw_torch_fused)
   EVALUATE=(--max_users 50)
@@ -78,9 +78,9 @@ else
   DEVICE=cuda
   # STUDENT_OPTIONS / SASREC_SECONDS shorten the check when less device time is left (e.g. "--num_train_epochs 10").
   read -r -a extra <<<"${STUDENT_OPTIONS:-}"
-  STUDENT=(--max_train_minutes 4 --tf32 true "${extra[@]}")
+  STUDENT=(--benchmark_wall_minutes 4 --tf32 true "${extra[@]}")
   # one epoch of beauty, batch 256; the step of the recipe without its 8-minute SASRec start and teacher
-  SPEED=(--max_steps 611 --max_train_minutes 1.5 --tf32 true --bf16 true --logging_nan_inf_filter false
+  SPEED=(--max_steps 611 --benchmark_wall_minutes 1.5 --tf32 true --bf16 true --logging_nan_inf_filter false
          --item_embedding_init transitions --recommender_distillation_weight 0 --optim adamw_torch_fused)
   EVALUATE=()
   SASREC=(--wall-budget-s "${SASREC_SECONDS:-240}" --test-users 5000 --threads 4)

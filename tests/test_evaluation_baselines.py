@@ -216,12 +216,12 @@ def test_bench_student_vs_baselines_reads_only_figures_of_the_same_users_within_
     assert (student["seeds"], student["ndcg@10"], student["hr@10"]) == ([42], [0.05], [0.08])
     with pytest.raises(SystemExit, match="not the same test users"):
         bench.read_student(student_results(tmp_path, 0.0058, 18.0), "independent", popularity, 5000, 30)
-    # The budget is CPU time (the recipe's max_train_cpu_minutes): wall minutes over it under load are kept ...
+    # The budget is CPU time (`benchmark_cpu_minutes`): wall minutes over it under load are kept ...
     assert bench.read_student(student_results(tmp_path, 0.0057, 37.8), "independent", popularity, 5000,
                               30)["training_minutes"] == [37.8]
     # ... a run given a larger CPU budget is not.
     with pytest.raises(SystemExit, match="CPU budget over 30 minutes"):
-        bench.read_student(student_results(tmp_path, 0.0057, 18.0, ["--max_train_cpu_minutes", "45"]),
+        bench.read_student(student_results(tmp_path, 0.0057, 18.0, ["--benchmark_cpu_minutes", "45"]),
                            "independent", popularity, 5000, 30)
     with pytest.raises(SystemExit, match="not 4000"):
         bench.read_student(student_results(tmp_path, 0.0057, 18.0), "independent", popularity, 4000, 30)

@@ -217,21 +217,21 @@ def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5
 
 def test_sasrec_start_is_a_trained_sasrecs_item_embeddings(prepared, t5_tokenizer):
     """The `sasrec` start copies (rescaled) the item table of a SASRec trained on the training parts, in the
-    catalog's order; a budget under one epoch trains exactly one, so the same seed gives the same rows."""
+    catalog's order; one epoch, so the same seed gives the same rows."""
     import numpy as np
 
     from rdrec_hf.training.student import init_item_embeddings, train_start_sasrec
 
     data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
     width = model.config.d_model
-    teacher = init_item_embeddings(model, data, tokenizer, index, "sasrec", seed=0, sasrec_minutes=1e-4)
+    teacher = init_item_embeddings(model, data, tokenizer, index, "sasrec", seed=0, sasrec_max_epochs=1)
     rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
-    trained = train_start_sasrec(data, index, width, seed=0, minutes=1e-4).item_embeddings.weight.detach()[1:].numpy()
+    trained = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1).item_embeddings.weight.detach()[1:].numpy()
     assert trained.shape == (len(items), width)
     np.testing.assert_array_equal(teacher.item_embeddings.weight.detach()[1:].numpy(), trained)
     scale = np.abs(rows).sum() / np.abs(trained).sum()
     np.testing.assert_allclose(rows, scale * trained, atol=1e-5)
-    other_seed = train_start_sasrec(data, index, width, seed=1, minutes=1e-4).item_embeddings.weight.detach()[1:].numpy()
+    other_seed = train_start_sasrec(data, index, width, seed=1, max_epochs=1, patience=1).item_embeddings.weight.detach()[1:].numpy()
     assert not np.allclose(trained, other_seed, atol=1e-3)
 
 

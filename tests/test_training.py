@@ -343,7 +343,7 @@ def test_time_budget_counts_what_the_start_spent():
     from rdrec_hf.training.rdrec_trainer import TimeBudgetCallback
 
     now = [100.0]
-    budget = TimeBudgetCallback(1.0, clock=lambda: now[0], name="max_train_cpu_minutes", spent_seconds=45.0)
+    budget = TimeBudgetCallback(1.0, clock=lambda: now[0], name="benchmark_cpu_minutes", spent_seconds=45.0)
     state, control = TrainerState(), TrainerControl()
     budget.on_train_begin(None, state, control)
     for now[0], stops in ((110.0, False), (114.9, False), (115.0, True)):
@@ -432,7 +432,7 @@ def test_catalog_softmax_with_text_tasks_normalises_each_row_over_its_own_tokens
                                        rank_eval=False, per_device_train_batch_size=10,
                                        recommender_distillation_weight=0.5)  # fmt: skip
     model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="sasrec",
-                                item_embedding_init_minutes=1e-4)  # fmt: skip
+                                item_embedding_init_max_epochs=1)  # fmt: skip
     trainer = build_trainer(model_args, DataArguments(dataset=str(trained_student[1])), training_args)
     model, catalog = trainer.model, trainer._catalog_token_ids
     batch = trainer.data_collator(trainer.train_dataset.__getitems__(list(range(10))))
@@ -499,7 +499,7 @@ def test_recommender_distillation_reads_the_prompts_history_in_the_students_colu
                                        rank_eval=False, recommender_distillation_weight=0.5)  # fmt: skip
     data_args = DataArguments(dataset="all_beauty", indexing="independent", user_limit=24)
     model_args = ModelArguments(model_preset="tiny", config_overrides="dropout_rate=0.0", item_embedding_init="sasrec",
-                                item_embedding_init_minutes=1e-4)  # fmt: skip
+                                item_embedding_init_max_epochs=1)  # fmt: skip
     trainer = build_trainer(model_args, data_args, training_args)
     mixture, teacher = trainer.train_dataset, trainer.recommender_teacher
     assert teacher is not None and not teacher.training

@@ -191,13 +191,14 @@ def build_trainer(
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
     check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
                     f"dataset {data_args.dataset}")  # fmt: skip
-    # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: the budgets count it.
+    # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: a benchmark's budget counts it.
     wall, cpu = time.perf_counter(), time.process_time()
     recommender = None
     if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
         recommender = init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
                              training_args.seed, scale=model_args.item_embedding_init_scale,
-                             sasrec_minutes=model_args.item_embedding_init_minutes, device=training_args.device)
+                             sasrec_max_epochs=model_args.item_embedding_init_max_epochs,
+                             sasrec_patience=model_args.item_embedding_init_patience, device=training_args.device)
     start_seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     base_model.set_item_index(item_index)
     base_model.config.trained_tasks = [task.name.lower() for task in tasks]  # saved: what the student can answer

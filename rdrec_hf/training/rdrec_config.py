@@ -18,6 +18,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
+from ..evaluation.sasrec import SASRecTrainingConfig
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode, SegmentStart
 from ..models.peft_utils import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
@@ -37,8 +38,7 @@ class ItemEmbeddingInit(str, Enum):
     # Spectral embedding of the normalised graph of items bought within `TRANSITION_WINDOW` positions of each
     # other in the training sequences: the order's locality, popularity divided out.
     TRANSITIONS = "transitions"
-    # The item embeddings of a SASRec trained on the training sequences for `item_embedding_init_minutes`
-    # (early stopping on validation): a sequential recommender's item space, as LLaRA / CoLLM start their
+    # The item embeddings of a SASRec trained on the training sequences to its best validation epoch: a sequential recommender's item space, as LLaRA / CoLLM start their
     # item tokens.
     SASREC = "sasrec"
 
@@ -142,8 +142,9 @@ class ModelArguments:
             "training user-item matrix; `transitions`: the spectral embedding of the degree-normalised graph of "
             "items bought within a few positions of each other in the training sequences (the window is "
             "`rdrec_hf.data.item_graph.TRANSITION_WINDOW`); `sasrec`: the item embeddings of a SASRec of width "
-            "d_model trained on the training sequences for `item_embedding_init_minutes`. All rescaled to the "
-            "embedding table's std. The start's time counts in `max_train_minutes` / `max_train_cpu_minutes`."
+            "d_model trained on the training sequences to its best validation epoch (`item_embedding_init_max_epochs`, "
+            "`item_embedding_init_patience`). All rescaled to the embedding table's std. The start's time counts in "
+            "the benchmark budgets (`benchmark_wall_minutes` / `benchmark_cpu_minutes`)."
         },
     )
     item_embedding_init_scale: float = field(
@@ -153,11 +154,16 @@ class ModelArguments:
             "embedding table's std. Below 1 it tames the first loss: the SVD puts large rows under popular items."
         },
     )
-    item_embedding_init_minutes: float = field(
-        default=10.0,
-        metadata={"help": "With `item_embedding_init: sasrec`: SASRec's training wall-clock minutes (it stops "
-                  "earlier when validation NDCG@10 has not improved for 10 epochs; the best epoch's weights start "
-                  "the item tokens)."},
+    item_embedding_init_max_epochs: int = field(
+        default=SASRecTrainingConfig.max_epochs,
+        metadata={"help": "With `item_embedding_init: sasrec`: the most epochs SASRec trains (the best validation "
+                  "epoch's weights start the item tokens). A number of epochs, not minutes: the same config gives "
+                  "the same start on any machine."},
+    )
+    item_embedding_init_patience: int = field(
+        default=SASRecTrainingConfig.patience,
+        metadata={"help": "With `item_embedding_init: sasrec`: stop SASRec after this many epochs without a better "
+                  "validation NDCG@10."},
     )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
     lora_r: int | None = field(
@@ -196,8 +202,9 @@ class ModelArguments:
         self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
         if self.item_embedding_init_scale <= 0:
             raise ValueError(f"item_embedding_init_scale must be positive, got {self.item_embedding_init_scale}")
-        if self.item_embedding_init_minutes <= 0:
-            raise ValueError(f"item_embedding_init_minutes must be positive, got {self.item_embedding_init_minutes}")
+        if self.item_embedding_init_max_epochs < 1 or self.item_embedding_init_patience < 1:
+            raise ValueError("item_embedding_init_max_epochs and item_embedding_init_patience must be positive, got "
+                             f"{self.item_embedding_init_max_epochs} and {self.item_embedding_init_patience}")
         if self.item_embedding_init_scale != 1.0 and self.item_embedding_init is ItemEmbeddingInit.DEFAULT:
             raise ValueError("item_embedding_init_scale is the scale of a factor start: it needs "
                              "`item_embedding_init` svd, transitions or sasrec")
@@ -344,16 +351,21 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     recommender_distillation_temperature: float = field(
         default=1.0, metadata={"help": "Softmax temperature of both distributions in the distillation loss."}
     )
-    max_train_minutes: float | None = field(
+    benchmark_wall_minutes: float | None = field(
         default=None,
-        metadata={"help": "Stop training after this many wall-clock minutes (checked after each step, so the "
-                  "last step may end slightly later). None: no limit."},
+        metadata={"aliases": ["--max_train_minutes"],
+                  "help": "A benchmark's rule, not a recipe's: stop training after this many wall-clock minutes, the "
+                  "item start included (checked after each step). The same config then gives different models on "
+                  "faster, slower or busier machines, so recipes fix steps or epochs instead. None: no limit. "
+                  "`--max_train_minutes` is its old spelling (kept for one release)."},
     )
-    max_train_cpu_minutes: float | None = field(
+    benchmark_cpu_minutes: float | None = field(
         default=None,
-        metadata={"help": "Stop training after this many minutes of this process's CPU time: a CPU budget that "
-                  "other jobs on the machine do not shrink (with one torch thread, single-thread minutes). "
-                  "None: no limit."},
+        metadata={"aliases": ["--max_train_cpu_minutes"],
+                  "help": "A benchmark's rule, not a recipe's: stop training after this many minutes of this "
+                  "process's CPU time, the item start included (a budget other jobs do not shrink; with one torch "
+                  "thread, single-thread minutes). None: no limit. `--max_train_cpu_minutes` is its old spelling "
+                  "(kept for one release)."},
     )
     early_stopping_patience: int | None = field(
         default=None,

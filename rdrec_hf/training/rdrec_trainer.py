@@ -39,7 +39,7 @@ class TimeBudgetCallback(TrainerCallback):
     wall-clock time, `time.process_time` for this process's CPU time), counting `spent_seconds` already spent
     before it (the model's start)."""
 
-    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "max_train_minutes",
+    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "benchmark_wall_minutes",
                  spent_seconds: float = 0.0):
         if minutes <= 0:
             raise ValueError(f"{name} must be positive, got {minutes}")
@@ -145,7 +145,7 @@ class RDRecTrainer(Seq2SeqTrainer):
             dataset facts for the model card.
         tasks: the tasks actually trained (``build_training_dataset``'s second result), for the model card.
         start_seconds: ``{"wall": s, "cpu": s}`` spent before training on the model's start (an item start), which
-            ``max_train_minutes`` / ``max_train_cpu_minutes`` count.
+            the benchmark budgets (``benchmark_wall_minutes`` / ``benchmark_cpu_minutes``) count.
         recommender_teacher: a trained ``SASRec`` over the catalog positions (the `sasrec` item start) that
             ``recommender_distillation_weight`` distils into the sequential task; the default collator then
             also hands over each prompt's history (``history_items``).
@@ -188,10 +188,10 @@ class RDRecTrainer(Seq2SeqTrainer):
                         else EarlyStoppingCallback)
             callbacks.append(stopping(early_stopping_patience=args.early_stopping_patience))
         start_seconds = {"wall": 0.0, "cpu": 0.0, **(start_seconds or {})}
-        if args.max_train_minutes is not None:
-            callbacks.append(TimeBudgetCallback(args.max_train_minutes, spent_seconds=start_seconds["wall"]))
-        if args.max_train_cpu_minutes is not None:
-            callbacks.append(TimeBudgetCallback(args.max_train_cpu_minutes, time.process_time, "max_train_cpu_minutes",
+        if args.benchmark_wall_minutes is not None:
+            callbacks.append(TimeBudgetCallback(args.benchmark_wall_minutes, spent_seconds=start_seconds["wall"]))
+        if args.benchmark_cpu_minutes is not None:
+            callbacks.append(TimeBudgetCallback(args.benchmark_cpu_minutes, time.process_time, "benchmark_cpu_minutes",
                                                 start_seconds["cpu"]))
         super().__init__(
             model=model,

@@ -8,6 +8,7 @@ import logging
 import torch
 
 from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_config
+from ..evaluation.sasrec import SASRecTrainingConfig
 from ..inference import check_base_checkpoint
 from ..models.configuration_rdrec import T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
@@ -101,7 +102,8 @@ def new_item_token_ids(item_index, tokenizer) -> list[int]:
 
 def init_item_embeddings(
     model, data, tokenizer, item_index, method: ItemEmbeddingInit | str, seed: int, scale: float = 1.0,
-    sasrec_minutes: float = 10.0, device: torch.device | str = "cpu",
+    sasrec_max_epochs: int = SASRecTrainingConfig.max_epochs, sasrec_patience: int = SASRecTrainingConfig.patience,
+    device: torch.device | str = "cpu",
 ):
     """Set the input (and tied output) embedding rows of each item's own token (``<item_N>``) to the item's
     factors from the training interactions, rescaled to ``scale`` times the embedding table's std.
@@ -109,8 +111,9 @@ def init_item_embeddings(
     ``method`` (:class:`ItemEmbeddingInit`): ``svd``, a truncated SVD of the training user-item matrix
     (`rdrec_hf.data.item_graph.svd_item_embeddings`); ``transitions``, the spectral embedding of the graph of
     items bought within a few positions of each other (`transition_graph`, `spectral_item_embeddings`);
-    ``sasrec``, the item embeddings of a SASRec of width ``d_model`` trained on the training sequences for
-    ``sasrec_minutes`` wall-clock minutes on ``device``, early stopping on the validation items, seeded by ``seed``
+    ``sasrec``, the item embeddings of a SASRec of width ``d_model`` trained on the training sequences on ``device``
+    for at most ``sasrec_max_epochs``, stopping after ``sasrec_patience`` epochs without a better validation
+    NDCG@10 (its best epoch's weights), seeded by ``seed``
     (`rdrec_hf.evaluation.sasrec`). Keeps ``min(d_model, catalog size - 1, users - 1)`` factors (SASRec: all
     ``d_model``); a small catalog's remaining columns are zero.
     Measured on beauty: the SVD took a from-scratch one-token-per-item T5 from .0094 to .0239 test NDCG@10 in
@@ -134,7 +137,7 @@ def init_item_embeddings(
     recommender = None
     if method is ItemEmbeddingInit.SASREC:
         width = embeddings.shape[1]
-        recommender = train_start_sasrec(data, item_index, width, seed, sasrec_minutes, device)
+        recommender = train_start_sasrec(data, item_index, width, seed, sasrec_max_epochs, sasrec_patience, device)
         factors = recommender.item_embeddings.weight.detach()[1:].cpu().numpy()
     else:
         histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
@@ -151,15 +154,17 @@ def init_item_embeddings(
     return recommender
 
 
-def train_start_sasrec(data, item_index, width: int, seed: int, minutes: float, device: torch.device | str = "cpu"):
+def train_start_sasrec(data, item_index, width: int, seed: int, max_epochs: int, patience: int,
+                       device: torch.device | str = "cpu"):
     """A SASRec of width ``width`` over ``item_index``'s positions (+ 1) trained on the training parts of the
-    users' sequences with early stopping on their validation items, for at most ``minutes``; eval mode."""
-    from ..evaluation.sasrec import SASRecConfig, SASRecTrainingConfig, fit_or_load_sasrec
+    users' sequences for at most ``max_epochs``, early stopping on their validation items after ``patience``
+    epochs without progress, the best epoch's weights kept; eval mode."""
+    from ..evaluation.sasrec import SASRecConfig, fit_or_load_sasrec
 
     sequences = [[position + 1 for position in item_index.positions(items)] for items in data["users"]["items"]]
     model, info = fit_or_load_sasrec(
         sequences, SASRecConfig(num_items=len(item_index), hidden_size=width, init_seed=seed),
-        SASRecTrainingConfig(wall_budget_s=minutes * 60, seed=seed), device=device,
+        SASRecTrainingConfig(max_epochs=max_epochs, patience=patience, seed=seed), device=device,
     )
     logger.info("SASRec start: %d epochs (best %d, validation NDCG@10 %.4f, %s) in %.1f minutes", info["epochs"],
                 info["best_epoch"], info["best_valid_ndcg_at_10"], info["stop_reason"], info["train_seconds"] / 60)
