@@ -64,9 +64,9 @@ def main(args: argparse.Namespace) -> dict:
     from gradio_client import Client
     from tqdm.auto import tqdm
 
-    from rdrec_hf.app import RecommenderPage
+    from rdrec_hf.serving.app import RecommenderPage
     from rdrec_hf.data import load_rec_dataset
-    from rdrec_hf.inference import load_trained_student
+    from rdrec_hf.checkpoints import load_trained_student
 
     startups = []
     for _ in tqdm(range(args.starts), desc="app launches"):

@@ -29,7 +29,7 @@ from rdrec_hf.models.prompting import encode_prompts, mention_list, pad_sequence
 from rdrec_hf.evaluation.evaluator import sample_users
 from rdrec_hf.evaluation.ranking import ranking_metrics
 from rdrec_hf.models import ItemIndex
-from rdrec_hf.tasks import Task
+from rdrec_hf.models.tasks import Task
 from rdrec_hf.data.loading import DataArguments, load_training_data
 from rdrec_hf.training.rdrec_config import ModelArguments
 from rdrec_hf.training.student import build_student, init_item_embeddings, load_student_tokenizer

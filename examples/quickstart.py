@@ -10,7 +10,7 @@ rationales, so the mixture leaves the rationale task out (`rdrec-hf distill` wri
 import argparse
 
 from rdrec_hf import EvaluationConfig, evaluate_model
-from rdrec_hf.inference import recommend
+from rdrec_hf.models.recommending import recommend
 from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
 
 

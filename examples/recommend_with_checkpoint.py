@@ -9,7 +9,7 @@ without the package `trust_remote_code=True` loads the code saved beside the wei
 import argparse
 
 from rdrec_hf import RDRecForConditionalGeneration, load_tokenizer
-from rdrec_hf.inference import recommend
+from rdrec_hf.models.recommending import recommend
 
 
 def main(args: argparse.Namespace) -> None:

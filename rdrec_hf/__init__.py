@@ -9,10 +9,9 @@ TRL and the teacher's stack up front.
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .paths import shared_dir
-from .tasks import Task
+from .models.tasks import Task
 
 __all__ = ["Task", "shared_dir", "__version__"]
 
@@ -41,7 +40,6 @@ __all__ += [
 
 # --- LoRA, data, teacher, evaluation, training: imported on first use ---
 _LAZY_NAMES = {
-    "models": ("rdrec_lora_config",),  # imports PEFT
     "data": (
         "RDRecDataCollator",
         "build_eval_dataset",
@@ -75,6 +73,7 @@ _LAZY_NAMES = {
         "ModelArguments",
         "RDRecTrainer",
         "RDRecTrainingArguments",
+        "rdrec_lora_config",
         "train_rdrec",
     ),
 }
@@ -82,7 +81,6 @@ _MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in 
 __all__ += list(_MODULE_OF)
 
 if TYPE_CHECKING:
-    from .models import rdrec_lora_config  # noqa: F401
     from .data import (  # noqa: F401
         RDRecDataCollator,
         build_eval_dataset,
@@ -116,6 +114,7 @@ if TYPE_CHECKING:
         ModelArguments,
         RDRecTrainer,
         RDRecTrainingArguments,
+        rdrec_lora_config,
         train_rdrec,
     )
 

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from .data.schema import DEFAULT_NUM_NEGATIVES
-from .inference import add_device_arguments
+from .devices import DEVICE_HELP, DTYPE_HELP, WeightsDType, resolve_device
 from .models.item_decoding import ItemDecoding
 from .scripts import CONFIG_HELP
 
@@ -35,6 +35,23 @@ DEBUG_HELP = "show tracebacks for user errors too"
 
 class UserError(Exception):
     """A problem with what the user asked for, reported without a traceback."""
+
+
+
+def _device_option(text: str) -> str:
+    """An argparse type: a device name `resolve_device` accepts on this machine (a usage error otherwise)."""
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype`` of a command that loads a student, checked as they are parsed."""
+    parser.add_argument("--device", type=_device_option, help=DEVICE_HELP)
+    parser.add_argument("--dtype", choices=[choice.value for choice in WeightsDType], default=WeightsDType.AUTO.value,
+                        help=DTYPE_HELP)  # fmt: skip
 
 
 def positive_int(text: str) -> int:
@@ -108,7 +125,7 @@ def run_script(command: str, script_args: list[str], debug: bool = False) -> int
 def load_student(path: str, device: str | None = None, dtype: str | None = None):
     """(model, tokenizer) of a trained student folder (full or LoRA) on ``device`` in ``dtype``; another model
     type is a user error."""
-    from .inference import load_trained_student
+    from .checkpoints import load_trained_student
 
     try:
         return load_trained_student(path, device, dtype)
@@ -119,7 +136,7 @@ def load_student(path: str, device: str | None = None, dtype: str | None = None)
 # --------------------------------------------------------------------------------------------- recommend
 def run_recommend_users(args, model, tokenizer) -> int:
     """`--users all|FILE`: every listed user of `--dataset`, one JSON line each in `--output` (resumable)."""
-    from .inference import write_recommendations
+    from .serving.batch import write_recommendations
 
     if args.dataset is None or args.output is None:
         raise UserError("--users needs --dataset (the users' histories) and --output (the JSON-lines file)")
@@ -153,7 +170,7 @@ def load_dataset_for(model, args):
 
 
 def run_recommend(args) -> int:
-    from .inference import recommend
+    from .models.recommending import recommend
 
     model, tokenizer = load_student(args.model, args.device, args.dtype)
     if args.users is not None:
@@ -215,7 +232,7 @@ def run_push(args) -> int:
         url = push_rec_dataset(load_rec_dataset(path), args.repo_id, private=args.private)
     else:
         from .data import upload_hub_folder
-        from .hub import export_model, write_space
+        from .serving.export import export_model, write_space
 
         load_student(str(path))  # a clear error before anything is uploaded
         dataset = _dataset_or_none(args.dataset)
@@ -232,7 +249,7 @@ def run_push(args) -> int:
 
 
 def run_export(args) -> int:
-    from .hub import export_model, write_space
+    from .serving.export import export_model, write_space
 
     try:
         if args.kind == "model":
@@ -255,7 +272,7 @@ def run_export(args) -> int:
 # ---------------------------------------------------------------------------------------------------- app
 def run_app(args) -> int:
     try:
-        from .app import main as app_main
+        from .serving.app import main as app_main
 
         return app_main(args)
     except ImportError as error:
@@ -344,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     export.set_defaults(handler=run_export)
 
-    from .app import make_parser as make_app_parser
+    from .serving.app import make_parser as make_app_parser
 
     commands.add_parser("app", help="open a Gradio page on a trained student", parents=[make_app_parser()],
                         add_help=False).set_defaults(handler=run_app)  # fmt: skip

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import TEACHER_NOTE
 
-from rdrec_hf.app import RecommenderPage
+from rdrec_hf.serving.app import RecommenderPage
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import load_rec_dataset
-from rdrec_hf.hub import write_space
-from rdrec_hf.inference import load_trained_student
+from rdrec_hf.serving.export import write_space
+from rdrec_hf.checkpoints import load_trained_student
 from rdrec_hf.models.item_ids import ItemIndexing
 
 RDREC = str(Path(sys.executable).with_name("rdrec-hf"))

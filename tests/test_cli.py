@@ -127,7 +127,8 @@ def test_train_without_indexing_saves_a_leak_free_catalog(shared, tmp_path):
 def test_recommend_honours_decoding_for_one_user(tiny_checkpoint, capsys):
     """--decoding reaches the search for a single history too: exact ranking and a narrow beam search differ on
     this untrained model, and each matches the library call with that decoding."""
-    from rdrec_hf.inference import load_trained_student, rank_next_items
+    from rdrec_hf.checkpoints import load_trained_student
+    from rdrec_hf.models.recommending import rank_next_items
 
     history, k = ["3", "17", "5"], 5
     model, tokenizer = load_trained_student(str(tiny_checkpoint))

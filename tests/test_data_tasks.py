@@ -36,7 +36,7 @@ from rdrec_hf.models.item_ids import MENTION_PATTERN
 from rdrec_hf.data.schema import item_id_scheme
 from rdrec_hf.evaluation.baselines import item_popularity, leak_rule_ranking, popularity_ranking
 from rdrec_hf.paths import all_beauty_reviews, p5_dataset_dir, t5_tokenizer_dir
-from rdrec_hf.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, TASK_SPECS, PromptSpec, Task
+from rdrec_hf.models.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, TASK_SPECS, PromptSpec, Task
 
 USER_MENTION = re.compile(r"user_(\d+)")
 ITEM_MENTION = re.compile(r"item_(\d+)")

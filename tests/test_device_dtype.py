@@ -12,17 +12,12 @@ import torch
 from safetensors import safe_open
 from test_model_generation import memorised_model
 
-from rdrec_hf import inference
+from rdrec_hf import devices
+from rdrec_hf.checkpoints import load_trained_student
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import load_rec_dataset
-from rdrec_hf.inference import (
-    check_dtype_supported,
-    default_batch_size,
-    load_trained_student,
-    recommend_users,
-    resolve_device,
-    resolve_dtype,
-)
+from rdrec_hf.devices import check_dtype_supported, default_batch_size, resolve_device, resolve_dtype
+from rdrec_hf.serving.batch import recommend_users
 from rdrec_hf.models import ItemIndex
 
 CPU = torch.device("cpu")
@@ -215,7 +210,7 @@ def test_a_missing_gpu_or_an_unknown_dtype_is_one_usage_error(trained_student, t
 
 def test_a_dtype_the_device_cannot_compute_in_is_one_error(trained_student, monkeypatch, capsys):
     # No CPU here lacks bf16, so the probe answers as one would.
-    monkeypatch.setattr(inference, "_computes_in", lambda dtype, device_type: dtype != torch.bfloat16)
+    monkeypatch.setattr(devices, "_computes_in", lambda dtype, device_type: dtype != torch.bfloat16)
     command = ["recommend", "--model", str(trained_student[0]), "--history", "3", "--device", "cpu", "--dtype"]
     assert main([*command, "bfloat16"]) == EXIT_USER_ERROR
     assert_one_message(capsys.readouterr().err, "cpu does not compute in bfloat16; use --dtype float32")

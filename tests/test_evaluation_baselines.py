@@ -171,7 +171,7 @@ def test_rdrec_hf_evaluate_of_a_student_writes_an_item_knn_row(trained_student, 
 
 
 def test_the_apps_comparison_table_shows_the_chosen_baselines(tmp_path, t5_tokenizer):
-    from rdrec_hf.app import RecommenderPage
+    from rdrec_hf.serving.app import RecommenderPage
 
     data = toy_dataset(tmp_path, num_users=120)  # every transition seen in training, too few users for SASRec
     page = RecommenderPage(tiny_student(t5_tokenizer, data["items"]), t5_tokenizer, data,

@@ -9,7 +9,7 @@ from datasets import DatasetDict
 from rdrec_hf.data.builders import DEFAULT_MAX_TARGET_LENGTH
 from rdrec_hf.evaluation.evaluator import EvaluationConfig, rank_candidates, sample_users
 from rdrec_hf.evaluation.text_metrics import TEXT_METRIC_NAMES
-from rdrec_hf.tasks import Task
+from rdrec_hf.models.tasks import Task
 
 
 def test_config_defaults_follow_the_paper():

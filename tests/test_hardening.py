@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from rdrec_hf.app import RecommenderPage
+from rdrec_hf.serving.app import RecommenderPage
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import build_eval_dataset, load_amazon_reviews, load_rec_dataset, load_tokenizer
-from rdrec_hf.inference import load_trained_student
+from rdrec_hf.checkpoints import load_trained_student
 from rdrec_hf.paths import all_beauty_reviews
-from rdrec_hf.tasks import Task
+from rdrec_hf.models.tasks import Task
 from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, train_rdrec
 
 

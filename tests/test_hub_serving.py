@@ -10,8 +10,11 @@ from test_model_support import run_without_rdrec_hf
 
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import load_rec_dataset
-from rdrec_hf.hub import USER_HISTORIES_FILE, EndpointHandler, export_model, write_space
-from rdrec_hf.inference import load_trained_student, rank_candidates, recommend, resolve_device
+from rdrec_hf.serving.export import export_model, write_space
+from rdrec_hf.serving.handler import USER_HISTORIES_FILE, EndpointHandler
+from rdrec_hf.checkpoints import load_trained_student
+from rdrec_hf.devices import resolve_device
+from rdrec_hf.models.recommending import rank_candidates, recommend
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from test_model_support import fit, prompt_batch, seeded_model
 
 from rdrec_hf import Task
-from rdrec_hf.models import ItemIndex, RDRecForConditionalGeneration, rdrec_lora_config
+from rdrec_hf.models import ItemIndex, RDRecForConditionalGeneration
+from rdrec_hf.training.lora import rdrec_lora_config
 
 CATALOG = [str(item) for item in range(1, 301)]
 

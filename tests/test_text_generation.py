@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rdrec_hf.evaluation.text_metrics import loops, ngram_counts
-from rdrec_hf.inference import explanations_for, load_trained_student, rationales
+from rdrec_hf.checkpoints import load_trained_student
+from rdrec_hf.models.recommending import explanations_for, rationales
 from rdrec_hf.models.prompting import prompt_for
 from rdrec_hf.models.tasks import Task
 from rdrec_hf.models.text_generation import TextGenerationSettings

@@ -19,7 +19,7 @@ from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
 from rdrec_hf.data import epoch_seed
 from rdrec_hf.paths import all_beauty_reviews
 from rdrec_hf.data.loading import load_training_data
-from rdrec_hf.inference import load_trained_student
+from rdrec_hf.checkpoints import load_trained_student
 from rdrec_hf.models.modeling_rdrec import restrict_labels
 from rdrec_hf.training import (
     DataArguments,

@@ -41,7 +41,7 @@ from datasets import Dataset, DatasetDict
 
 from ..models.item_ids import ItemIdScheme
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH, encode_prompts, prompt_for
-from ..tasks import RANKING_TASKS, TASK_SPECS, Task, TaskKind, TaskSpec
+from ..models.tasks import RANKING_TASKS, TASK_SPECS, Task, TaskKind, TaskSpec
 from .mixture import TrainingMixture, epoch_seed
 from .schema import (
     REVIEWS,

@@ -32,7 +32,7 @@ from datasets import Dataset, DatasetDict
 
 from ..models.item_ids import ItemIdScheme
 from ..models.prompting import MAX_HISTORY_ITEMS, whole_word_ids
-from ..tasks import TASK_SPECS, Task, TaskKind
+from ..models.tasks import TASK_SPECS, Task, TaskKind
 from .ragged import (
     Ragged,
     concat_columns,

@@ -39,11 +39,11 @@ from tqdm.auto import tqdm
 
 from ..data import RDRecDataCollator, build_eval_dataset, sample_users
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
-from ..inference import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
+from ..devices import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
 from ..models import ItemIndex
 from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
 from ..models.recommending import text_generation_kwargs
-from ..tasks import RANKING_TASKS, Task, TaskKind
+from ..models.tasks import RANKING_TASKS, Task, TaskKind
 from .baselines import DEFAULT_BASELINES, Baseline, Ranker, baseline_rankers
 from .protocols import EvalProtocol
 from .ranking import DEFAULT_KS, ranking_metrics
@@ -81,7 +81,7 @@ class EvaluationConfig:
     batch_size: int | None = field(
         default=None,
         metadata={"help": "Examples per forward pass (default: sized for the model's device, "
-                  f"`rdrec_hf.inference.default_batch_size`: {DEFAULT_BATCH_SIZES})."},
+                  f"`rdrec_hf.devices.default_batch_size`: {DEFAULT_BATCH_SIZES})."},
     )
     device: str | None = field(
         default=None, metadata={"help": f"Device `rdrec-hf evaluate` loads the student on: {DEVICE_HELP}."}

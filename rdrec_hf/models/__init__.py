@@ -41,14 +41,5 @@ __all__ = [
     "ItemTrieLogitsProcessor",
     "RDRecConfig",
     "RDRecForConditionalGeneration",
-    "rdrec_lora_config",
 ]
 
-
-def __getattr__(name: str):
-    """``rdrec_lora_config`` on first use: it imports PEFT (and bitsandbytes), which inference never needs."""
-    if name == "rdrec_lora_config":
-        from .peft_utils import rdrec_lora_config
-
-        return rdrec_lora_config
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

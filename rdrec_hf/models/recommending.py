@@ -3,7 +3,7 @@ the texts the student writes about them (explanations, user and item rationales)
 
 Hub custom code: this file imports only ``torch`` and its sibling files, so ``model.recommend(...)`` works on a
 checkpoint loaded with ``trust_remote_code=True`` and the Inference Endpoints handler (``handler.py``) needs no
-package. ``rdrec_hf.inference`` re-exports these functions and adds the batch / file layer.
+package. ``rdrec_hf.serving.batch`` adds the batch / file layer.
 """
 
 from __future__ import annotations

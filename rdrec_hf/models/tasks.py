@@ -181,3 +181,4 @@ TASK_MIXTURE_ORDER: tuple[Task, ...] = tuple(TASK_SPECS)
 """Order of the ratios in ``task_mixture`` strings: explanation:sequential:rationale:top-N."""
 RANKING_TASKS: tuple[Task, ...] = tuple(task for task, spec in TASK_SPECS.items() if spec.kind is TaskKind.RANKING)
 """Tasks whose targets are item ids (the others are text), in mixture order."""
+NUM_TASKS = len(Task)  # the soft prompts' count and the width of per-task logging

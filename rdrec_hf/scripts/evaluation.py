@@ -19,7 +19,7 @@ from trl import TrlParser
 from ..data import check_numbering, get_metadata
 from ..evaluation import EvaluationConfig, aggregate_seeds, evaluate_model, write_report
 from ..evaluation.report import TRAINING_CURVES_FILE
-from ..inference import load_trained_student
+from ..checkpoints import load_trained_student
 from ..data.loading import DataArguments, load_training_data
 from ..paths import seed_run_dir
 from . import configure_logging

@@ -62,7 +62,7 @@ def render_rationale_card(dataset: Dataset | DatasetDict, num_examples: int = 5)
     """The dataset card (markdown with YAML metadata) of a dataset made by ``RationaleGenerator``."""
     from jinja2 import Environment, StrictUndefined
 
-    from .. import __version__
+    from .._version import __version__
 
     provenance = read_provenance(dataset)
     if provenance is None:

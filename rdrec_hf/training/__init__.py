@@ -14,6 +14,7 @@ from .rdrec_config import (
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
 from .resampling import SetEpochCallback
+from .lora import rdrec_lora_config
 from .student import build_student, load_student_tokenizer
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "parse_config_overrides",
     "parse_task_mixture",
     "per_example_loss",
+    "rdrec_lora_config",
     "render_model_card",
     "task_loss_totals",
     "train_rdrec",

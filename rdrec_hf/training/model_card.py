@@ -10,7 +10,7 @@ from datasets import DatasetDict
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..paths import hub_card_template
-from ..tasks import TASK_MIXTURE_ORDER, Task
+from ..models.tasks import TASK_MIXTURE_ORDER, Task
 from .rdrec_config import RDRecTrainingArguments
 
 SPEED_SUFFIXES = ("_runtime", "_per_second")

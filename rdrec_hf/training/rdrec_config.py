@@ -20,9 +20,9 @@ from transformers.trainer_utils import IntervalStrategy
 
 from ..evaluation.sasrec import SASRecTrainingConfig
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode, SegmentStart
-from ..models.peft_utils import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
+from .lora import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
-from ..tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, Task
+from ..models.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, Task
 
 logger = logging.getLogger(__name__)
 

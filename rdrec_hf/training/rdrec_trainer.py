@@ -26,7 +26,7 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import MixtureMode, RDRecDataCollator, TrainingMixture
-from ..tasks import NUM_TASKS, RANKING_TASKS, Task
+from ..models.tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
 from .resampling import EpochLengthGroupedSampler, SetEpochCallback

@@ -7,11 +7,12 @@ import logging
 
 import torch
 
-from ..models import RDRecConfig, RDRecForConditionalGeneration, rdrec_lora_config
+from ..models import RDRecConfig, RDRecForConditionalGeneration
 from ..evaluation.sasrec import SASRecTrainingConfig
-from ..inference import check_base_checkpoint
+from ..checkpoints import check_base_checkpoint
 from ..models.configuration_rdrec import T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
+from .lora import rdrec_lora_config
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, parse_config_overrides
 
 logger = logging.getLogger(__name__)

@@ -20,12 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.schema import TEST, check_numbering, get_metadata, split_target, training_history
-from .evaluation.baselines import DEFAULT_BASELINES, Baseline, baseline_rankers, leak_rule_ranking
-from .inference import add_device_arguments, load_trained_student, rationales
-from .models.item_ids import ItemIndexing
-from .models.recommending import catalog_of, rank_candidates, recommend, trained_on
-from .models.tasks import Task
+from ..data.schema import TEST, check_numbering, get_metadata, split_target, training_history
+from ..evaluation.baselines import DEFAULT_BASELINES, Baseline, baseline_rankers, leak_rule_ranking
+from ..checkpoints import load_trained_student
+from ..cli import add_device_arguments
+from ..models.recommending import rationales
+from ..models.item_ids import ItemIndexing
+from ..models.recommending import catalog_of, rank_candidates, recommend, trained_on
+from ..models.tasks import Task
 
 logger = logging.getLogger(__name__)
 

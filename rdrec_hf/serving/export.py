@@ -2,7 +2,7 @@
 
 - :func:`export_model`: the student (LoRA adapters merged) with its code, tokenizer, catalog, card and the
   Inference Endpoints ``handler.py``; with a dataset, also ``user_histories.json`` so requests may name a user.
-- :func:`write_space`: ``app.py``, ``requirements.txt`` and a README card that run ``rdrec_hf.app`` on a Hub
+- :func:`write_space`: ``app.py``, ``requirements.txt`` and a README card that run ``rdrec_hf.serving.app`` on a Hub
   model id (and dataset id).
 """
 
@@ -21,7 +21,7 @@ SPACE_TEMPLATE = '''"""Gradio Space of an RDRec student, written by `rdrec-hf ex
 
 import os
 
-from rdrec_hf.app import CSS, build_app
+from rdrec_hf.serving.app import CSS, build_app
 
 MODEL = os.environ.get("RDREC_MODEL", {model!r})
 DATASET = os.environ.get("RDREC_DATASET", {dataset!r}) or None
@@ -70,7 +70,7 @@ def export_model(model_path: str | Path, output: str | Path, dataset=None, overw
 
     ``dataset``: a project ``DatasetDict`` whose users the endpoint should know by id (optional).
     """
-    from ..inference import load_trained_student
+    from ..checkpoints import load_trained_student
 
     model, tokenizer = load_trained_student(str(model_path))  # merges LoRA adapters, checks the model type
     folder = _prepare_output(output, overwrite)

@@ -1,4 +1,4 @@
-"""LoRA for the student through PEFT (not Hub custom code: it imports peft)."""
+"""LoRA for the student through PEFT: training code (it imports peft), so not in the Hub-copied model folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from peft import LoraConfig, TaskType
 
-from .modeling_rdrec import RDRecForConditionalGeneration
+from ..models.modeling_rdrec import RDRecForConditionalGeneration
 
 
 # The LoRA defaults of the library (also those of `rdrec-hf train --use_peft`).

@@ -45,7 +45,7 @@ class EndpointHandler:
     each call answers one request (see the module docstring)."""
 
     def __init__(self, path: str = ""):
-        # rdrec_hf.inference.resolve_device's default, restated: the endpoint has no rdrec_hf to import it from.
+        # rdrec_hf.devices.resolve_device's default, restated: the endpoint has no rdrec_hf to import it from.
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
