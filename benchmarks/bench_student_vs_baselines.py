@@ -31,7 +31,7 @@ from rdrec_hf.data import load_p5_dataset, sample_users, split_target
 from rdrec_hf.evaluation import ranking_metrics
 from rdrec_hf.evaluation.baselines import Baseline, baseline_rankers
 from rdrec_hf.paths import p5_dataset_dir
-from report import STUDENT_RESULTS  # the recipe's results files: one owner for this script and the tables
+from report import recipe_results  # which results file is each recipe's: benchmarks/recipe_results.json, as the tables
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = ("beauty", "sports")
@@ -54,7 +54,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--student", type=dataset_files, action="append", default=[], metavar="DATASET=FILE",
                         help="a bench_item_ids.py results file of the student (default: "
-                        + ", ".join(f"{d}={f}" for d, f in STUDENT_RESULTS.items()) + ", under results/)")
+                        + ", ".join(f"{d}={recipe['results']}" for d, recipe in recipe_results().items())
+                        + ", under results/: benchmarks/recipe_results.json)")
     parser.add_argument("--scheme", default="independent", help="the student's item-id scheme in that file")
     parser.add_argument("--bar-seeds", type=int, nargs="+", default=[42, 43],
                         help="training seeds the bar needs: each at or above item-kNN's NDCG@10 (issue 27)")
@@ -128,7 +129,7 @@ def compare(dataset: str, args: argparse.Namespace) -> dict:
     rankers, _ = baseline_rankers(data, [Baseline.POPULARITY, Baseline.ITEM_KNN])
     baselines = {name: ranking_metrics(ranker(histories, TOP_K), targets) for name, ranker in rankers.items()}
     popularity = baselines[Baseline.POPULARITY.value]
-    student_file = dict(args.student).get(dataset, RESULTS_DIR / STUDENT_RESULTS[dataset])
+    student_file = dict(args.student).get(dataset, RESULTS_DIR / recipe_results()[dataset]["results"])
     sasrec_file = dict(args.sasrec).get(dataset, RESULTS_DIR / SASREC_RESULTS[dataset])
     student = read_student(student_file, args.scheme, popularity, len(targets), args.budget_cpu_minutes)
     item_knn = baselines[Baseline.ITEM_KNN.value]

@@ -12,6 +12,9 @@ Adding a table for a new results file: one function decorated with ``@table("nam
 returns markdown, and a ``<!-- report:name -->`` block in a document. A block whose file is absent is an error,
 so a table never silently goes missing, except for tables registered ``optional`` (files another session is
 producing): those say that the file is not there yet, and fill in, failing ``--check``, once it is.
+
+Which results file is each dataset's recipe's is data, not code: benchmarks/recipe_results.json (``recipe_results()``),
+shared with bench_student_vs_baselines.py; a rerun of a recipe points that file at its new results.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import fnmatch
+import functools
 import json
 import re
 import statistics
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLES", "ReportError", "Table", "make_parser", "main", "render_document", "table"]
+__all__ = ["TABLES", "ReportError", "Table", "make_parser", "main", "recipe_results", "render_document", "table"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("README.md", "BENCHMARKS.md")
@@ -37,9 +41,10 @@ OPENING = re.compile(r"<!-- report:([\w.-]+) -->")
 
 Results = Mapping[str, Any]  # results file name -> its parsed JSON
 
-# The project's student per dataset (the recipe config_item_ids_catalog.yaml): its bench_item_ids.py results file,
+# Which results file is each dataset's recipe's: data, in benchmarks/recipe_results.json (recipe_results() below),
 # read by every table and finding here and by bench_student_vs_baselines.py.
-STUDENT_RESULTS = {"beauty": "item_ids_sasrec6_kd08_cos4500.json", "sports": "item_ids_sports_sasrec12_kd08_cos3000.json"}
+RECIPE_RESULTS = Path(__file__).resolve().parent / "recipe_results.json"
+RECIPE_FIELDS = ("recipe", "results", "scheme")
 STUDENT_LABEL = "independent ids + SASRec start + distillation"
 # The recipe before it (item tokens from the transitions' spectral embedding, no teacher), kept in the tables.
 PREVIOUS_RESULTS = {"beauty": "item_ids_arraypath_cos4000.json", "sports": "item_ids_sports_transitions_cos4000.json"}
@@ -48,6 +53,29 @@ PREVIOUS_LABEL = "independent ids + transitions start"
 
 class ReportError(ValueError):
     """A document or results folder the report cannot render (one message, no traceback on the command line)."""
+
+
+@functools.cache
+def recipe_results() -> dict[str, dict[str, str]]:
+    """benchmarks/recipe_results.json, read once: per dataset, its project recipe (``recipe``, the training YAML
+    relative to the repository root), the bench_item_ids.py results file under benchmarks/results that holds that
+    recipe's runs (``results``) and the item-id scheme of the runs inside it (``scheme``). A rerun of a recipe
+    changes this file, not the code. Read-only: every caller shares the one dict."""
+    try:
+        mapping = json.loads(RECIPE_RESULTS.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ReportError(f"cannot read {RECIPE_RESULTS}: {error}") from error
+    for dataset, entry in mapping.items():
+        if not isinstance(entry, dict) or sorted(entry) != sorted(RECIPE_FIELDS) \
+                or not all(isinstance(value, str) and value for value in entry.values()):
+            raise ReportError(f"{RECIPE_RESULTS}: {dataset!r} must map {', '.join(RECIPE_FIELDS)} to names, "
+                              f"got {entry!r}")
+    return mapping
+
+
+def student_results(dataset: str) -> str:
+    """The results file of ``dataset``'s recipe (benchmarks/recipe_results.json)."""
+    return recipe_results()[dataset]["results"]
 
 
 @dataclass(frozen=True)
@@ -248,11 +276,12 @@ def item_id_table(results: Results, students: list[tuple[str, str, str]], starts
 
 def recipe_students(dataset: str) -> list[tuple[str, str, str]]:
     """The recipe's student and the one before it, as ``item_id_table`` rows."""
-    return [(f"student, {STUDENT_LABEL} (`config_item_ids_catalog.yaml`)", STUDENT_RESULTS[dataset], "independent"),
+    recipe = recipe_results()[dataset]
+    return [(f"student, {STUDENT_LABEL} (`{Path(recipe['recipe']).name}`)", recipe["results"], recipe["scheme"]),
             (f"student, {PREVIOUS_LABEL} (the previous recipe)", PREVIOUS_RESULTS[dataset], "independent")]
 
 
-@table("item_ids_beauty", "item_ids.json", STUDENT_RESULTS["beauty"], PREVIOUS_RESULTS["beauty"], "item_starts.json")
+@table("item_ids_beauty", "item_ids.json", student_results("beauty"), PREVIOUS_RESULTS["beauty"], "item_starts.json")
 def item_ids_beauty(results: Results) -> str:
     students = [
         *recipe_students("beauty"),
@@ -264,7 +293,7 @@ def item_ids_beauty(results: Results) -> str:
     return item_id_table(results, students, "item_starts.json", (run["sequential"], run["training"]))
 
 
-@table("item_ids_sports", STUDENT_RESULTS["sports"], PREVIOUS_RESULTS["sports"], "item_starts_sports.json",
+@table("item_ids_sports", student_results("sports"), PREVIOUS_RESULTS["sports"], "item_starts_sports.json",
        "sasrec_item_ids_sports.json")
 def item_ids_sports(results: Results) -> str:
     return item_id_table(results, recipe_students("sports"), "item_starts_sports.json",
@@ -306,15 +335,16 @@ def item_id_variants(results: Results) -> str:
 # ---------------------------------------------------------------------------------- summaries and findings
 
 
-def best_student(results: Results, file: str) -> Mapping[str, Any]:
-    return sequential_results(results[file], "independent")
+def best_student(results: Results, dataset: str) -> Mapping[str, Any]:
+    """The sequential figures of ``dataset``'s recipe (its results file and scheme: benchmarks/recipe_results.json)."""
+    recipe = recipe_results()[dataset]
+    return sequential_results(results[recipe["results"]], recipe["scheme"])
 
 
-def summary_table(results: Results, dataset: str, student_file: str, starts_file: str,
-                  sasrec: tuple[dict, dict]) -> str:
+def summary_table(results: Results, dataset: str, starts_file: str, sasrec: tuple[dict, dict]) -> str:
     """README's table for one dataset: the best student beside its baselines on the same users, then the
     all-user baselines on both numberings and the published figures."""
-    student = best_student(results, student_file)
+    student, student_file = best_student(results, dataset), student_results(dataset)
     users = f"{int(student['num_examples']['mean']):,} sampled"
     sasrec_metrics, training = sasrec
     rows = [
@@ -346,18 +376,17 @@ def summary_table(results: Results, dataset: str, student_file: str, starts_file
     return markdown_table(["system", "numbering", "test users", "HR@10", "NDCG@10"], rows, 'lllrr')
 
 
-@table("summary_beauty", "item_ids.json", STUDENT_RESULTS["beauty"], "item_starts.json", "quality_baselines.json")
+@table("summary_beauty", "item_ids.json", student_results("beauty"), "item_starts.json", "quality_baselines.json")
 def summary_beauty(results: Results) -> str:
     run = results["item_ids.json"]["sasrec"]
-    return summary_table(results, "beauty", STUDENT_RESULTS["beauty"], "item_starts.json",
-                         (run["sequential"], run["training"]))
+    return summary_table(results, "beauty", "item_starts.json", (run["sequential"], run["training"]))
 
 
-@table("summary_sports", STUDENT_RESULTS["sports"], "item_starts_sports.json", "sasrec_item_ids_sports.json",
+@table("summary_sports", student_results("sports"), "item_starts_sports.json", "sasrec_item_ids_sports.json",
        "quality_baselines.json")
 def summary_sports(results: Results) -> str:
-    return summary_table(results, "sports", STUDENT_RESULTS["sports"], "item_starts_sports.json",
-                         single_sasrec(results, "sasrec_item_ids_sports.json"))
+    sasrec = single_sasrec(results, "sasrec_item_ids_sports.json")
+    return summary_table(results, "sports", "item_starts_sports.json", sasrec)
 
 
 def knn(results: Results, starts_file: str) -> str:
@@ -365,8 +394,7 @@ def knn(results: Results, starts_file: str) -> str:
 
 
 def student_finding(results: Results) -> str:
-    beauty = best_student(results, STUDENT_RESULTS["beauty"])
-    sports = best_student(results, STUDENT_RESULTS["sports"])
+    beauty, sports = best_student(results, "beauty"), best_student(results, "sports")
     sports_sasrec, _ = single_sasrec(results, "sasrec_item_ids_sports.json")
     student, popularity = beauty["model"]["ndcg@10"], beauty["popularity"]["ndcg@10"]["mean"]
 
@@ -449,8 +477,8 @@ def training_finding(results: Results) -> str:
     )
 
 
-@table("findings", "item_ids.json", STUDENT_RESULTS["beauty"], "item_starts.json",
-       STUDENT_RESULTS["sports"], "item_starts_sports.json", "sasrec_item_ids_sports.json",
+@table("findings", "item_ids.json", student_results("beauty"), "item_starts.json",
+       student_results("sports"), "item_starts_sports.json", "sasrec_item_ids_sports.json",
        "quality_baselines.json", "rationale_effect.json", "scaling.json", "data_path.json", "gpu_check.json")
 def findings(results: Results) -> str:
     """The principal findings: every figure read from its results file."""

@@ -1,8 +1,10 @@
-"""Every recipe YAML parses against its script's dataclasses; unknown keys fail with a clear message."""
+"""Every recipe YAML parses against its script's dataclasses; unknown keys fail with a clear message. Its comments
+give reasons, not measured figures, and its header names the BENCHMARKS.md section that holds them."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +83,42 @@ def test_train_script_reports_an_unknown_dataset_without_traceback(tmp_path):
     assert exit_info.value.code == (
         "error: unknown dataset 'amazon': use one of all_beauty, beauty, sports, a dataset folder or a raw source "
         "(P5 folder, Amazon review JSON lines)")
+
+
+# A measured figure in a recipe's comments goes stale where `benchmarks/report.py --check` cannot see it: comments say
+# what an option does and why; the figures live in BENCHMARKS.md, which each recipe's header names by section.
+MEASURED_FIGURE = re.compile(
+    r"\.\d{3,}"  # a metric value: .0508
+    r"|±|\+-"  # a spread over seeds
+    r"|\b\d+(\.\d+)?x\b"  # a ratio: 1.48x faster
+    r"|[+-]\d+(\.\d+)? ?%"  # a gain: +13 %
+    r"|\b\d+(\.\d+)?(-\d+(\.\d+)?)?[ -]?((CPU|GPU|wall) )?(s|ms|h|min|minutes?|hours?|seconds?)\b"  # a timing
+    r"|\b(rows|steps|examples)/s\b"  # a rate
+)
+SECTION = re.compile(r'BENCHMARKS\.md,? section (\d+)(?:, "([^"]+)")?')
+
+
+def comments(config: Path) -> list[tuple[int, str]]:
+    """``(line number, comment text)`` of every comment in a recipe (no recipe value holds a ``#``)."""
+    return [(number, line.split("#", 1)[1]) for number, line in enumerate(config.read_text().splitlines(), 1)
+            if "#" in line]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(path.relative_to(RECIPES)) for path in CONFIGS])
+def test_recipe_comments_hold_reasons_not_measured_figures(config):
+    figures = [f"line {number}: {text.strip()}" for number, text in comments(config) if MEASURED_FIGURE.search(text)]
+    assert not figures, f"{config.name}: move these figures to BENCHMARKS.md and give the reason only: {figures}"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(path.relative_to(RECIPES)) for path in CONFIGS])
+def test_recipe_header_names_the_benchmarks_section_of_its_figures(config):
+    lines = config.read_text().splitlines()
+    end = next(index for index, line in enumerate(lines) if not line.startswith("#"))
+    header = " ".join(line.lstrip("# ") for line in lines[:end])
+    benchmarks = (RECIPES.parent / "BENCHMARKS.md").read_text()
+    headings = [line for line in benchmarks.splitlines() if line.startswith("#")]
+    sections = SECTION.findall(header)
+    assert sections, f"{config.name}: its header names no BENCHMARKS.md section"
+    for number, title in sections:
+        assert any(line.startswith(f"## {number}. ") for line in headings), f"BENCHMARKS.md has no section {number}"
+        assert not title or any(title in line for line in headings), f"BENCHMARKS.md has no heading {title!r}"

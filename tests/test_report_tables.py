@@ -39,8 +39,18 @@ def test_committed_documents_match_their_results_files():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_each_dataset_names_its_recipe_and_that_recipes_results_file():
+    """benchmarks/recipe_results.json: the recipe exists, its results file holds runs of that dataset and scheme."""
+    mapping = report.recipe_results()
+    assert set(mapping) == {"beauty", "sports"}
+    for dataset, entry in mapping.items():
+        assert (ROOT / entry["recipe"]).is_file() and f"recipes/{dataset}/train/" in entry["recipe"]
+        run = json.loads((ROOT / "benchmarks" / "results" / entry["results"]).read_text())
+        assert run.get("dataset", "beauty") == dataset and entry["scheme"] in run["results"]
+
+
 def test_a_changed_number_fails_the_check_and_the_rewrite_repairs_it(checkout, capsys):
-    path = checkout / "benchmarks" / "results" / report.STUDENT_RESULTS["beauty"]  # the summary's student
+    path = checkout / "benchmarks" / "results" / report.recipe_results()["beauty"]["results"]  # the summary's student
     results = json.loads(path.read_text())
     results["results"]["independent"]["sequential"]["model"]["ndcg@10"].update(mean=0.0512, std=0.0010)
     path.write_text(json.dumps(results))
