@@ -48,15 +48,7 @@ from rdrec_hf.evaluation import (
     sample_users,
 )
 from rdrec_hf.evaluation.report import format_value
-from rdrec_hf.evaluation.sasrec import (
-    SASRec,
-    SASRecConfig,
-    SASRecTrainingConfig,
-    candidate_scores,
-    leave_one_out_parts,
-    top_k_items,
-    train_sasrec,
-)
+from rdrec_hf.models.sasrec import SASRecConfig, SASRecModel, SASRecTrainingConfig, fit_sasrec
 from rdrec_hf.paths import p5_dataset_dir
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -151,7 +143,7 @@ def baseline_rankings(users, popular_items: list[str], catalog_size: int) -> dic
     return rankings
 
 
-def sasrec_rankings(model: SASRec, users, index_of: dict[str, int], item_ids: list[str], batch_size: int):
+def sasrec_rankings(model: SASRecModel, users, index_of: dict[str, int], item_ids: list[str], batch_size: int):
     """SASRec's top-10 lists for both tasks: ``{task: [ranking per user]}``."""
     histories, candidate_lists, targets = [], [], []
     for user in users:
@@ -159,9 +151,9 @@ def sasrec_rankings(model: SASRec, users, index_of: dict[str, int], item_ids: li
         histories.append([index_of[item] for item in history])
         candidate_lists.append([target, *user["test_negatives"]])
         targets.append(target)
-    top = top_k_items(model, histories, TOP_K, batch_size).tolist()
+    top = model.top_k(histories, TOP_K, batch_size).tolist()
     candidate_indices = torch.tensor([[index_of[item] for item in row] for row in candidate_lists])
-    scores = candidate_scores(model, histories, candidate_indices, batch_size).tolist()
+    scores = model.predict(histories, candidate_indices, batch_size).tolist()
     return {
         "sequential": [[item_ids[index - 1] for index in row] for row in top],
         "topn": [
@@ -172,11 +164,11 @@ def sasrec_rankings(model: SASRec, users, index_of: dict[str, int], item_ids: li
 
 
 def train_baseline_sasrec(args, data, index_of: dict[str, int], device: torch.device):
-    """SASRec trained on the training parts with early stopping on validation; returns (model, summary, configs)."""
-    parts = leave_one_out_parts([[index_of[item] for item in items] for items in data["users"]["items"]])
+    """SASRec fitted on the training parts with early stopping on validation (`fit_sasrec`, not cached: each
+    run times its own training); returns (model, summary, configs)."""
     model_config = SASRecConfig(
         num_items=len(index_of),
-        max_length=args.max_length,
+        max_history_length=args.max_length,
         hidden_size=args.hidden_size,
         num_blocks=args.num_blocks,
         num_heads=args.num_heads,
@@ -191,9 +183,10 @@ def train_baseline_sasrec(args, data, index_of: dict[str, int], device: torch.de
         wall_budget_s=args.wall_budget_s,
         seed=args.seed,
     )
-    model = SASRec(model_config).to(device)
-    summary = train_sasrec(model, *parts, training_config)
-    return model, summary, {"model": asdict(model_config), "training": asdict(training_config)}
+    sequences = [[index_of[item] for item in items] for items in data["users"]["items"]]
+    model, summary = fit_sasrec(sequences, model_config, training_config, device=device)
+    summary = {key: value for key, value in summary.items() if key not in ("model", "cached")}
+    return model, summary, {"model": model_config.architecture(), "training": asdict(training_config)}
 
 
 def run(args) -> dict:
@@ -228,7 +221,7 @@ def run(args) -> dict:
             system: {task: ranking_metrics(ranked, targets) for task, ranked in by_task.items()}
             for system, by_task in rankings.items()
         },
-        "sasrec": {**summary.to_dict(), **configs},
+        "sasrec": {**summary, **configs},
         "machine": machine_description(device, args.threads),
         "load_average_start_end": [load_average_start[0], os.getloadavg()[0]],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

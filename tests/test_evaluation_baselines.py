@@ -15,7 +15,7 @@ from rdrec_hf.evaluation.baselines import DEFAULT_BASELINES, Baseline, Transitio
 from rdrec_hf.evaluation.evaluator import EvaluationConfig, evaluate_model
 from rdrec_hf.evaluation.ranking import ranking_metrics
 from rdrec_hf.evaluation.report import write_report
-from rdrec_hf.evaluation.sasrec import SASREC_WEIGHTS_FILE
+from rdrec_hf.models.sasrec import SASREC_WEIGHTS_FILE
 
 from test_sasrec import one_thread  # noqa: F401  (autouse: tiny models on one thread)
 

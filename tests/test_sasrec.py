@@ -1,4 +1,4 @@
-"""The SASRec baseline (rdrec_hf.evaluation.sasrec): causal, padding-invariant, it learns a deterministic pattern;
+"""SASRec (rdrec_hf.models.sasrec): causal, padding-invariant, it learns a deterministic pattern;
 and the quality benchmark's use of it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rdrec_hf.evaluation import sasrec
+from rdrec_hf.models import sasrec
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -40,11 +40,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(num_items: int = 30, dropout: float = 0.0, seed: int = 0) -> "sasrec.SASRec":
+def tiny_model(num_items: int = 30, dropout: float = 0.0, seed: int = 0) -> "sasrec.SASRecModel":
     config = sasrec.SASRecConfig(
-        num_items=num_items, max_length=10, hidden_size=32, num_blocks=2, num_heads=2, dropout=dropout, init_seed=seed
+        num_items=num_items, max_history_length=10, hidden_size=32, num_blocks=2, num_heads=2, dropout=dropout, init_seed=seed
     )
-    return sasrec.SASRec(config).eval()
+    return sasrec.SASRecModel(config).eval()
 
 
 def test_output_at_a_position_ignores_later_items():
@@ -71,7 +71,7 @@ def test_left_padding_does_not_change_outputs():
 def test_top_k_excludes_history_and_padding():
     model = tiny_model(num_items=6)
     histories = [[1, 2, 3], [6]]
-    top = sasrec.top_k_items(model, histories, k=3)
+    top = model.top_k(histories, k=3)
     assert sorted(top[0].tolist()) == [4, 5, 6]
     assert sasrec.PADDING_INDEX not in top[1].tolist() and 6 not in top[1].tolist()
 
@@ -83,7 +83,7 @@ def test_candidate_scores_match_full_catalog_scores():
     with torch.no_grad():
         full = model.item_scores(model(sasrec.left_pad(histories, 10))[:, -1])
     expected = full.gather(1, candidates)
-    assert torch.allclose(sasrec.candidate_scores(model, histories, candidates), expected, atol=1e-5)
+    assert torch.allclose(model.predict(histories, candidates), expected, atol=1e-5)
 
 
 def cyclic_arithmetic_sequences(num_items: int, length: int) -> list[list[int]]:
@@ -101,7 +101,7 @@ def cyclic_arithmetic_sequences(num_items: int, length: int) -> list[list[int]]:
 
 
 def top_1_accuracy(model, histories, targets) -> float:
-    predictions = sasrec.top_k_items(model, histories, k=1)[:, 0].tolist()
+    predictions = model.top_k(histories, k=1)[:, 0].tolist()
     return sum(p == t for p, t in zip(predictions, targets)) / len(targets)
 
 
@@ -150,7 +150,7 @@ def test_rejects_too_short_training_sequences():
 
 def test_top_k_rejects_a_history_that_leaves_too_few_items():
     with pytest.raises(ValueError, match="fewer than k=3"):
-        sasrec.top_k_items(tiny_model(num_items=6), [[1, 2, 3, 4]], k=3)
+        tiny_model(num_items=6).top_k([[1, 2, 3, 4]], k=3)
 
 
 def test_bench_rankings_use_item_ids_exclude_history_and_stay_within_candidates():
@@ -189,3 +189,32 @@ def test_markdown_report_shows_seed_spread_and_baselines_once_per_indexing():
     assert "| random | SASRec (CPU) | 0.0300 |" in sequential_table
     assert sequential_table.count("| random | popularity |") == 1
     assert "| sequential | RDRec (published) |" in sequential_table
+
+
+def test_save_pretrained_and_from_pretrained_round_trip_in_safetensors(tmp_path):
+    from transformers import AutoModel
+
+    model = tiny_model(seed=4)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, sasrec.SASRecModel) and loaded.config.architecture() == model.config.architecture()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_the_same_seed_fits_the_same_weights_and_another_seed_does_not():
+    rng = random.Random(0)
+    sequences = [[rng.randint(1, 30) for _ in range(rng.randint(4, 9))] for _ in range(120)]
+
+    def fit(seed):
+        config = sasrec.SASRecConfig(num_items=30, max_history_length=10, hidden_size=16, init_seed=seed)
+        model, info = sasrec.fit_sasrec(sequences, config, sasrec.SASRecTrainingConfig(max_epochs=2, batch_size=16, seed=seed))
+        return model.state_dict(), info
+
+    first, info = fit(1)
+    second, _ = fit(1)
+    other, _ = fit(2)
+    assert info["epochs"] == 2 and info["model"]["init_seed"] == 1 and info["cached"] is False
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert not torch.equal(first["item_embeddings.weight"], other["item_embeddings.weight"])

@@ -5,7 +5,7 @@
   indexing it should be no better than chance.
 - :func:`popularity_ranking` ranks by training-interaction counts (:func:`item_popularity`, computed once).
 - :class:`TransitionItemKNN` ranks the items bought near the user's last item in the training sequences.
-- SASRec (`rdrec_hf.evaluation.sasrec`, opt-in: it trains) is the strong sequential recommender.
+- SASRec (`rdrec_hf.models.sasrec`, opt-in: it trains) is the strong sequential recommender.
 
 All exclude the history, as the model's rankings do, and rank either the whole catalog or an explicit
 candidate list (top-N: the 100 candidates of a user). `baseline_rankers` builds the chosen ones for a
@@ -22,9 +22,11 @@ from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data.item_graph import TRANSITION_WINDOW, transition_graph
 from ..data.schema import ITEMS, USERS, training_history
+from ..models.sasrec import PADDING_INDEX, SASRecConfig, SASRecModel, SASRecTrainingConfig, fit_sasrec
 
 __all__ = [
     "DEFAULT_BASELINES",
@@ -198,13 +200,11 @@ def baseline_rankers(
 
 def _sasrec_ranker(sequences, num_items, seed, device, cache_dir, wall_budget_s) -> tuple[Ranker | None, str | None]:
     """``(SASRec ranker, None)``, or ``(None, reason)`` when the dataset is too small to train it."""
-    from .sasrec import SASRecConfig, SASRecRanker, SASRecTrainingConfig, fit_or_load_sasrec
-
     training_config = SASRecTrainingConfig(seed=seed, wall_budget_s=float("inf") if wall_budget_s is None else wall_budget_s)
     if len(sequences) < training_config.batch_size:
         return None, (f"SASRec trains on batches of {training_config.batch_size} users and the dataset has "
                       f"{len(sequences)}")  # fmt: skip
-    model, info = fit_or_load_sasrec(
+    model, info = fit_sasrec(
         [[int(item) for item in items] for items in sequences],
         SASRecConfig(num_items=num_items, init_seed=seed),
         training_config,
@@ -215,3 +215,32 @@ def _sasrec_ranker(sequences, num_items, seed, device, cache_dir, wall_budget_s)
                 "read back" if info["cached"] else "trained", info["best_valid_ndcg_at_10"], info["best_epoch"],
                 info["epochs"], info["stop_reason"])  # fmt: skip
     return SASRecRanker(model), None
+
+
+class SASRecRanker:
+    """A trained `SASRecModel` as an evaluation baseline over the project's item ids (``"1".."N"``).
+
+    Called with a batch of histories (and optionally each one's candidates), it returns the top ``k`` ids of
+    each: over the whole catalog with the history excluded, or among the candidates. A catalog smaller than
+    a history plus ``k`` gives shorter lists, as the model-free baselines do.
+    """
+
+    def __init__(self, model: SASRecModel, batch_size: int = 512):
+        self.model, self.batch_size = model, batch_size
+
+    def __call__(
+        self, histories: Sequence[Sequence[str]], k: int, candidates: Sequence[Sequence[str]] | None = None
+    ) -> list[list[str]]:
+        indices = [[int(item) for item in history] for history in histories]
+        if candidates is None:
+            free = self.model.config.num_items - max(len(set(history)) for history in indices)
+            top = self.model.top_k(indices, min(k, free), self.batch_size)
+            return [[str(item) for item in row] for row in top.tolist()]
+        width = max(len(row) for row in candidates)
+        padded = torch.tensor([[int(item) for item in row] + [PADDING_INDEX] * (width - len(row)) for row in candidates])
+        scores = self.model.predict(indices, padded, self.batch_size).tolist()
+        # Stable: float scores of different items practically never tie.
+        return [
+            [row[i] for i in sorted(range(len(row)), key=lambda i: -row_scores[i])][:k]
+            for row, row_scores in zip(candidates, scores)
+        ]

@@ -18,7 +18,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
-from ..evaluation.sasrec import SASRecTrainingConfig
+from ..models.sasrec import SASRecTrainingConfig
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode, SegmentStart
 from .lora import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH

@@ -146,7 +146,7 @@ class RDRecTrainer(Seq2SeqTrainer):
         tasks: the tasks actually trained (``build_training_dataset``'s second result), for the model card.
         start_seconds: ``{"wall": s, "cpu": s}`` spent before training on the model's start (an item start), which
             the benchmark budgets (``benchmark_wall_minutes`` / ``benchmark_cpu_minutes``) count.
-        recommender_teacher: a trained ``SASRec`` over the catalog positions (the `sasrec` item start) that
+        recommender_teacher: a trained ``SASRecModel`` over the catalog positions (the `sasrec` item start) that
             ``recommender_distillation_weight`` distils into the sequential task; the default collator then
             also hands over each prompt's history (``history_items``).
         other keyword arguments: as ``Seq2SeqTrainer``.

@@ -8,7 +8,7 @@ import logging
 import torch
 
 from ..models import RDRecConfig, RDRecForConditionalGeneration
-from ..evaluation.sasrec import SASRecTrainingConfig
+from ..models.sasrec import SASRecConfig, SASRecTrainingConfig, fit_sasrec
 from ..checkpoints import check_base_checkpoint
 from ..models.configuration_rdrec import T5_VOCAB_SIZE
 from ..paths import t5_tokenizer_dir
@@ -115,7 +115,7 @@ def init_item_embeddings(
     ``sasrec``, the item embeddings of a SASRec of width ``d_model`` trained on the training sequences on ``device``
     for at most ``sasrec_max_epochs``, stopping after ``sasrec_patience`` epochs without a better validation
     NDCG@10 (its best epoch's weights), seeded by ``seed``
-    (`rdrec_hf.evaluation.sasrec`). Keeps ``min(d_model, catalog size - 1, users - 1)`` factors (SASRec: all
+    (`rdrec_hf.models.sasrec`). Keeps ``min(d_model, catalog size - 1, users - 1)`` factors (SASRec: all
     ``d_model``); a small catalog's remaining columns are zero.
     Measured on beauty: the SVD took a from-scratch one-token-per-item T5 from .0094 to .0239 test NDCG@10 in
     10 CPU minutes (``../shared/notes/student-learning.md``); under the catalog recipe the transitions start
@@ -160,10 +160,8 @@ def train_start_sasrec(data, item_index, width: int, seed: int, max_epochs: int,
     """A SASRec of width ``width`` over ``item_index``'s positions (+ 1) trained on the training parts of the
     users' sequences for at most ``max_epochs``, early stopping on their validation items after ``patience``
     epochs without progress, the best epoch's weights kept; eval mode."""
-    from ..evaluation.sasrec import SASRecConfig, fit_or_load_sasrec
-
     sequences = [[position + 1 for position in item_index.positions(items)] for items in data["users"]["items"]]
-    model, info = fit_or_load_sasrec(
+    model, info = fit_sasrec(
         sequences, SASRecConfig(num_items=len(item_index), hidden_size=width, init_seed=seed),
         SASRecTrainingConfig(max_epochs=max_epochs, patience=patience, seed=seed), device=device,
     )
