@@ -59,13 +59,13 @@ test-slow: $(STAMP)
 # its SASRec start and teacher, evaluate every test user beside the baselines (wall minutes: benchmarks/results/demo.json;
 # the teacher's rationales are cached in $(DEMO_DIR)/distill, so a second run skips the teacher).
 demo: $(STAMP)
-	$(RDREC) prepare --source $(RDREC_SHARED)/data/amazon-2018/All_Beauty_5.json.gz \
-		--indexing independent --seed 0 --output $(DEMO_DIR)/data --overwrite
+	$(RDREC) prepare --dataset $(RDREC_SHARED)/data/amazon-2018/All_Beauty_5.json.gz \
+		--indexing independent --dataset_seed 0 --output $(DEMO_DIR)/data --overwrite
 	$(RDREC) distill --config $(DEMO_RECIPES)/distill/config_demo.yaml
 	$(RDREC) train --config $(DEMO_RECIPES)/train/config_demo.yaml
 	$(RDREC) evaluate --config $(DEMO_RECIPES)/evaluation/config_demo.yaml
 	@echo "report: $(DEMO_DIR)/report.md"
-	@echo "open the app on the demo model: $(RDREC) app --model $(DEMO_DIR)/model --dataset $(DEMO_DIR)/rationales"
+	@echo "open the app on the demo model: $(RDREC) app --model_name_or_path $(DEMO_DIR)/model --dataset $(DEMO_DIR)/rationales"
 
 clean:
 	rm -rf $(VENV) runs

@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def launch(model: str, dataset: str) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
-    command = [str(Path(sys.executable).with_name("rdrec-hf")), "app", "--model", model, "--dataset", dataset,
+    command = [str(Path(sys.executable).with_name("rdrec-hf")), "app", "--model_name_or_path", model, "--dataset", dataset,
                "--port", str(port)]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(command, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},

@@ -9,6 +9,7 @@ without the package `trust_remote_code=True` loads the code saved beside the wei
 import argparse
 
 from rdrec_hf import RDRecForConditionalGeneration, load_tokenizer
+from rdrec_hf.models.item_decoding import DEFAULT_TOP_K
 from rdrec_hf.models.recommending import recommend
 
 
@@ -25,5 +26,5 @@ if __name__ == "__main__":
     parser.add_argument("model", help="a trained student folder or Hub id")
     parser.add_argument("--history", nargs="+", required=True, help="item ids, oldest first")
     parser.add_argument("--user", default=None, help="user id (default: an anonymous user)")
-    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("-k", type=int, default=DEFAULT_TOP_K)
     main(parser.parse_args())

@@ -166,7 +166,7 @@ def test_space_folder_runs_locally(trained_student, tmp_path):
 
 
 def test_app_command_rejects_a_missing_model(tmp_path, capsys):
-    assert main(["app", "--model", str(tmp_path / "nope")]) == EXIT_USER_ERROR
+    assert main(["app", "--model_name_or_path", str(tmp_path / "nope")]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "no such folder, and not a Hub id" in err and "Traceback" not in err
 
@@ -213,7 +213,7 @@ def test_browser_pick_a_user_and_recommend(browser_student, browser, tmp_path):
 
     model_dir, data_dir = browser_student
     port = free_port()
-    process = serve([RDREC, "app", "--model", str(model_dir), "--dataset", str(data_dir), "--port", str(port)], port)
+    process = serve([RDREC, "app", "--model_name_or_path", str(model_dir), "--dataset", str(data_dir), "--port", str(port)], port)
     try:
         browser.get(f"http://127.0.0.1:{port}/")
         wait = WebDriverWait(browser, 120)

@@ -48,7 +48,7 @@ def test_prepare_parses_the_data_options_of_training():
     from rdrec_hf.data import DataArguments
     from rdrec_hf.scripts.train import make_parser
 
-    prepare, train = subcommand_parser(build_parser(), "prepare"), make_parser()
+    prepare, train = subcommand_parser("prepare"), make_parser()
     for option in fields(DataArguments):
         for parser in (prepare, train):
             assert f"--{option.name}" in parser._option_string_actions
@@ -99,10 +99,10 @@ def test_explanations_of_a_model_that_never_trained_them_are_refused(tiny_checkp
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
     history = ItemIndex.load(folder / "item_index.json").item_ids[:3]
-    assert main(["recommend", "--model", str(folder), "--history", *history, "--explain"]) == EXIT_USER_ERROR
+    assert main(["recommend", "--model_name_or_path", str(folder), "--history", *history, "--explain"]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "not trained on the explanation task (it trained sequential, topn)" in err and "Traceback" not in err
-    assert main(["recommend", "--model", str(folder), "--history", *history]) == 0  # the items themselves are fine
+    assert main(["recommend", "--model_name_or_path", str(folder), "--history", *history]) == 0  # the items themselves are fine
 
 
 def test_the_catalog_softmax_trains_the_four_tasks_from_the_command_line(trained_student, tmp_path):
@@ -134,14 +134,14 @@ def test_recommend_honours_decoding_for_one_user(tiny_checkpoint, capsys):
     model, tokenizer = load_trained_student(str(tiny_checkpoint))
     found = {}
     for decoding in ("exact", "beam"):
-        assert main(["recommend", "--model", str(tiny_checkpoint), "--history", *history, "-k", str(k),
-                     "--num-beams", str(k), "--decoding", decoding, "--json"]) == 0  # fmt: skip
+        assert main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--history", *history, "--k", str(k),
+                     "--num_beams", str(k), "--decoding", decoding, "--json"]) == 0  # fmt: skip
         found[decoding] = [rec["item_id"] for rec in json.loads(capsys.readouterr().out)]
         assert found[decoding] == rank_next_items(model, tokenizer, [history], [None], k, k, True, decoding).item_ids[0]
     assert found["exact"] != found["beam"]
 
 
-@pytest.mark.parametrize("command", ["prepare", "distill", "train", "evaluate", "recommend", "push"])
+@pytest.mark.parametrize("command", ["prepare", "distill", "train", "evaluate", "recommend", "push", "export", "app"])
 def test_help_renders(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -163,7 +163,7 @@ def test_unknown_data_folder_is_a_user_error(tmp_path, capsys):
 
 def test_recommend_returns_k_valid_unseen_items(tiny_checkpoint, capsys):
     history = ["3", "17", "5"]
-    code = main(["recommend", "--model", str(tiny_checkpoint), "--history", *history, "-k", "5", "--json"])
+    code = main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--history", *history, "-k", "5", "--json"])
     assert code == 0
     recommendations = json.loads(capsys.readouterr().out)
     ids = [rec["item_id"] for rec in recommendations]
@@ -175,29 +175,37 @@ def test_recommend_returns_k_valid_unseen_items(tiny_checkpoint, capsys):
 
 def test_recommend_looks_up_a_users_history(tiny_checkpoint, all_beauty_dataset, capsys):
     user = load_rec_dataset(all_beauty_dataset)["users"][0]
-    code = main(["recommend", "--model", str(tiny_checkpoint), "--user", user["user_id"],
+    code = main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--user", user["user_id"],
                  "--dataset", str(all_beauty_dataset), "-k", "3", "--json"])
     assert code == 0
     ids = [rec["item_id"] for rec in json.loads(capsys.readouterr().out)]
     assert len(ids) == 3 and not set(ids) & set(user["items"])
 
 
+def test_recommend_user_errors(tiny_checkpoint, capsys):
+    assert main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--history", "no-such-item"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "not in the model's catalog" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--history", "no-such-item"], "not in the model's catalog"),
         (["--user", "999999"], "needs --dataset"),
         ([], "nothing to recommend from"),
+        (["--history", "3", "--output", "x.jsonl"], "--output and --batch_size go with --users"),
     ],
 )
-def test_recommend_user_errors(tiny_checkpoint, extra, message, capsys):
-    assert main(["recommend", "--model", str(tiny_checkpoint), *extra]) == EXIT_USER_ERROR
+def test_recommend_option_combinations_are_usage_errors(tiny_checkpoint, extra, message, capsys):
+    """Rejected by `RecommendConfig.__post_init__` before the model loads: one message, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recommend", "--model_name_or_path", str(tiny_checkpoint), *extra])
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err
 
 
 def test_recommend_unknown_user(tiny_checkpoint, all_beauty_dataset, capsys):
-    code = main(["recommend", "--model", str(tiny_checkpoint), "--user", "999999", "--dataset", str(all_beauty_dataset)])
+    code = main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--user", "999999", "--dataset", str(all_beauty_dataset)])
     assert code == EXIT_USER_ERROR
     assert "unknown user id '999999'" in capsys.readouterr().err
 
@@ -217,8 +225,8 @@ def test_recommend_for_all_users_writes_jsonl_and_resumes(tiny_checkpoint, all_b
     users = load_rec_dataset(all_beauty_dataset)["users"]
     history_of = dict(zip(users["user_id"], users["items"]))
     output = tmp_path / "recs.jsonl"
-    command = ["recommend", "--model", str(tiny_checkpoint), "--dataset", str(all_beauty_dataset), "-k", "4",
-               "--output", str(output), "--batch-size", "128"]  # fmt: skip
+    command = ["recommend", "--model_name_or_path", str(tiny_checkpoint), "--dataset", str(all_beauty_dataset), "-k", "4",
+               "--output", str(output), "--batch_size", "128"]  # fmt: skip
     assert main([*command, "--users", "all"]) == 0
     assert "976 users in the file (0 resumed, 976 new" in capsys.readouterr().out
     lines = read_lines(output)
@@ -250,26 +258,62 @@ def test_recommend_for_all_users_writes_jsonl_and_resumes(tiny_checkpoint, all_b
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "extra, message, code",
     [
-        (["--users", "all"], "--users needs --dataset"),
-        (["--users", "all", "--history", "3"], "it takes no --user, --history"),
-        (["--users", "no-such-file", "--output", "x.jsonl", "--dataset", "."], "neither 'all' nor a file"),
+        (["--users", "all"], "--users needs --dataset", 2),
+        (["--users", "all", "--history", "3"], "it takes no --user, --history", 2),
+        (["--users", "no-such-file", "--output", "x.jsonl", "--dataset", "."], "neither 'all' nor a file", 1),
     ],
 )
-def test_recommend_for_users_user_errors(tiny_checkpoint, extra, message, capsys, tmp_path, monkeypatch):
+def test_recommend_for_users_user_errors(tiny_checkpoint, extra, message, code, capsys, tmp_path, monkeypatch):
+    """Option combinations are usage errors (exit 2); what only the run finds out, exit 1."""
     monkeypatch.chdir(tmp_path)
-    assert main(["recommend", "--model", str(tiny_checkpoint), *extra]) == EXIT_USER_ERROR
+    try:
+        status = main(["recommend", "--model_name_or_path", str(tiny_checkpoint), *extra])
+    except SystemExit as exit_info:
+        status = exit_info.code
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert status == code and message in err and "Traceback" not in err
 
 
 def test_checkpoint_of_another_model_type_is_a_user_error(tmp_path, capsys):
     from transformers import T5Config, T5ForConditionalGeneration
 
     T5ForConditionalGeneration(T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8)).save_pretrained(tmp_path)
-    assert main(["recommend", "--model", str(tmp_path), "--history", "1"]) == EXIT_USER_ERROR
+    assert main(["recommend", "--model_name_or_path", str(tmp_path), "--history", "1"]) == EXIT_USER_ERROR
     assert "plain T5 checkpoint, not a trained RDRec student" in capsys.readouterr().err
+
+
+def test_old_spellings_parse_to_the_same_options():
+    """The old spellings, kept for one release as aliases, fill the same fields as the new ones."""
+    cases = {
+        "prepare": (["--source", "x", "--seed", "3", "--num-negatives", "5", "--output", "o"],
+                    ["--dataset", "x", "--dataset_seed", "3", "--num_stored_negatives", "5", "--output", "o"]),
+        "recommend": (["--model", "m", "-k", "3", "--num-beams", "5", "--batch-size", "2", "--users", "all",
+                       "--dataset", "d", "--output", "o"],
+                      ["--model_name_or_path", "m", "--k", "3", "--num_beams", "5", "--batch_size", "2", "--users",
+                       "all", "--dataset", "d", "--output", "o"]),
+        "push": (["model", "p", "--repo-id", "a/b", "--space", "a/s", "--space-dataset", "a/d"],
+                 ["--kind", "model", "--path", "p", "--repo_id", "a/b", "--space", "a/s", "--space_dataset", "a/d"]),
+        "export": (["space", "--model", "a/b", "--output", "o"],
+                   ["--kind", "space", "--model_name_or_path", "a/b", "--output", "o"]),
+        "app": (["--model", "m", "--device", "cpu"], ["--model_name_or_path", "m", "--device", "cpu"]),
+    }  # fmt: skip
+    cases["prepare_underscore"] = (["--num_negatives", "5", "--output", "o"], ["--num_stored_negatives", "5", "--output", "o"])
+    for case, (old, new) in cases.items():
+        command = case.removesuffix("_underscore")
+        assert subcommand_parser(command).parse_args_and_config(old) == subcommand_parser(command).parse_args_and_config(new)
+        assert "kept for one release" in " ".join(subcommand_parser(command).format_help().split()) or command == "push"
+
+
+def test_the_old_recommend_spellings_print_the_same(tiny_checkpoint, capsys):
+    history = ["3", "17", "5"]
+    assert main(["recommend", "--model_name_or_path", str(tiny_checkpoint), "--history", *history, "--k", "4",
+                 "--num_beams", "6", "--json"]) == 0  # fmt: skip
+    new = capsys.readouterr().out
+    assert main(["recommend", "--model", str(tiny_checkpoint), "--history", *history, "-k", "4", "--num-beams", "6",
+                 "--json"]) == 0  # fmt: skip
+    assert capsys.readouterr().out == new and len(json.loads(new)) == 4
 
 
 def test_parser_requires_a_command():

@@ -181,7 +181,7 @@ def assert_one_message(text: str, *parts: str) -> None:
 @pytest.mark.parametrize("device", DEVICES)
 def test_recommend_on_a_device_and_in_a_dtype(trained_student, capsys, device):
     model_dir, _ = trained_student
-    command = ["recommend", "--model", str(model_dir), "--history", "3", "17", "-k", str(TOP_K), "--json"]
+    command = ["recommend", "--model_name_or_path", str(model_dir), "--history", "3", "17", "-k", str(TOP_K), "--json"]
     tops = {}
     for dtype in ("float32", "bfloat16"):
         assert main([*command, "--device", device, "--dtype", dtype]) == 0
@@ -194,8 +194,8 @@ def test_recommend_on_a_device_and_in_a_dtype(trained_student, capsys, device):
 def test_a_missing_gpu_or_an_unknown_dtype_is_one_usage_error(trained_student, tmp_path, command, capsys):
     model_dir, data_dir = trained_student
     arguments = {
-        "recommend": ["--model", str(model_dir), "--history", "3"],
-        "app": ["--model", str(model_dir)],
+        "recommend": ["--model_name_or_path", str(model_dir), "--history", "3"],
+        "app": ["--model_name_or_path", str(model_dir)],
         "evaluate": ["--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset",
                      str(data_dir), "--max_users", "2"],
     }[command]  # fmt: skip
@@ -211,7 +211,7 @@ def test_a_missing_gpu_or_an_unknown_dtype_is_one_usage_error(trained_student, t
 def test_a_dtype_the_device_cannot_compute_in_is_one_error(trained_student, monkeypatch, capsys):
     # No CPU here lacks bf16, so the probe answers as one would.
     monkeypatch.setattr(devices, "_computes_in", lambda dtype, device_type: dtype != torch.bfloat16)
-    command = ["recommend", "--model", str(trained_student[0]), "--history", "3", "--device", "cpu", "--dtype"]
+    command = ["recommend", "--model_name_or_path", str(trained_student[0]), "--history", "3", "--device", "cpu", "--dtype"]
     assert main([*command, "bfloat16"]) == EXIT_USER_ERROR
     assert_one_message(capsys.readouterr().err, "cpu does not compute in bfloat16; use --dtype float32")
     assert main([*command, "float16"]) == 0

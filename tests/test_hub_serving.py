@@ -151,3 +151,11 @@ def test_export_commands(trained_student, tmp_path, capsys):
     assert "sdk: gradio" in card and "app_file: app.py" in card and "- someone/rdrec-beauty" in card
     assert (space / "requirements.txt").read_text().startswith("rdrec-hf[app]==")
     assert "someone/rdrec-beauty" in (space / "app.py").read_text()
+
+
+def test_the_handler_restates_the_librarys_default_k():
+    """handler.py is copied alone into exported folders, so it restates the default instead of importing it."""
+    from rdrec_hf.models.item_decoding import DEFAULT_TOP_K
+    from rdrec_hf.serving.handler import DEFAULT_K
+
+    assert DEFAULT_K == DEFAULT_TOP_K

@@ -340,7 +340,7 @@ def test_time_budget_counts_what_the_start_spent():
     """A budget of 1 minute with 45 s already spent on the item start stops 15 s into training, not 60."""
     from transformers import TrainerControl, TrainerState
 
-    from rdrec_hf.training.rdrec_trainer import TimeBudgetCallback
+    from rdrec_hf.training.callbacks import TimeBudgetCallback
 
     now = [100.0]
     budget = TimeBudgetCallback(1.0, clock=lambda: now[0], name="benchmark_cpu_minutes", spent_seconds=45.0)
@@ -356,7 +356,7 @@ def test_cumulative_early_stopping_never_resets_its_count(tmp_path):
     """early_stopping_count=cumulative (the paper's pretrain.py): an improvement does not reset the count."""
     from transformers import TrainerControl, TrainerState
 
-    from rdrec_hf.training.rdrec_trainer import CumulativeEarlyStoppingCallback
+    from rdrec_hf.training.callbacks import CumulativeEarlyStoppingCallback
 
     args = tiny_training_args(tmp_path, eval_strategy="epoch", early_stopping_patience=3,
                               early_stopping_count="cumulative", metric_for_best_model="loss")
@@ -536,7 +536,7 @@ def test_recommender_distillation_reads_the_prompts_history_in_the_students_colu
         tmp_path, task_mixture="0:1:0:1", do_eval=False, rank_eval=False, recommender_distillation_weight=0.5))
     assert vocabulary._catalog_token_ids is None and torch.equal(vocabulary._distilled_token_ids, trainer._catalog_token_ids)
     vocabulary.train()
-    with pytest.raises(ValueError, match="item_embedding_init=sasrec"):
+    with pytest.raises(ValueError, match="needs a recommender_teacher \\(item_embedding_init: sasrec\\)"):
         build_trainer(ModelArguments(model_preset="tiny"), data_args, training_args)
     with pytest.raises(ValueError, match="sasrec needs an item token per item"):  # no teacher without item tokens
         build_trainer(model_args, DataArguments(dataset="all_beauty", indexing="random", user_limit=24),

@@ -17,7 +17,7 @@ import pytest
 
 from rdrec_hf.cli import main
 from rdrec_hf.integrity import safetensors_problem
-from rdrec_hf.training.pipeline import checkpoint_problem, last_complete_checkpoint
+from rdrec_hf.training.checkpoints import checkpoint_problem, last_complete_checkpoint
 
 RDREC = str(Path(sys.executable).with_name("rdrec-hf"))
 MAX_STEPS, SAVE_STEPS = 40, 8

@@ -41,6 +41,7 @@ from ..data import RDRecDataCollator, build_eval_dataset, sample_users
 from ..data.schema import EVAL_SPLITS, ITEMS, REVIEWS, USERS
 from ..devices import DEFAULT_BATCH_SIZES, DEVICE_HELP, DTYPE_HELP, default_batch_size, resolve_device, resolve_dtype
 from ..models import ItemIndex
+from ..models.item_decoding import DEFAULT_NUM_BEAMS
 from ..models.text_generation import PAPER_TEXT_GENERATION, TextGenerationSettings
 from ..models.recommending import text_generation_kwargs
 from ..models.tasks import RANKING_TASKS, Task, TaskKind
@@ -52,8 +53,8 @@ from .text_metrics import text_generation_metrics
 logger = logging.getLogger(__name__)
 
 # The reference scripts' decoding settings (seq.py, topn.py; exp.py's: models.text_generation), one home for each.
-PAPER_SEQUENTIAL_GENERATION = dict(num_beams=20, num_return_sequences=15, length_penalty=1.0, early_stopping=True)
-PAPER_TOPN_GENERATION = dict(num_beams=20, num_return_sequences=10)
+PAPER_SEQUENTIAL_GENERATION = dict(num_beams=DEFAULT_NUM_BEAMS, num_return_sequences=15, length_penalty=1.0, early_stopping=True)
+PAPER_TOPN_GENERATION = dict(num_beams=DEFAULT_NUM_BEAMS, num_return_sequences=10)
 PAPER_REFERENCE_MAX_TOKENS = 100  # exp.py cuts the test explanations at exp_len=100 tokens
 
 
@@ -75,7 +76,7 @@ class EvaluationConfig:
         metadata={"help": "Cut-offs of HR@k (all k) and NDCG@k (k > 1)."},
     )
     num_beams: int = field(
-        default=20,
+        default=DEFAULT_NUM_BEAMS,
         metadata={"help": "Beams of the constrained search of the sequential task (the paper: 20); at least max(ks)."},
     )
     batch_size: int | None = field(

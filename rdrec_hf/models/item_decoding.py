@@ -37,6 +37,9 @@ logger = logging.get_logger(__name__)
 
 # transformers' beam search fills unused hypothesis slots with scores of about -1e9; real items score far above.
 DUMMY_BEAM_SCORE = -1e8
+# The defaults of every ranking call and command: 20 beams (the paper's), the top 10 items.
+DEFAULT_NUM_BEAMS = 20
+DEFAULT_TOP_K = 10
 
 
 class ItemDecoding(str, Enum):
@@ -355,7 +358,7 @@ def generate_items(
     item_index: ItemIndex,
     exclude_items: Sequence[Sequence[str]] | None = None,
     candidate_items: Sequence[Sequence[str] | None] | None = None,
-    num_beams: int = 20,
+    num_beams: int = DEFAULT_NUM_BEAMS,
     num_return_sequences: int | None = None,
     decoding: ItemDecoding | str | None = None,
     logits_processor: LogitsProcessorList | None = None,

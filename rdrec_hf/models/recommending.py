@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .item_decoding import DEFAULT_NUM_BEAMS, DEFAULT_TOP_K
 from .item_index import ItemIndex
 from .prompting import prompt_for
 from .tasks import RationaleKind, Task
@@ -57,8 +58,8 @@ def rank_next_items(
     tokenizer,
     histories: Sequence[Sequence[str]],
     user_ids: Sequence[str | None],
-    k: int = 10,
-    num_beams: int = 20,
+    k: int = DEFAULT_TOP_K,
+    num_beams: int = DEFAULT_NUM_BEAMS,
     exclude_history: bool = True,
     decoding: str | None = None,
 ):
@@ -153,8 +154,8 @@ def recommend(
     tokenizer,
     history: Sequence[str],
     user_id: str | None = None,
-    k: int = 10,
-    num_beams: int = 20,
+    k: int = DEFAULT_TOP_K,
+    num_beams: int = DEFAULT_NUM_BEAMS,
     exclude_history: bool = True,
     explain: bool = False,
     max_explanation_tokens: int = MAX_EXPLANATION_TOKENS,

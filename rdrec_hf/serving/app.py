@@ -1,4 +1,5 @@
-"""`rdrec-hf app`: a Gradio page to look at a trained student (Spaces-ready; Gradio is the `app` extra).
+"""The page of `rdrec-hf app`: a Gradio page to look at a trained student (Spaces-ready; Gradio is the `app`
+extra; the command line is `rdrec_hf.scripts.app`).
 
 Pick a user (project id or original reviewer id, or a random one) and see the history, the model's top-k with
 scores, the student's explanation and rationales for each item beside the teacher's, and the same user's top-k
@@ -11,20 +12,18 @@ The page logic is :class:`RecommenderPage` (plain Python, returns HTML strings; 
 
 from __future__ import annotations
 
-import argparse
 import html
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..data.schema import TEST, check_numbering, get_metadata, split_target, training_history
 from ..evaluation.baselines import DEFAULT_BASELINES, Baseline, baseline_rankers, leak_rule_ranking
 from ..checkpoints import load_trained_student
-from ..cli import add_device_arguments
 from ..models.recommending import rationales
+from ..models.item_decoding import DEFAULT_TOP_K
 from ..models.item_ids import ItemIndexing
 from ..models.recommending import catalog_of, rank_candidates, recommend, trained_on
 from ..models.tasks import Task
@@ -35,7 +34,6 @@ REVIEW_SNIPPET_CHARS = 160
 REVIEW_FIELDS = ("rating", "review", "user_preference", "item_attribute")  # what the page shows of a review
 NUM_CANDIDATES = 100  # the paper's top-N: the test item and 99 negatives
 BASELINE_COLUMNS = {"popularity": "popularity", "leak_rule": "leak rule", "item_knn": "item-kNN", "sasrec": "SASRec"}
-DEFAULT_K = 10
 Progress = Callable[[float, str], None]
 
 
@@ -342,7 +340,7 @@ def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str
         import gradio as gr
     except ImportError:
         raise ImportError("the app needs Gradio: pip install 'rdrec-hf[app]'") from None
-    from .data import load_rec_dataset
+    from ..data import load_rec_dataset
 
     student, tokenizer = load_trained_student(model, device, dtype)
     page = RecommenderPage(student, tokenizer, load_rec_dataset(dataset) if dataset else None, str(model), seed,
@@ -364,7 +362,7 @@ def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str
         status = gr.Markdown(elem_id="status")
         with gr.Tab("Next items"):
             with gr.Row():
-                k = gr.Number(value=DEFAULT_K, precision=0, label="k", elem_id="k")
+                k = gr.Number(value=DEFAULT_TOP_K, precision=0, label="k", elem_id="k")
                 explain = gr.Checkbox(value=True, label="explanations and rationales", elem_id="explain")
                 hold_out = gr.Checkbox(value=True, label="hold out the last item (the test protocol)", elem_id="hold-out")
             recommend_button = gr.Button("Recommend", variant="primary", elem_id="recommend")
@@ -388,29 +386,3 @@ def build_app(model: str, dataset: str | None = None, seed: int = 0, device: str
         sample_button.click(page.sample_candidates, [user], [status, candidates])
         rank_button.click(on_rank, [user, candidates], [status, ranked])
     return app
-
-
-def make_parser(prog: str = "rdrec-hf app") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Open a Gradio page on a trained student.")
-    parser.add_argument("--model", required=True, help="a trained student folder or Hub model id")
-    parser.add_argument("--dataset", help="the project dataset of its users (folder or Hub id): user picker, "
-                        "history, popularity and the teacher's rationales")  # fmt: skip
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 to share on a network)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random-user button and candidate samples")
-    parser.add_argument("--baselines", nargs="+", choices=[b.value for b in Baseline],
-                        default=[b.value for b in DEFAULT_BASELINES],
-                        help="baselines shown beside the model for the same user (with --dataset; sasrec trains at "
-                        "start-up)")  # fmt: skip
-    add_device_arguments(parser)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.dataset is not None and not Path(args.dataset).exists() and "/" not in args.dataset:
-        raise ValueError(f"--dataset {args.dataset}: no such folder, and not a Hub id")
-    started = time.perf_counter()
-    app = build_app(args.model, args.dataset, args.seed, args.device, args.dtype, args.baselines)
-    print(f"app ready in {time.perf_counter() - started:.1f} s: http://{args.host}:{args.port}", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, css=CSS)
-    return 0

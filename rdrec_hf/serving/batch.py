@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..devices import default_batch_size
+from ..models.item_decoding import DEFAULT_NUM_BEAMS, DEFAULT_TOP_K
 from ..models.recommending import catalog_of, check_items, rank_next_items
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ def recommend_users(
     model,
     tokenizer,
     users: Sequence[tuple[str, Sequence[str]]],
-    k: int = 10,
-    num_beams: int = 20,
+    k: int = DEFAULT_TOP_K,
+    num_beams: int = DEFAULT_NUM_BEAMS,
     batch_size: int | None = None,
     exclude_history: bool = True,
     decoding: str | None = None,
@@ -127,7 +128,7 @@ def write_recommendations(
     tokenizer,
     users: Sequence[tuple[str, Sequence[str]]],
     output: str | Path,
-    k: int = 10,
+    k: int = DEFAULT_TOP_K,
     batch_size: int | None = None,
     **options,
 ) -> RecommendationSummary:

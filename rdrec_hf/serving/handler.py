@@ -27,7 +27,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 USER_HISTORIES_FILE = "user_histories.json"
 REQUEST_FIELDS = ("user_id", "history", "k", "explain", "candidates")
-DEFAULT_K = 10
+DEFAULT_K = 10  # rdrec_hf.models.item_decoding.DEFAULT_TOP_K, restated: this file is copied alone to the Hub
 
 
 class RequestError(ValueError):

@@ -13,7 +13,7 @@ from .rdrec_config import (
     parse_task_mixture,
 )
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
-from .resampling import SetEpochCallback
+from .callbacks import SetEpochCallback
 from .lora import rdrec_lora_config
 from .student import build_student, load_student_tokenizer
 

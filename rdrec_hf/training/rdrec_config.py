@@ -21,6 +21,7 @@ from transformers.trainer_utils import IntervalStrategy
 from ..models.sasrec import SASRecTrainingConfig
 from ..data.builders import DEFAULT_MAX_TARGET_LENGTH, MixtureMode, SegmentStart
 from .lora import DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_R, DEFAULT_LORA_TARGET_MODULES
+from ..models.item_decoding import DEFAULT_NUM_BEAMS
 from ..models.prompting import DEFAULT_MAX_SOURCE_LENGTH
 from ..models.tasks import RANKING_TASKS, TASK_MIXTURE_ORDER, Task
 
@@ -319,7 +320,7 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         default=100, metadata={"help": "Validation users ranked at each evaluation (a seeded sample)."}
     )
     rank_eval_num_beams: int = field(
-        default=20, metadata={"help": "Beams of the constrained generation ranking sequential recommendation."}
+        default=DEFAULT_NUM_BEAMS, metadata={"help": "Beams of the constrained generation ranking sequential recommendation."}
     )
     ranking_softmax: RankingSoftmax = field(
         default=RankingSoftmax.VOCABULARY,

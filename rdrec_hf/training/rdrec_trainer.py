@@ -22,52 +22,21 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from datasets import DatasetDict
-from transformers import EarlyStoppingCallback, Seq2SeqTrainer, TrainerCallback
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import MixtureMode, RDRecDataCollator, TrainingMixture
 from ..models.tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
-from .resampling import EpochLengthGroupedSampler, SetEpochCallback
+from .callbacks import CumulativeEarlyStoppingCallback, SetEpochCallback, TimeBudgetCallback
+from .resampling import EpochLengthGroupedSampler
 
 logger = logging.getLogger(__name__)
 
 
-class TimeBudgetCallback(TrainerCallback):
-    """Stops training once `minutes` have passed since training began, on `clock` (`time.perf_counter` for
-    wall-clock time, `time.process_time` for this process's CPU time), counting `spent_seconds` already spent
-    before it (the model's start)."""
-
-    def __init__(self, minutes: float, clock=time.perf_counter, name: str = "benchmark_wall_minutes",
-                 spent_seconds: float = 0.0):
-        if minutes <= 0:
-            raise ValueError(f"{name} must be positive, got {minutes}")
-        self.seconds, self.clock, self.name, self.spent_seconds = minutes * 60, clock, name, spent_seconds
-        self.started: float | None = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.clock() - self.spent_seconds
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.clock() - self.started >= self.seconds:
-            logger.info("%s=%.1f reached at step %d", self.name, self.seconds / 60, state.global_step)
-            control.should_training_stop = True
-
 TRAIN, EVAL = "train", "eval"
 TRAINING_ARGS_JSON = "training_args.json"
-
-
-class CumulativeEarlyStoppingCallback(EarlyStoppingCallback):
-    """Early stopping as the paper's ``pretrain.py``: every evaluation that does not improve on the best
-    ``metric_for_best_model`` adds one to a count that an improvement never resets; training stops when it
-    reaches ``early_stopping_patience``."""
-
-    def check_metric_value(self, args, state, control, metric_value):
-        count = self.early_stopping_patience_counter
-        super().check_metric_value(args, state, control, metric_value)  # the parent's rule of improvement
-        if self.early_stopping_patience_counter == 0:  # improved: the parent resets, the paper does not
-            self.early_stopping_patience_counter = count
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:

@@ -1,12 +1,10 @@
 """Epochs of a training mixture drawn afresh (prompt templates, top-N negatives, history segments), as the
-paper's data loader samples them anew at every pass: the sampler and the callback that follow each epoch's draw
-of a :class:`rdrec_hf.data.TrainingMixture`."""
+paper's data loader samples them anew at every pass: the sampler that follows each epoch's draw of a
+:class:`rdrec_hf.data.TrainingMixture` (`callbacks.SetEpochCallback` tells the mixture which epoch starts)."""
 
 from __future__ import annotations
 
-import math
 
-from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..data import TrainingMixture
@@ -29,14 +27,3 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
     def __iter__(self):
         self.lengths = self.dataset.lengths().tolist()
         return super().__iter__()
-
-
-class SetEpochCallback(TrainerCallback):
-    """Tells a training dataset with ``set_epoch`` which epoch starts (the dataloader does not reliably
-    forward it under multi-process sampling). Resumed runs get the epoch they resume in."""
-
-    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
-        dataset = getattr(train_dataloader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
-            # state.epoch is the fractional progress so far: exactly e at the start of epoch e.
-            dataset.set_epoch(math.floor((state.epoch or 0) + 1e-9))
