@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The browser test (tests/test_app.py, marker `browser`) drives the system Chromium through Selenium (browser
+# The browser test (tests/serving/test_app.py, marker `browser`) drives the system Chromium through Selenium (browser
 # downloads are not possible offline). Installed here on Debian when root; otherwise that test skips and says why.
 BROWSER_STAMP := $(VENV)/.browser
 $(BROWSER_STAMP): | $(STAMP)

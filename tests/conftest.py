@@ -58,3 +58,14 @@ def trained_student(tmp_path_factory, shared):
     )
     train_rdrec(ModelArguments(model_preset="tiny"), DataArguments(dataset=str(root / "data")), training_args)
     return root / "model", root / "data"
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models are faster on one thread, and the machine's cores are shared (`usefixtures` in a module)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,7 +3,7 @@
 A prompt is its template's words joined by single spaces, and the T5 tokenizer splits on whitespace before
 anything else (SentencePiece's Metaspace pre-tokenizer; the scheme's new item tokens are whole vocabulary
 entries), so a prompt's tokens are its words' tokens laid end to end, then EOS
-(``tests/test_data_tasks.py`` checks this against the tokenizer on every template, task and scheme). So:
+(``tests/data/test_data_tasks.py`` checks this against the tokenizer on every template, task and scheme). So:
 
 - at build (:class:`PromptWords`), every word a prompt can hold is tokenised once: each template's fixed
   words, each user's mention as the templates write it (``user_12``, ``user_12:``), each item's mention, and

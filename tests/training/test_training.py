@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 from transformers import EarlyStoppingCallback
+
+from helpers import load_script
 
 from rdrec_hf import RDRecConfig, RDRecForConditionalGeneration, Task
 from rdrec_hf.data import load_amazon_reviews, save_rec_dataset
@@ -163,11 +163,7 @@ def run_card_usage(card: str) -> dict:
 
 def test_evaluation_recipe_reports_on_the_trained_model(full_run, tmp_path):
     _, _, _, model_dir = full_run
-    script = Path(__file__).resolve().parents[1] / "recipes" / "evaluation.py"
-    spec = importlib.util.spec_from_file_location("recipe_evaluation", script)
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules["recipe_evaluation"] = recipe
-    spec.loader.exec_module(recipe)
+    recipe = load_script("recipes/evaluation.py", "recipe_evaluation")
     script_args, data_args, config = recipe.make_parser().parse_args_and_config([
         "--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path), "--dataset", "all_beauty",
         "--user_limit", "24", "--tasks", "sequential", "explanation", "--max_users", "3",

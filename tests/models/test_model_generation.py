@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from test_model_support import fit, prompt_batch, seeded_model
+from helpers import memorised_model, prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import ItemIdScheme, ItemIndex, ItemIndexing
@@ -198,19 +198,6 @@ def test_score_candidates_handles_ragged_lists_in_small_passes(model, batch, cat
             logits = model(**{key: value[row : row + 1] for key, value in batch.items()}, labels=labels).logits
             manual = torch.log_softmax(logits, -1)[0].gather(1, labels[0, :, None]).sum()
             torch.testing.assert_close(whole[row, slot], manual, atol=1e-5, rtol=1e-5)
-
-
-def memorised_model(tokenizer, targets: list[str], steps: int = 36):
-    """A tiny student trained (seeded, no dropout) to map user_i -> targets[i] on the sequential task."""
-    model = seeded_model(seed=7, dropout_rate=0.0).train()
-    prompts = [f"user_{user} history item_{user * 3}" for user in range(len(targets))]
-    batch = prompt_batch(tokenizer, prompts, [Task.SEQUENTIAL] * len(targets))
-    encoded_targets = tokenizer(targets, padding=True, return_tensors="pt")
-    labels = encoded_targets.input_ids.masked_fill(encoded_targets.attention_mask == 0, -100)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
-    # Linear decay lets the large learning rate settle instead of oscillating at the end.
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
-    return model.eval(), batch, fit(model, batch, labels, optimizer, steps, schedule)
 
 
 SMALL_CATALOG = ["3", "17", "42", "123", "1234", "5678", "9", "12101", "777", "31", "2024", "86", "404", "1000", "55"]

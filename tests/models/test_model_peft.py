@@ -6,7 +6,7 @@ import pytest
 import torch
 from peft import PeftModel, get_peft_model
 from safetensors.torch import load_file
-from test_model_support import fit, prompt_batch, seeded_model
+from helpers import fit, prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import ItemIndex, RDRecForConditionalGeneration

@@ -25,8 +25,9 @@ from rdrec_hf.teacher import (
 )
 from rdrec_hf.teacher.backends import common_prefix_length
 from rdrec_hf.teacher.generator import batch_order, process_batches
+from helpers import REPOSITORY
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPOSITORY
 CHAT_TEMPLATE = (
     "{% for message in messages %}<{{ message['role'] }}>{{ message['content'] }}</s>{% endfor %}"
     "{% if add_generation_prompt %}<assistant>{% endif %}"
@@ -368,7 +369,7 @@ def test_project_dataset_round_trips_with_card_through_disk_and_hub_layout(tiny_
 
 
 def test_recipe_reports_a_bad_option_without_a_traceback(tmp_path, capsys):
-    """In process, the program behind recipes/distill.py (tests/test_recipes.py runs a recipe file itself)."""
+    """In process, the program behind recipes/distill.py (tests/scripts/test_recipes.py runs a recipe file itself)."""
     from rdrec_hf.scripts import run_recipe
     from rdrec_hf.scripts.distill import main, make_parser
 

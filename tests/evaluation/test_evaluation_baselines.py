@@ -16,8 +16,10 @@ from rdrec_hf.evaluation.evaluator import EvaluationConfig, evaluate_model
 from rdrec_hf.evaluation.ranking import ranking_metrics
 from rdrec_hf.evaluation.report import write_report
 from rdrec_hf.models.sasrec import SASREC_WEIGHTS_FILE
+from helpers import load_script
 
-from test_sasrec import one_thread  # noqa: F401  (autouse: tiny models on one thread)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models on one thread
+
 
 NUM_ITEMS = 24
 
@@ -208,9 +210,7 @@ def student_results(tmp_path, popularity_ndcg: float, minutes: float, train_args
 
 
 def test_bench_student_vs_baselines_reads_only_figures_of_the_same_users_within_the_budget(tmp_path):
-    from test_sasrec import _load_script
-
-    bench = _load_script("bench_student_vs_baselines")
+    bench = load_script("benchmarks/bench_student_vs_baselines.py")
     popularity = {"ndcg@10": 0.0057, "hr@10": 0.0126}
     student = bench.read_student(student_results(tmp_path, 0.0057, 18.0), "independent", popularity, 5000, 30)
     assert (student["seeds"], student["ndcg@10"], student["hr@10"]) == ([42], [0.05], [0.08])

@@ -3,7 +3,6 @@ give reasons, not measured figures, and its header names the BENCHMARKS.md secti
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -13,8 +12,9 @@ import pytest
 import torch
 import yaml
 from trl import TrlParser
+from helpers import REPOSITORY, load_script
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = REPOSITORY / "recipes"
 CONFIGS = sorted(RECIPES.glob("**/config_*.yaml"))
 
 
@@ -22,11 +22,7 @@ def recipe_parser(stage: str) -> TrlParser:
     """The parser of ``recipes/<stage>.py``: its ``make_parser()``."""
     path = RECIPES / f"{stage}.py"
     assert path.is_file(), f"no script {path} for the configs in recipes/*/{stage}/"
-    name = f"recipe_{stage}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being created
-    spec.loader.exec_module(module)
+    module = load_script(path, f"recipe_{stage}")
     assert hasattr(module, "make_parser"), f"{path} must expose make_parser() returning its TrlParser"
     return module.make_parser()
 
@@ -122,3 +118,27 @@ def test_recipe_header_names_the_benchmarks_section_of_its_figures(config):
     for number, title in sections:
         assert any(line.startswith(f"## {number}. ") for line in headings), f"BENCHMARKS.md has no section {number}"
         assert not title or any(title in line for line in headings), f"BENCHMARKS.md has no heading {title!r}"
+
+
+def test_the_same_recipe_and_seed_train_the_same_weights_twice(shared, tmp_path):
+    """A recipe fixes the work (steps, epochs), not the time: trained twice on the CPU, a tiny version of the catalog
+    recipe (SASRec start and teacher, catalog softmax, resampled epochs) gives the same weights, bit for bit."""
+    from safetensors.torch import load_file
+
+    from rdrec_hf.cli import main
+
+    recipe = tmp_path / "config_tiny.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_preset": "tiny", "item_embedding_init": "sasrec", "item_embedding_init_max_epochs": 2,
+        "item_embedding_init_patience": 1, "dataset": "all_beauty", "user_limit": 40, "indexing": "independent",
+        "task_mixture": "0:3:0:1", "task_mixture_mode": "unit_counts", "resample_each_epoch": True,
+        "max_source_length": 96, "max_target_length": 8, "max_steps": 4, "per_device_train_batch_size": 8,
+        "ranking_softmax": "catalog", "recommender_distillation_weight": 0.5, "learning_rate": 3e-3, "seed": 3,
+        "eval_strategy": "no", "save_strategy": "no", "rank_eval": False, "report_to": "none",
+    }))
+    weights = []
+    for run in ("first", "second"):
+        main(["train", "--config", str(recipe), "--output_dir", str(tmp_path / run)])
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])

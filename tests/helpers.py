@@ -1,4 +1,5 @@
-"""Helpers shared by the model tests (no tests here): seeded tiny models and real-vocabulary prompt batches."""
+"""Helpers shared by the tests (no tests here): the repository's root, loading its scripts, seeded tiny models,
+real-vocabulary prompt batches and running code without rdrec_hf installed."""
 
 from __future__ import annotations
 
@@ -8,11 +9,28 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import importlib.util
+from pathlib import Path
 
 import torch
 
 from rdrec_hf.models.prompting import encode_prompts
 from rdrec_hf.models import RDRecConfig, RDRecForConditionalGeneration
+from rdrec_hf.models.tasks import Task
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: str | Path, name: str | None = None):
+    """A script of the repository (``benchmarks/x.py``, ``recipes/x.py``; these folders are not packages) loaded as a
+    module named ``name`` (default: its file name); benchmarks/ is on pytest's ``pythonpath`` for their siblings."""
+    path = REPOSITORY / path
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 def seeded_model(seed: int = 0, preset: str = "tiny", **overrides) -> RDRecForConditionalGeneration:
@@ -82,3 +100,16 @@ def run_as_remote_code(script: str, directory, batch: dict[str, torch.Tensor], t
     serialised_batch = json.dumps({key: value.tolist() for key, value in batch.items()})
     return run_without_rdrec_hf(LOAD_AS_REMOTE_CODE + textwrap.dedent(script),
                                 [str(directory), serialised_batch, *extra_args], tmp_path)  # fmt: skip
+
+
+def memorised_model(tokenizer, targets: list[str], steps: int = 36):
+    """A tiny student trained (seeded, no dropout) to map user_i -> targets[i] on the sequential task."""
+    model = seeded_model(seed=7, dropout_rate=0.0).train()
+    prompts = [f"user_{user} history item_{user * 3}" for user in range(len(targets))]
+    batch = prompt_batch(tokenizer, prompts, [Task.SEQUENTIAL] * len(targets))
+    encoded_targets = tokenizer(targets, padding=True, return_tensors="pt")
+    labels = encoded_targets.input_ids.masked_fill(encoded_targets.attention_mask == 0, -100)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+    # Linear decay lets the large learning rate settle instead of oscillating at the end.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
+    return model.eval(), batch, fit(model, batch, labels, optimizer, steps, schedule)

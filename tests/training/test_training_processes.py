@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import REPOSITORY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPOSITORY
 TRAIN = ROOT / "recipes" / "train.py"
 TINY_RUN = [
     "--model_preset", "tiny", "--dataset", "all_beauty", "--user_limit", "24", "--task_mixture", "0:1:0:1",

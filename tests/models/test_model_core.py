@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model_support import prompt_batch, seeded_model
+from helpers import prompt_batch, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.models import SIZE_PRESETS, RDRecConfig

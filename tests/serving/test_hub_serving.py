@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_model_support import run_without_rdrec_hf
+from helpers import run_without_rdrec_hf
 
 from rdrec_hf.cli import EXIT_USER_ERROR, main
 from rdrec_hf.data import load_rec_dataset

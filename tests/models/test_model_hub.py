@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from test_model_support import prompt_batch, run_as_remote_code, seeded_model
+from helpers import prompt_batch, run_as_remote_code, seeded_model
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
 
 from rdrec_hf import Task

@@ -3,7 +3,6 @@ the check, the rewrite repairs it, and a bad document or results folder is one c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -11,12 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPOSITORY, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-# benchmarks/ is a folder of scripts: load report.py under a name of its own (dataclasses look it up)
-SPEC = importlib.util.spec_from_file_location("benchmarks_report", ROOT / "benchmarks" / "report.py")
-report = sys.modules["benchmarks_report"] = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(report)
+ROOT = REPOSITORY
+report = load_script("benchmarks/report.py", "benchmarks_report")  # a name of its own
 
 
 @pytest.fixture

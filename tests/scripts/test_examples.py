@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from helpers import REPOSITORY
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPOSITORY / "examples"
 
 
 def run_example(name: str, *args: str) -> str:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from test_model_support import fit, prompt_batch, run_as_remote_code, seeded_model
+from helpers import fit, prompt_batch, run_as_remote_code, seeded_model
 
 from rdrec_hf import Task
 from rdrec_hf.data import load_amazon_reviews, load_rec_dataset, save_rec_dataset, training_history

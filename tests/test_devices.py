@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 from safetensors import safe_open
-from test_model_generation import memorised_model
+from helpers import memorised_model
 
 from rdrec_hf import devices
 from rdrec_hf.checkpoints import load_trained_student

@@ -3,41 +3,17 @@ and the quality benchmark's use of it."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import load_script
+
 from rdrec_hf.models import sasrec
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load_script(name: str):
-    """benchmarks/ is a folder of scripts, not a package: load one as a module (its siblings importable, as
-    when it runs as a script)."""
-    if str(BENCHMARKS_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS_DIR))
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_quality = _load_script("bench_quality")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are faster on one thread, and the machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+bench_quality = load_script("benchmarks/bench_quality.py")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models on one thread
 
 
 def tiny_model(num_items: int = 30, dropout: float = 0.0, seed: int = 0) -> "sasrec.SASRecModel":
