@@ -43,7 +43,7 @@ from rdrec_hf.evaluation import (
     item_popularity,
     leak_rule_ranking,
     popularity_ranking,
-    rank_candidates,
+    rank_by_score,
     ranking_metrics,
     sample_users,
 )
@@ -157,7 +157,7 @@ def sasrec_rankings(model: SASRecModel, users, index_of: dict[str, int], item_id
     return {
         "sequential": [[item_ids[index - 1] for index in row] for row in top],
         "topn": [
-            rank_candidates(candidates, row_scores, target)[:TOP_K]
+            rank_by_score(candidates, row_scores, target)[:TOP_K]
             for candidates, row_scores, target in zip(candidate_lists, scores, targets)
         ],
     }

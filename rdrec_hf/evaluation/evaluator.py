@@ -47,7 +47,7 @@ from ..models.recommending import text_generation_kwargs
 from ..models.tasks import RANKING_TASKS, Task, TaskKind
 from .baselines import DEFAULT_BASELINES, Baseline, Ranker, baseline_rankers
 from .protocols import EvalProtocol
-from .ranking import DEFAULT_KS, ranking_metrics
+from .ranking import DEFAULT_KS, rank_by_score, ranking_metrics
 from .text_metrics import text_generation_metrics
 
 logger = logging.getLogger(__name__)
@@ -160,14 +160,6 @@ class EvaluationConfig:
             raise ValueError(f"EvaluationConfig: max_users must be >= 1 or unset, got {self.max_users}")
         if self.num_samples < 0:
             raise ValueError(f"EvaluationConfig: num_samples must be >= 0, got {self.num_samples}")
-
-
-def rank_candidates(candidates: Sequence[str], scores: Sequence[float], target: str) -> list[str]:
-    """Candidates by descending score; on a tie the target goes after the others (ties never help a model)."""
-    if len(candidates) != len(scores):
-        raise ValueError(f"{len(candidates)} candidates but {len(scores)} scores")
-    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i] == target))
-    return [candidates[i] for i in order]
 
 
 def evaluate_model(
@@ -289,7 +281,7 @@ def _evaluate_ranking(model, dataset, task, item_index, data, config, collator, 
             candidates = [row["candidates"] for row in rows]
             scores = model.score_candidates(**inputs, candidate_items=candidates, item_index=item_index).tolist()
             rankings["model"] += [
-                rank_candidates(row["candidates"], row_scores[: len(row["candidates"])], row["target_item"])[:top_k]
+                rank_by_score(row["candidates"], row_scores[: len(row["candidates"])], row["target_item"])[:top_k]
                 for row, row_scores in zip(rows, scores)
             ]
         _add_baseline_rankings(rankings, rows, task, baselines, top_k)

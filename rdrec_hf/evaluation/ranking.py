@@ -45,3 +45,12 @@ def ranking_metrics(
         if k > 1:
             metrics[f"ndcg@{k}"] = sum(ndcg_at_k(r, t, k) for r, t in zip(rankings, targets)) / len(targets)
     return metrics
+
+
+def rank_by_score(candidates: Sequence[str], scores: Sequence[float], target: str) -> list[str]:
+    """Candidates by descending score (an evaluation's ranking of given scores, not the model's
+    `rank_candidates`); on a tie the target goes after the others (ties never help a model)."""
+    if len(candidates) != len(scores):
+        raise ValueError(f"{len(candidates)} candidates but {len(scores)} scores")
+    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i] == target))
+    return [candidates[i] for i in order]

@@ -7,7 +7,8 @@ import pytest
 from datasets import DatasetDict
 
 from rdrec_hf.data.builders import DEFAULT_MAX_TARGET_LENGTH
-from rdrec_hf.evaluation.evaluator import EvaluationConfig, rank_candidates, sample_users
+from rdrec_hf.evaluation.evaluator import EvaluationConfig, sample_users
+from rdrec_hf.evaluation.ranking import rank_by_score
 from rdrec_hf.evaluation.text_metrics import TEXT_METRIC_NAMES
 from rdrec_hf.models.tasks import Task
 
@@ -52,12 +53,12 @@ def test_sample_users_is_seeded_and_keeps_dataset_order():
     assert sample_users(users, 1000, seed=3) == users
 
 
-def test_rank_candidates_sorts_by_score_and_breaks_ties_against_the_target():
-    assert rank_candidates(["a", "b", "c"], [0.1, 0.9, 0.5], target="a") == ["b", "c", "a"]
+def test_rank_by_score_sorts_by_score_and_breaks_ties_against_the_target():
+    assert rank_by_score(["a", "b", "c"], [0.1, 0.9, 0.5], target="a") == ["b", "c", "a"]
     # "t" ties with "x": it goes after it, whatever the stored order.
-    assert rank_candidates(["t", "x", "y"], [0.5, 0.5, 0.1], target="t") == ["x", "t", "y"]
+    assert rank_by_score(["t", "x", "y"], [0.5, 0.5, 0.1], target="t") == ["x", "t", "y"]
     with pytest.raises(ValueError, match="2 candidates but 1 scores"):
-        rank_candidates(["a", "b"], [0.1], target="a")
+        rank_by_score(["a", "b"], [0.1], target="a")
 
 
 # ----------------------------------------------------------------------------- the loop on real data
