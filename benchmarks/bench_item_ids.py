@@ -20,7 +20,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from seeded_runs import metric_cell, num_examples, train_and_evaluate, training_minutes
+from seeded_runs import metric_cell, num_examples, train_and_evaluate, training_cpu_minutes, training_minutes
 
 from rdrec_hf.evaluation import aggregate_seeds
 from rdrec_hf.models import ItemIndexing
@@ -76,17 +76,19 @@ def sasrec_under_budget(path: Path, num_users: int, dataset: str) -> dict | None
 
 
 def earlier_schemes(path: Path, schemes: list[str]) -> dict:
-    """The results file's entries of the schemes other than ``schemes``: ``{scheme: (result, minutes, seeds)}``."""
+    """The results file's entries of the schemes other than ``schemes``: ``{scheme: (result, minutes, seeds,
+    CPU minutes)}``."""
     if not path.is_file():
         return {}
     summary = json.loads(path.read_text(encoding="utf-8"))
     seeds_of = summary.get("seeds_of", {})
-    return {scheme: (result, summary["training_minutes"][scheme], seeds_of.get(scheme, summary["seeds"]))
+    cpu = summary.get("training_cpu_minutes", {})
+    return {scheme: (result, summary["training_minutes"][scheme], seeds_of.get(scheme, summary["seeds"]), cpu.get(scheme))
             for scheme, result in summary["results"].items() if scheme not in schemes}
 
 
 def main(args: argparse.Namespace) -> dict:
-    results, minutes = {}, {}
+    results, minutes, cpu_minutes = {}, {}, {}
     recipes = RECIPES / args.dataset
     for scheme in args.schemes:
         # The SVD start needs an item token; the other schemes keep the model's own initialisation.
@@ -101,13 +103,16 @@ def main(args: argparse.Namespace) -> dict:
                 folder, [seed], ["--indexing", scheme], train_overrides=[*init, *budget, *args.train_args],
             )["project"])  # fmt: skip
             minutes.setdefault(scheme, []).extend(training_minutes(folder, [seed]))
+            cpu_minutes.setdefault(scheme, []).extend(training_cpu_minutes(folder, [seed]))
         results[scheme] = aggregate_seeds(runs)
     seeds_of = dict.fromkeys(results, args.seeds)
-    for scheme, (result, scheme_minutes, seeds) in earlier_schemes(results_path(args), args.schemes).items():
+    for scheme, (result, scheme_minutes, seeds, scheme_cpu) in earlier_schemes(results_path(args), args.schemes).items():
         results[scheme], minutes[scheme], seeds_of[scheme] = result, scheme_minutes, seeds
+        if scheme_cpu is not None:
+            cpu_minutes[scheme] = scheme_cpu
     order = [scheme.value for scheme in ItemIndexing]
     results = {scheme: results[scheme] for scheme in sorted(results, key=order.index)}
-    return report(args, results, minutes, seeds_of)
+    return report(args, results, minutes, seeds_of, cpu_minutes)
 
 
 def budget_options(args: argparse.Namespace) -> list[str]:
@@ -123,7 +128,7 @@ def results_path(args: argparse.Namespace) -> Path:
     return RESULTS_DIR / f"item_ids{dataset_suffix(args.dataset)}{variant}.json"
 
 
-def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dict) -> dict:
+def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dict, cpu_minutes: dict) -> dict:
     users = next(num_examples(result, "sequential") for result in results.values())
     sasrec_path = args.sasrec or RESULTS_DIR / f"sasrec_item_ids{dataset_suffix(args.dataset)}.json"
     sasrec = sasrec_under_budget(sasrec_path, users, args.dataset)
@@ -161,7 +166,7 @@ def report(args: argparse.Namespace, results: dict, minutes: dict, seeds_of: dic
     summary = {
         "dataset": args.dataset, "variant": args.variant, "train_config": str(args.train_config or ""),
         "train_args": [*budget_options(args), *args.train_args], "seeds": sorted({s for seeds in seeds_of.values() for s in seeds}),
-        "seeds_of": seeds_of, "training_minutes": minutes, "results": results, "bar_ndcg@10": bar,
+        "seeds_of": seeds_of, "training_minutes": minutes, "training_cpu_minutes": cpu_minutes, "results": results, "bar_ndcg@10": bar,
         "bar_met": verdicts, "sasrec": None if sasrec is None else {
             "sequential": sasrec["metrics"]["sasrec"]["sequential"], "training": sasrec["sasrec"],
             "command": sasrec["command"]},

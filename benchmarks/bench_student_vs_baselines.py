@@ -94,9 +94,12 @@ def read_student(path: Path, scheme: str, popularity: dict, users: int, budget: 
         if option in options and float(options[options.index(option) + 1]) > budget:
             raise SystemExit(f"{path}: trained with a CPU budget over {budget:g} minutes ({' '.join(options)})")
     minutes = summary["training_minutes"][scheme]
+    cpu_minutes = summary.get("training_cpu_minutes", {}).get(scheme)
+    if cpu_minutes and any(spent is not None and spent > budget for spent in cpu_minutes):
+        raise SystemExit(f"{path}: a seed trained over the {budget:g}-CPU-minute budget ({cpu_minutes})")
     seeds = summary.get("seeds_of", {}).get(scheme, summary["seeds"])
     return {"seeds": seeds, **{m: sequential["model"][m]["values"] for m in METRICS},
-            "training_minutes": minutes, "source": relative(path)}  # fmt: skip
+            "training_minutes": minutes, "training_cpu_minutes": cpu_minutes, "source": relative(path)}  # fmt: skip
 
 
 def read_sasrec(path: Path, dataset: str, popularity: dict, users: int, data_seed: int, budget: float) -> dict:

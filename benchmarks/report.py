@@ -661,9 +661,11 @@ def student_vs_baselines(results: Results) -> str:
     rows, notes = [], []
     for dataset, run in datasets.items():
         student = run["student"]
+        cpu = student.get("training_cpu_minutes") or [None] * len(student.get("training_minutes", []))
+        spent = [minutes(wall) + ("" if used is None else f" ({minutes(used)} CPU)")
+                 for wall, used in zip(student.get("training_minutes", []), cpu)]
         rows.append([dataset, f"student, {seeds_label(student['seeds'])}", seeded(mean_std(student["hr@10"])),
-                     seeded(mean_std(student["ndcg@10"])), join(student["ndcg@10"], metric),
-                     join(student.get("training_minutes", []), minutes)])
+                     seeded(mean_std(student["ndcg@10"])), join(student["ndcg@10"], metric), ", ".join(spent)])
         for system, label in BASELINE_LABEL.items():
             spent = run[system].get("training_minutes")
             rows.append([dataset, label, metric(run[system]["hr@10"]),

@@ -52,6 +52,18 @@ def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:
     return minutes
 
 
+def training_cpu_minutes(folder: Path, seeds: Sequence[int]) -> list[float | None]:
+    """CPU minutes of each seed's training process, its item start included (``train_cpu_runtime`` of its
+    train_results.json; None for runs from before it was recorded). Other jobs on the machine do not inflate
+    them, as they do wall minutes."""
+    minutes = []
+    for seed in seeds:
+        results = json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))
+        cpu = results.get("train_cpu_runtime")
+        minutes.append(None if cpu is None else cpu / 60)
+    return minutes
+
+
 def metric_cell(results: dict, task: str, metric: str, system: str = "model") -> str:
     """``mean ± std`` of the model over seeds; the mean alone for a baseline (it does not depend on the
     training seed) or a single run; ``n/a`` when the task was skipped."""
