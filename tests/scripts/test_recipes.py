@@ -47,6 +47,8 @@ def test_recipe_yaml_parses_without_unknown_keys(config):
     keys = set(yaml.safe_load(config.read_text()))
     fields = {name for arguments in parsed for name in vars(arguments)}
     assert keys <= fields
+    # A recipe fixes the work (steps, epochs), not the time: the budgets are the benchmarks' options.
+    assert not [key for key in keys if key.endswith("_minutes") or key.endswith("_seconds")]
 
 
 def test_unknown_yaml_key_is_rejected_with_its_name(tmp_path):
