@@ -41,6 +41,7 @@ COMMANDS = {
     "push": ("push", "upload a trained model or a project dataset to the Hub, with its card"),
     "export": ("export", "write an endpoint-ready model folder or a Gradio Space folder"),
     "app": ("app", "open a Gradio page on a trained student"),
+    "serve": ("serve", "serve a trained student over HTTP (LitServe, dynamic batching)"),
 }
 # The programs behind recipes/*.py end a user error with sys.exit("error: ...") (their callers rely on it).
 RECIPE_PROGRAMS = {"distill", "train", "evaluate"}

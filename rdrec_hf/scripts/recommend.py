@@ -87,9 +87,11 @@ def load_dataset_for(model, config: RecommendConfig):
     return data
 
 
-def recommend_users(config: RecommendConfig, model, tokenizer) -> int:
-    """`--users all|FILE`: every listed user of `--dataset`, one JSON line each in `--output` (resumable)."""
-    from ..serving.batch import write_recommendations
+def recommend_users(config: RecommendConfig, model, tokenizer, state=None) -> int:
+    """`--users all|FILE`: every listed user of `--dataset`, one JSON line each in `--output` (resumable); under
+    ``accelerate launch --num_processes N`` (``state``: its ``PartialState``) the users are split between the
+    processes and their shards merged into the file one process would write."""
+    from ..serving.batch import write_recommendations, write_recommendations_sharded
 
     path = None if config.users == "all" else Path(config.users)
     if path is not None and not path.is_file():
@@ -103,10 +105,15 @@ def recommend_users(config: RecommendConfig, model, tokenizer) -> int:
         unknown = [user for user in wanted if user not in history_of]
         if unknown:
             raise UserError(f"{len(unknown)} user ids of {path} are not in {config.dataset}, e.g. {unknown[:5]}")
-    summary = write_recommendations(
-        model, tokenizer, [(user, history_of[user]) for user in wanted], config.output, k=config.k,
-        num_beams=max(config.num_beams, config.k), batch_size=config.batch_size, decoding=config.decoding,
-    )  # fmt: skip
+    options = dict(k=config.k, num_beams=max(config.num_beams, config.k), batch_size=config.batch_size,
+                   decoding=config.decoding)  # fmt: skip
+    users_to_rank = [(user, history_of[user]) for user in wanted]
+    if state is not None and state.num_processes > 1:
+        summary = write_recommendations_sharded(model, tokenizer, users_to_rank, config.output, state=state, **options)
+        if not state.is_main_process:
+            return 0
+    else:
+        summary = write_recommendations(model, tokenizer, users_to_rank, config.output, **options)
     print(f"{config.output}: {summary}")
     return 0
 
@@ -115,9 +122,16 @@ def main(config: RecommendConfig) -> int:
     from ..models.recommending import recommend
 
     configure_logging(results_on_stdout=True)
-    model, tokenizer = load_student(config.model_name_or_path, config.device, config.dtype)
     if config.users is not None:
-        return recommend_users(config, model, tokenizer)
+        import torch
+        from accelerate import PartialState
+
+        # one process unless under `accelerate launch --num_processes N`; CPU processes talk over gloo
+        state = PartialState(cpu=config.device == "cpu" or (config.device is None and not torch.cuda.is_available()))
+        device = state.device if config.device is None and state.num_processes > 1 else config.device
+        model, tokenizer = load_student(config.model_name_or_path, device, config.dtype)
+        return recommend_users(config, model, tokenizer, state)
+    model, tokenizer = load_student(config.model_name_or_path, config.device, config.dtype)
     history = list(config.history or [])
     if not history:
         users = load_dataset_for(model, config)["users"]

@@ -1,7 +1,9 @@
 """Batch recommendation: rank a whole list of users in batches and write them as JSON lines, resumably.
 
 The Python face of `rdrec-hf recommend --users ...`: `recommend_users` ranks, `write_recommendations` writes
-one line a user and resumes an interrupted file.
+one line a user and resumes an interrupted file; `write_recommendations_sharded` splits the users between the
+processes of an ``accelerate launch`` (each writes a shard beside the file) and merges the shards into the same
+file a single process writes.
 """
 
 from __future__ import annotations
@@ -123,6 +125,12 @@ def _read_finished(path: Path, k: int) -> tuple[dict[str, int], bool]:
     return finished, dropped
 
 
+def _check_once_each(users: Sequence[tuple[str, Sequence[str]]]) -> None:
+    repeated = next((user for user, count in Counter(str(user) for user, _ in users).items() if count > 1), None)
+    if repeated is not None:
+        raise ValueError(f"user {repeated!r} appears more than once in the users to recommend for")
+
+
 def write_recommendations(
     model,
     tokenizer,
@@ -139,9 +147,7 @@ def write_recommendations(
     """
     path = Path(output)
     batch_size = default_batch_size(model.device) if batch_size is None else batch_size
-    repeated = next((user for user, count in Counter(str(user) for user, _ in users).items() if count > 1), None)
-    if repeated is not None:
-        raise ValueError(f"user {repeated!r} appears more than once in the users to recommend for")
+    _check_once_each(users)
     path.parent.mkdir(parents=True, exist_ok=True)
     finished, dropped = _read_finished(path, k)
     todo = [(str(user), history) for user, history in users if str(user) not in finished]
@@ -162,4 +168,86 @@ def write_recommendations(
     return summary
 
 
-__all__ = ["RecommendationSummary", "UserRecommendations", "recommend_users", "write_recommendations"]
+def shard_path(output: str | Path, process_index: int) -> Path:
+    """The file process ``process_index`` of a sharded run writes beside ``output`` (``recs.jsonl.shard-1``)."""
+    path = Path(output)
+    return path.with_name(f"{path.name}.shard-{process_index}")
+
+
+def write_recommendations_sharded(
+    model,
+    tokenizer,
+    users: Sequence[tuple[str, Sequence[str]]],
+    output: str | Path,
+    k: int = DEFAULT_TOP_K,
+    batch_size: int | None = None,
+    state=None,
+    **options,
+) -> RecommendationSummary:
+    """`write_recommendations` over the processes of an ``accelerate launch`` (``state``: an
+    ``accelerate.PartialState``, made here when None); every process calls it with the same arguments.
+
+    The users still missing from ``output`` are cut into the batches one process would run, the batches are split
+    between the processes (``state.split_between_processes``: consecutive runs of batches, so each batch is the
+    one a single process would rank, padded alike), each process writes its users to its shard
+    (`shard_path`, resumable as `write_recommendations` is) and the main process appends them to ``output`` in the
+    users' order and removes the shards. So the merged file has the lines, in the order, of a one-process run;
+    after a kill, the same command resumes from the shards (or from ``output`` when the merge had begun).
+    Returns the summary of this process's shard (the main process: of the whole file).
+    """
+    if state is None:
+        from accelerate import PartialState
+
+        state = PartialState()
+    path = Path(output)
+    batch_size = default_batch_size(model.device) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_once_each(users)
+    dropped = False
+    if state.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _, dropped = _read_finished(path, k)  # truncates an interrupted last line before any process reads the file
+    state.wait_for_everyone()
+    finished, _ = _read_finished(path, k)
+    todo = [(str(user), history) for user, history in users if str(user) not in finished]
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    with state.split_between_processes(batches) as mine:
+        mine = [user for batch in mine for user in batch]
+    progress = options.pop("progress", True) and state.is_main_process  # one bar: the main process's share
+    summary = write_recommendations(model, tokenizer, mine, shard_path(path, state.process_index), k=k,
+                                    batch_size=batch_size, progress=progress, **options)  # fmt: skip
+    state.wait_for_everyone()
+    if state.is_main_process:
+        started = time.perf_counter()
+        seconds = summary.seconds
+        summary = _merge_shards(path, [user for user, _ in todo], state.num_processes, k)
+        summary.seconds, summary.dropped_partial_line = seconds + time.perf_counter() - started, dropped
+        logger.info("recommendations of %d processes merged into %s: %s", state.num_processes, path, summary)
+    state.wait_for_everyone()
+    return summary
+
+
+def _merge_shards(path: Path, todo: Sequence[str], num_processes: int, k: int) -> RecommendationSummary:
+    """Append the shards' lines of the users ``todo`` to ``path`` in that order; remove the shards."""
+    lines: dict[str, str] = {}
+    shards = [shard_path(path, index) for index in range(num_processes)]
+    for shard in shards:
+        _read_finished(shard, k)  # checks every line (and k)
+        for line in shard.read_text(encoding="utf-8").splitlines() if shard.is_file() else []:
+            lines[str(json.loads(line)["user_id"])] = line
+    missing = [user for user in todo if user not in lines]
+    if missing:
+        raise ValueError(f"the shards beside {path} lack {len(missing)} users, e.g. {missing[:5]}; run the same "
+                         "command again to finish them")  # fmt: skip
+    with path.open("a", encoding="utf-8") as handle:
+        handle.writelines(lines[user] + "\n" for user in todo)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
+    finished, _ = _read_finished(path, k)
+    return RecommendationSummary(len(finished), len(finished) - len(todo), len(todo), 0.0,
+                                 sum(1 for missing in finished.values() if missing), False)  # fmt: skip
+
+
+__all__ = ["RecommendationSummary", "UserRecommendations", "recommend_users", "shard_path", "write_recommendations",
+           "write_recommendations_sharded"]

@@ -15,6 +15,9 @@ Request::
 
 Response: ``{"user_id", "mode": "next_item" | "top_n", "recommendations": [{"item_id", "original_id", "score",
 "explanation"}], "num_missing"}``; a request that cannot be answered gives ``{"error": "<why>"}``.
+
+`parse_request` and `response_for` are the one reading of a request and the one shape of an answer: the LitServe
+server (``rdrec_hf.serving.server``, ``rdrec-hf serve``) imports them from here.
 """
 
 from __future__ import annotations
@@ -40,6 +43,56 @@ def _item_list(value, name: str) -> list[str]:
     return [str(item) for item in value]
 
 
+def parse_request(data, item_index, user_histories: dict[str, list[str]] | None) -> dict:
+    """The one reading of a request (see the module docstring), shared by `EndpointHandler` and the LitServe
+    server (`rdrec_hf.serving.server`): ``{"user_id", "history", "k", "explain", "candidates"}``, the history
+    looked up in ``user_histories`` when only ``user_id`` is given. ``item_index`` is the model's catalog (None:
+    the model cannot recommend). Raises `RequestError` for anything the client must fix; the items themselves
+    are checked against the catalog by the model (``ValueError``).
+    """
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    if not isinstance(inputs, dict):
+        raise RequestError('the request must be {"inputs": {"user_id" or "history": ..., "k": ..., ...}}')
+    unknown = sorted(set(inputs) - set(REQUEST_FIELDS))
+    if unknown:
+        raise RequestError(f"unknown request fields {unknown}; the fields are {list(REQUEST_FIELDS)}")
+    user_id = inputs.get("user_id")
+    if user_id is not None and (not isinstance(user_id, (str, int)) or isinstance(user_id, bool)):
+        raise RequestError(f'"user_id" must be a string, got {json.dumps(user_id)}')
+    user_id = None if user_id is None else str(user_id)
+    candidates = _item_list(inputs["candidates"], "candidates") if "candidates" in inputs else None
+    history = _item_list(inputs["history"], "history") if "history" in inputs else None
+    if history is None and candidates is None:
+        if user_id is None:
+            raise RequestError('give "user_id" or "history" (the items the user interacted with, oldest first)')
+        if user_histories is None:
+            raise RequestError(f'this endpoint has no {USER_HISTORIES_FILE}, so "user_id" alone is not enough: '
+                               'send "history"')
+        if user_id not in user_histories:
+            raise RequestError(f"unknown user id {user_id!r}")
+        history = user_histories[user_id]
+    if item_index is None:
+        raise RequestError("the model has no item catalog (item_index.json); it cannot recommend")
+    k = inputs.get("k", DEFAULT_K)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(item_index):
+        raise RequestError(f'"k" must be an integer from 1 to {len(item_index)} (the catalog size), got {json.dumps(k)}')
+    explain = inputs.get("explain", False)
+    if not isinstance(explain, bool):
+        raise RequestError(f'"explain" must be true or false, got {json.dumps(explain)}')
+    return {"user_id": user_id, "history": history, "k": k, "explain": explain, "candidates": candidates}
+
+
+def response_for(request: dict, ranked) -> dict:
+    """The answer to a parsed request (`parse_request`) from its ranked items (``Recommendation``s, best first),
+    shared by the handler and the server."""
+    return {
+        "user_id": request["user_id"],
+        "mode": "top_n" if request["candidates"] is not None else "next_item",
+        "recommendations": [vars(item) for item in ranked],
+        "num_missing": request["k"] - len(ranked),
+    }
+
+
 class EndpointHandler:
     """Loads the student from ``path`` once, on the endpoint's GPU when it has one (in the checkpoint's dtype);
     each call answers one request (see the module docstring)."""
@@ -60,55 +113,16 @@ class EndpointHandler:
         except ValueError as error:  # RequestError, and the model's own checks (e.g. no catalog)
             return {"error": str(error)}
 
-    def _parse(self, data) -> dict:
-        inputs = data.get("inputs") if isinstance(data, dict) else None
-        if not isinstance(inputs, dict):
-            raise RequestError('the request must be {"inputs": {"user_id" or "history": ..., "k": ..., ...}}')
-        unknown = sorted(set(inputs) - set(REQUEST_FIELDS))
-        if unknown:
-            raise RequestError(f"unknown request fields {unknown}; the fields are {list(REQUEST_FIELDS)}")
-        user_id = inputs.get("user_id")
-        if user_id is not None and (not isinstance(user_id, (str, int)) or isinstance(user_id, bool)):
-            raise RequestError(f'"user_id" must be a string, got {json.dumps(user_id)}')
-        user_id = None if user_id is None else str(user_id)
-        candidates = _item_list(inputs["candidates"], "candidates") if "candidates" in inputs else None
-        history = _item_list(inputs["history"], "history") if "history" in inputs else None
-        if history is None and candidates is None:
-            if user_id is None:
-                raise RequestError('give "user_id" or "history" (the items the user interacted with, oldest first)')
-            if self.user_histories is None:
-                raise RequestError(f'this endpoint has no {USER_HISTORIES_FILE}, so "user_id" alone is not enough: '
-                                   'send "history"')
-            if user_id not in self.user_histories:
-                raise RequestError(f"unknown user id {user_id!r}")
-            history = self.user_histories[user_id]
-        catalog = self.model.item_index
-        if catalog is None:
-            raise RequestError("the model has no item catalog (item_index.json); it cannot recommend")
-        k = inputs.get("k", DEFAULT_K)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(catalog):
-            raise RequestError(f'"k" must be an integer from 1 to {len(catalog)} (the catalog size), got {json.dumps(k)}')
-        explain = inputs.get("explain", False)
-        if not isinstance(explain, bool):
-            raise RequestError(f'"explain" must be true or false, got {json.dumps(explain)}')
-        return {"user_id": user_id, "history": history, "k": k, "explain": explain, "candidates": candidates}
-
     def _answer(self, data) -> dict:
-        request = self._parse(data)
-        user_id, k = request["user_id"], request["k"]
+        request = parse_request(data, self.model.item_index, self.user_histories)
         if request["candidates"] is not None:
             ranked = self.model.rank_candidates(
-                self.tokenizer, request["candidates"], user_id=user_id, k=k, explain=request["explain"]
+                self.tokenizer, request["candidates"], user_id=request["user_id"], k=request["k"],
+                explain=request["explain"],
             )
-            mode = "top_n"
         else:
             ranked = self.model.recommend(
-                self.tokenizer, request["history"], user_id=user_id, k=k, explain=request["explain"]
+                self.tokenizer, request["history"], user_id=request["user_id"], k=request["k"],
+                explain=request["explain"],
             )
-            mode = "next_item"
-        return {
-            "user_id": user_id,
-            "mode": mode,
-            "recommendations": [vars(item) for item in ranked],
-            "num_missing": k - len(ranked),
-        }
+        return response_for(request, ranked)
