@@ -13,7 +13,9 @@ Hub custom code: this file imports only ``torch``, ``transformers`` and its sibl
   ``2 * num_beams`` continuations per step; a hypothesis that ends among the best ``num_beams`` of them is
   finished), so it returns the same items and scores.
 - ``exact``: the exact ranking of every allowed item. With one-token ids one decoder step scores the whole
-  catalog; with longer ids the trie is walked level by level, so each shared prefix is decoded once.
+  catalog, in chunks of ``chunk_size`` items with a running top-k (memory ``[batch, chunk]``, never
+  ``[batch, catalog]``: catalogs of a million items); with longer ids the trie is walked level by level, so each
+  shared prefix is decoded once.
 - ``transformers``: `GenerationMixin.generate` with [`ItemTrieLogitsProcessor`], the reference the other two
   are tested against.
 
@@ -40,6 +42,8 @@ DUMMY_BEAM_SCORE = -1e8
 # The defaults of every ranking call and command: 20 beams (the paper's), the top 10 items.
 DEFAULT_NUM_BEAMS = 20
 DEFAULT_TOP_K = 10
+# Items (and vocabulary rows) scored at once by the chunked exact ranking of one-token ids.
+DEFAULT_EXACT_CHUNK_SIZE = 65536
 
 
 class ItemDecoding(str, Enum):
@@ -120,6 +124,10 @@ class T5ItemDecoder:
         Returns:
             `[B, W, V]` float32 log-softmax over the whole vocabulary.
         """
+        return self.model.lm_head(self.hidden_step(tokens, parents)).float().log_softmax(-1)
+
+    def hidden_step(self, tokens: torch.LongTensor, parents: torch.LongTensor | None = None) -> torch.Tensor:
+        """`step` up to the output layer: `[B, W, D]` decoder states (scaled as the output layer reads them)."""
         batch_size, width = tokens.shape
         position = self.num_steps
         heads, d_kv = self.num_heads, self.d_kv
@@ -154,7 +162,7 @@ class T5ItemDecoder:
         if self.model.config.scale_decoder_outputs:
             hidden = hidden * (self.model.config.d_model**-0.5)
         self.num_steps += 1
-        return self.model.lm_head(hidden).float().log_softmax(-1)
+        return hidden
 
 
 def _children(item_index: ItemIndex, nodes: torch.LongTensor, allowed_counts: torch.LongTensor, depth: int):
@@ -311,28 +319,121 @@ def exact_item_scores(
     return scores[:, :-1]
 
 
+def single_token_items(item_index: ItemIndex, device: torch.device) -> torch.LongTensor:
+    """`[num_items]` the one target token of each catalog position (one-token ids), from the trie's root edges."""
+    trie = item_index.on_device(device)
+    tokens = torch.empty(len(item_index), dtype=torch.long, device=device)
+    tokens[trie["leaf_item"][trie["edge_child"]]] = trie["edge_token"]
+    return tokens
+
+
+def _output_rows(model, hidden: torch.Tensor, rows: torch.LongTensor | slice) -> torch.Tensor:
+    """`[B, R]` float32 output-layer logits of `hidden` `[B, D]` for vocabulary `rows` only."""
+    bias = model.lm_head.bias[rows] if getattr(model.lm_head, "bias", None) is not None else None
+    return torch.nn.functional.linear(hidden, model.lm_head.weight[rows], bias).float()
+
+
+def running_top_k(best_scores: torch.Tensor, best_ids: torch.LongTensor, scores: torch.Tensor, first_id: int, k: int):
+    """One step of a top-k over chunks: the best `k` of `[B, k']` kept `(best_scores, best_ids)` and a chunk's
+    `[B, C]` `scores` of ids `first_id .. first_id + C - 1`; returns the new `(best_scores, best_ids)`, best first."""
+    ids = torch.arange(first_id, first_id + scores.shape[1], device=scores.device).expand(scores.shape[0], -1)
+    scores, ids = torch.cat([best_scores, scores], dim=1), torch.cat([best_ids, ids], dim=1)
+    best_scores, order = scores.topk(min(k, scores.shape[1]), dim=1)
+    return best_scores, ids.gather(1, order)
+
+
+def exact_top_items(
+    model,
+    encoder_states: torch.Tensor,
+    encoder_mask: torch.Tensor,
+    item_index: ItemIndex,
+    num_return_sequences: int,
+    exclude_positions: Sequence[Sequence[int]] | None = None,
+    chunk_size: int = DEFAULT_EXACT_CHUNK_SIZE,
+) -> tuple[torch.LongTensor, torch.Tensor]:
+    """The exact top items of one-token ids in bounded memory: `_top_items(exact_item_scores(...))` without the
+    `[B, num_items]` scores.
+
+    One decoder step. The catalog is scored `chunk_size` items at a time and a running top-k of the raw logits keeps
+    the best `num_return_sequences` (the log-softmax subtracts one constant per row: the same order); the
+    log-normaliser over the whole vocabulary is a logsumexp accumulated over the same chunks (and over chunks of the
+    other output rows), subtracted at the end. When the item tokens are one ascending block of the vocabulary (as
+    `ItemIdScheme.add_tokens` adds them) the chunks are slices of the output layer, read once; otherwise rows are
+    gathered and the normaliser takes a pass of its own. Memory: `[B, chunk_size]` scores (plus a gathered chunk).
+
+    Args:
+        encoder_states: `[B, S, D]`. encoder_mask: `[B, S]`.
+        exclude_positions: per example, catalog positions that may not be returned (e.g. the history).
+    Returns:
+        `(positions [B, R], scores [B, R])`, best first; position -1 (score -inf) where fewer items are allowed.
+    """
+    if not item_index.is_single_token:
+        raise ValueError("exact_top_items needs one-token item ids; use exact_item_scores for longer ids")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    batch_size, device = encoder_states.shape[0], encoder_states.device
+    decoder = T5ItemDecoder(model, encoder_states, encoder_mask, 1)
+    tokens, _, _ = _root_rows(model, batch_size, device)
+    hidden = decoder.hidden_step(tokens)[:, 0]  # [B, D]
+    vocab_size, num_items = model.lm_head.weight.shape[0], len(item_index)
+    item_tokens = single_token_items(item_index, device)
+    first = int(item_tokens[0])
+    block = bool((item_tokens == torch.arange(first, first + num_items, device=device)).all())
+    # The rows the item chunks do not cover: the text vocabulary (and any padding rows) around the block.
+    other_rows = [(0, first), (first + num_items, vocab_size)] if block else [(0, vocab_size)]
+    log_norm = torch.full((batch_size,), float("-inf"), device=device)
+    for row_start, row_end in other_rows:
+        for start in range(row_start, row_end, chunk_size):
+            rows = slice(start, min(start + chunk_size, row_end))
+            log_norm = torch.logaddexp(log_norm, _output_rows(model, hidden, rows).logsumexp(-1))
+    rows = torch.tensor([row for row, items in enumerate(exclude_positions or []) for _ in items], dtype=torch.long,
+                        device=device)
+    excluded = torch.tensor([item for items in exclude_positions or [] for item in items], dtype=torch.long,
+                            device=device)
+    best_scores = torch.full((batch_size, 0), float("-inf"), device=device)
+    best_positions = torch.zeros((batch_size, 0), dtype=torch.long, device=device)
+    for start in range(0, num_items, chunk_size):
+        end = min(start + chunk_size, num_items)
+        scores = _output_rows(model, hidden, slice(first + start, first + end) if block else item_tokens[start:end])
+        if block:  # the excluded items count in the normaliser too
+            log_norm = torch.logaddexp(log_norm, scores.logsumexp(-1))
+        inside = (excluded >= start) & (excluded < end)
+        scores[rows[inside], excluded[inside] - start] = float("-inf")
+        best_scores, best_positions = running_top_k(best_scores, best_positions, scores, start, num_return_sequences)
+    best_scores = best_scores - log_norm[:, None]
+    return _padded_top(best_positions, best_scores, num_return_sequences)
+
+
 def _top_items(scores: torch.Tensor, num_return_sequences: int) -> tuple[torch.LongTensor, torch.Tensor]:
     """`[B, num_items]` item scores -> `(positions, scores)` `[B, R]`, best first, -1 where none is left."""
     k = min(num_return_sequences, scores.shape[1])
     top_scores, positions = scores.topk(k, dim=1)
+    return _padded_top(positions, top_scores, num_return_sequences)
+
+
+def _padded_top(positions: torch.LongTensor, top_scores: torch.Tensor, num_return_sequences: int):
+    """`[B, k]` best positions and scores -> `[B, R]`: -1 where the score is -inf, padded with -1 / -inf to R."""
     positions = positions.masked_fill(top_scores == float("-inf"), -1)
+    k = positions.shape[1]
     if k < num_return_sequences:  # fewer catalog items than asked: pad so num_missing counts them
         pad = num_return_sequences - k
-        positions = torch.cat([positions, positions.new_full((scores.shape[0], pad), -1)], 1)
-        top_scores = torch.cat([top_scores, top_scores.new_full((scores.shape[0], pad), float("-inf"))], 1)
+        positions = torch.cat([positions, positions.new_full((positions.shape[0], pad), -1)], 1)
+        top_scores = torch.cat([top_scores, top_scores.new_full((top_scores.shape[0], pad), float("-inf"))], 1)
     return positions, top_scores
 
 
 # ------------------------------------------------------------------------------------------ the policy
 def collect_items(
-    item_index: ItemIndex, allowed_counts: torch.LongTensor, positions: torch.LongTensor, scores: torch.Tensor
+    item_index: ItemIndex, allowed_counts: torch.LongTensor | None, positions: torch.LongTensor, scores: torch.Tensor
 ) -> ItemGenerationOutput:
-    """Distinct allowed items per example from `[B, R]` catalog positions (-1: none) and their scores."""
+    """Distinct allowed items per example from `[B, R]` catalog positions (-1: none) and their scores
+    (`allowed_counts` None: every position given is allowed)."""
     positions, scores = positions.cpu(), scores.float().cpu()
     batch_size, num_return_sequences = positions.shape
     # Keep complete items allowed for their example; drop dummy/truncated hypotheses and repeats.
-    leaf_counts = allowed_counts.cpu().gather(1, item_index.item_leaf[positions.clamp(min=0)])
-    keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE) & (leaf_counts > 0)
+    keep = (positions >= 0) & (scores > DUMMY_BEAM_SCORE)
+    if allowed_counts is not None:
+        keep &= allowed_counts.cpu().gather(1, item_index.item_leaf[positions.clamp(min=0)]) > 0
     item_ids, item_scores, num_missing = [], [], []
     for example_positions, example_scores, example_keep in zip(positions.tolist(), scores.tolist(), keep.tolist()):
         seen: dict[int, float] = {}
@@ -362,6 +463,7 @@ def generate_items(
     num_return_sequences: int | None = None,
     decoding: ItemDecoding | str | None = None,
     logits_processor: LogitsProcessorList | None = None,
+    chunk_size: int | None = DEFAULT_EXACT_CHUNK_SIZE,
     **generate_kwargs,
 ) -> ItemGenerationOutput:
     """The top allowed catalog items of each example (see the module docstring for `decoding`).
@@ -372,6 +474,8 @@ def generate_items(
         num_beams: beams of the search; also the default of `num_return_sequences`.
         decoding: an [`ItemDecoding`]; None picks `exact` for one-token ids and `beam` otherwise.
         logits_processor, generate_kwargs: only for `decoding="transformers"` (passed to `generate`).
+        chunk_size: `exact` ranking of one-token ids over the whole catalog (no candidate lists): items scored at
+            a time (`exact_top_items`; the same items, memory `[B, chunk_size]`); None: all at once.
     """
     batch_size = inputs_embeds.shape[0]
     num_return_sequences = num_beams if num_return_sequences is None else num_return_sequences
@@ -383,6 +487,15 @@ def generate_items(
             f"decoding={decoding.value!r} takes no logits_processor or generation arguments "
             f"({sorted(generate_kwargs)}); use decoding='transformers' for those"
         )
+    whole_catalog = candidate_items is None or all(candidates is None for candidates in candidate_items)
+    if decoding is ItemDecoding.EXACT and item_index.is_single_token and whole_catalog and chunk_size is not None:
+        if exclude_items is not None and len(exclude_items) != batch_size:
+            raise ValueError(f"exclude_items has {len(exclude_items)} entries but the batch has {batch_size} examples")
+        excluded = [item_index.positions(items, "excluded item") for items in exclude_items] if exclude_items else None
+        encoder_states = model.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+        positions, top_scores = exact_top_items(model, encoder_states, attention_mask, item_index,
+                                                num_return_sequences, excluded, chunk_size)
+        return collect_items(item_index, None, positions, top_scores)
     allowed_counts = item_index.allowed_counts(batch_size, exclude_items, candidate_items)
     if decoding is ItemDecoding.TRANSFORMERS:
         return _transformers_beam_search(
@@ -432,8 +545,11 @@ __all__ = [
     "DUMMY_BEAM_SCORE",
     "ItemDecoding",
     "ItemGenerationOutput",
+    "DEFAULT_EXACT_CHUNK_SIZE",
     "T5ItemDecoder",
     "exact_item_scores",
+    "exact_top_items",
+    "running_top_k",
     "generate_items",
     "trie_beam_search",
 ]

@@ -55,6 +55,58 @@ def restrict_labels(labels: torch.LongTensor, output_token_ids: torch.LongTensor
     return torch.where(ignored, labels, positions)
 
 
+def draw_shared_negatives(
+    num_items: int, num_draws: int, generator: torch.Generator, probabilities: torch.Tensor | None = None
+) -> tuple[torch.LongTensor, torch.FloatTensor]:
+    """Negatives of a sampled softmax, shared by a whole batch: `num_draws` draws with replacement from q (uniform
+    over `num_items` when `probabilities` is None, else the `[num_items]` distribution `probabilities`).
+
+    Returns `(indices [U], log_q [U])`: the distinct drawn indices, ascending, and the logQ correction of each,
+    `log(num_draws * q) - log(count)`, so that ``sum_j exp(z_j - log_q_j)`` estimates the sum of ``exp(z)`` over
+    the whole catalog without bias (an item drawn c times counts c times).
+    """
+    if num_draws < 1 or num_items < 1:
+        raise ValueError(f"draw_shared_negatives needs num_draws >= 1 and num_items >= 1, got {num_draws}, {num_items}")
+    if probabilities is None:
+        draws = torch.randint(0, num_items, (num_draws,), generator=generator)
+    else:
+        draws = torch.multinomial(probabilities.float(), num_draws, replacement=True, generator=generator)
+    indices, counts = draws.unique(return_counts=True)  # sorted
+    q = (torch.full((indices.numel(),), 1.0 / num_items, dtype=torch.float64) if probabilities is None
+         else probabilities.double()[indices])
+    log_q = (torch.log(num_draws * q) - counts.double().log()).float()
+    return indices, log_q
+
+
+def sampled_softmax_loss(
+    positive_logits: torch.Tensor,
+    negative_logits: torch.Tensor,
+    positive_log_q: torch.Tensor,
+    negative_log_q: torch.Tensor,
+    accidental_hits: torch.Tensor | None = None,
+) -> torch.FloatTensor:
+    """Cross-entropy of the positive against shared sampled negatives, with the logQ correction.
+
+    As TensorFlow's ``sampled_softmax_loss``: every logit is corrected by the log of its expected count among the
+    draws, ``z - log(num_draws * q)`` (a negative drawn c times: ``+ log c``, `draw_shared_negatives`' `log_q`;
+    the positive's too), and a negative that is the row's own positive (an accidental hit) is left out. With the
+    whole catalog as negatives, each once with uniform q (log q = 0), this is the full softmax cross-entropy.
+
+    Args:
+        positive_logits: `[R]` logit of each row's positive. positive_log_q: `[R]` its correction.
+        negative_logits: `[R, U]` logits of the shared negatives. negative_log_q: `[U]` (+inf: the column is
+            no negative, e.g. another row's positive that was not drawn).
+        accidental_hits: `[R, U]` bool, True where a negative is the row's positive; None: none.
+    Returns:
+        `[R]` float32 losses.
+    """
+    negatives = negative_logits.float() - negative_log_q.float()
+    if accidental_hits is not None:
+        negatives = negatives.masked_fill(accidental_hits, float("-inf"))
+    positives = positive_logits.float() - positive_log_q.float()
+    return torch.logsumexp(torch.cat([positives[..., None], negatives], dim=-1), dim=-1) - positives
+
+
 @dataclass
 class RDRecSeq2SeqLMOutput(Seq2SeqLMOutput):
     """`Seq2SeqLMOutput` of a forward over `output_token_ids`, plus `token_losses` `[B, T]`: each target token's
@@ -197,6 +249,8 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         output_token_ids: torch.LongTensor | None = None,
         output_token_rows: torch.BoolTensor | None = None,
         other_rows_exclude_output_tokens: bool = False,
+        output_token_log_q: torch.FloatTensor | None = None,
+        output_token_target_log_q: torch.FloatTensor | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         r"""
@@ -215,6 +269,11 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
                 `output_token_ids` (e.g. the ranking examples of a mixture); the others normalise over the whole
                 vocabulary (text targets), without `output_token_ids` when `other_rows_exclude_output_tokens`.
                 `logits` are then over the vocabulary, `[B, T, vocab_size]`. None: every row is restricted.
+            output_token_log_q: `[K]`, with `output_token_ids` and `labels`: the loss of the restricted rows is a
+                sampled softmax (`sampled_softmax_loss`): column k is a shared negative with logit `z_k -
+                output_token_log_q[k]` (+inf: no negative, only the target of its own positions), a position's
+                label column is its positive with logit `z - output_token_target_log_q[label]` (required with
+                it) and is never its own negative. `logits` stay uncorrected.
         Returns:
             `Seq2SeqLMOutput` with `logits` `[B, T, vocab_size]` (or `[B, T, K]`) and the mean token
             cross-entropy `loss` when `labels` are given; `encoder_last_hidden_state` is `[B, P + L, D]`.
@@ -227,13 +286,15 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         else:
             encoded_length = encoder_outputs[0].shape[1]
             attention_mask = self._encoder_attention_mask(attention_mask, encoded_length)
+        if (output_token_log_q is None) != (output_token_target_log_q is None):
+            raise ValueError("give both output_token_log_q and output_token_target_log_q, or neither")
         if output_token_ids is not None:
             return self._forward_over_tokens(
                 inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids,
-                output_token_rows, other_rows_exclude_output_tokens,
+                output_token_rows, other_rows_exclude_output_tokens, output_token_log_q, output_token_target_log_q,
             )
-        if output_token_rows is not None:
-            raise ValueError("output_token_rows needs output_token_ids")
+        if output_token_rows is not None or output_token_log_q is not None:
+            raise ValueError("output_token_rows and output_token_log_q need output_token_ids")
         return super().forward(
             attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
@@ -248,7 +309,8 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
 
     def _forward_over_tokens(
         self, inputs_embeds, attention_mask, encoder_outputs, decoder_input_ids, labels, output_token_ids,
-        output_token_rows=None, other_rows_exclude_output_tokens=False,
+        output_token_rows=None, other_rows_exclude_output_tokens=False, output_token_log_q=None,
+        output_token_target_log_q=None,
     ) -> RDRecSeq2SeqLMOutput:
         """T5's forward with each row's softmax over `output_token_ids` or the vocabulary (see `forward`)."""
         if encoder_outputs is None:
@@ -272,7 +334,12 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         if labels is not None:
             rows = output_token_rows[:, None] if output_token_rows is not None else None
             restricted = labels if rows is None else labels.masked_fill(~rows, -100)
-            token_losses = self._token_losses(restricted_logits, restrict_labels(restricted, output_token_ids))
+            columns = restrict_labels(restricted, output_token_ids)
+            if output_token_log_q is None:
+                token_losses = self._token_losses(restricted_logits, columns)
+            else:
+                token_losses = self._sampled_token_losses(restricted_logits, columns, output_token_log_q,
+                                                          output_token_target_log_q)
             if rows is not None:  # the other rows: the vocabulary's softmax
                 other_logits = logits
                 if other_rows_exclude_output_tokens:
@@ -282,6 +349,18 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return RDRecSeq2SeqLMOutput(
             loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0], token_losses=token_losses
         )
+
+    @staticmethod
+    def _sampled_token_losses(logits: torch.Tensor, columns: torch.LongTensor, negative_log_q: torch.Tensor,
+                              target_log_q: torch.Tensor) -> torch.FloatTensor:
+        """`[B, T]` `sampled_softmax_loss` of each target column of `logits` `[B, T, K]` (0 where it is -100)."""
+        ignored = columns == -100
+        safe = columns.clamp(min=0)
+        positive = logits.gather(-1, safe[..., None]).squeeze(-1)
+        hits = torch.arange(logits.shape[-1], device=logits.device) == safe[..., None]  # [B, T, K]
+        losses = sampled_softmax_loss(positive, logits, target_log_q.to(logits.device)[safe],
+                                      negative_log_q.to(logits.device), hits)
+        return losses.masked_fill(ignored, 0.0)
 
     @staticmethod
     def _token_losses(logits: torch.Tensor, labels: torch.LongTensor) -> torch.FloatTensor:
@@ -464,4 +543,11 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return model
 
 
-__all__ = ["ItemGenerationOutput", "RDRecForConditionalGeneration", "RDRecSeq2SeqLMOutput", "restrict_labels"]
+__all__ = [
+    "ItemGenerationOutput",
+    "RDRecForConditionalGeneration",
+    "RDRecSeq2SeqLMOutput",
+    "draw_shared_negatives",
+    "restrict_labels",
+    "sampled_softmax_loss",
+]

@@ -52,6 +52,20 @@ class RankingSoftmax(str, Enum):
     # constant per row); a mixture of ranking tasks only drops the 32,100 text rows from the output layer, and the
     # text targets of a mixed batch keep the vocabulary's softmax.
     CATALOG = "catalog"
+    # Training: the target against `sampled_softmax_negatives` items drawn once per step for the whole batch (from
+    # `sampled_softmax_distribution`), each logit minus the log of its sampling probability (logQ correction, the
+    # target's too), a draw of the target itself left out; evaluation: the `catalog` softmax. The step's output layer
+    # grows with the negatives, not with the catalog.
+    SAMPLED = "sampled"
+
+
+class SampledNegatives(str, Enum):
+    """From which distribution `ranking_softmax: sampled` draws its shared negatives (with replacement)."""
+
+    UNIFORM = "uniform"  # every catalog item alike
+    # Item i with probability proportional to (count_i + 1) ** alpha, count_i its interactions in the training parts
+    # of the users' sequences (items[:-2]), alpha `sampled_softmax_alpha`; the +1 keeps unseen items drawable.
+    POPULARITY = "popularity"
 
 
 class EarlyStoppingCount(str, Enum):
@@ -325,9 +339,27 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
     ranking_softmax: RankingSoftmax = field(
         default=RankingSoftmax.VOCABULARY,
         metadata={"help": "Loss of the ranking targets (sequential, top-N) over the whole vocabulary, or over the "
-                  "catalog's item tokens only (`catalog`: independent ids; the items rank the same). The text "
-                  "targets of the same batch (explanations, rationales) normalise over the vocabulary; a mixture of "
-                  "ranking tasks only shrinks the output layer from the vocabulary to the catalog."},
+                  "catalog's item tokens only (`catalog`: independent ids; the items rank the same), or, in "
+                  "training, over the targets and `sampled_softmax_negatives` shared sampled items with the logQ "
+                  "correction (`sampled`: independent ids; evaluation losses use `catalog`; for catalogs of 100,000+ "
+                  "items). The text targets of the same batch (explanations, rationales) normalise over the "
+                  "vocabulary; a mixture of ranking tasks only shrinks the output layer from the vocabulary to the "
+                  "catalog (or the sample)."},
+    )
+    sampled_softmax_negatives: int = field(
+        default=1024,
+        metadata={"help": "With `ranking_softmax: sampled`: draws of negatives per training step, shared by the "
+                  "whole batch (with replacement; an item drawn twice counts twice). At least 1 and at most the "
+                  "catalog's size."},
+    )
+    sampled_softmax_distribution: SampledNegatives = field(
+        default=SampledNegatives.UNIFORM,
+        metadata={"help": "With `ranking_softmax: sampled`: `uniform` over the catalog, or `popularity`: "
+                  "(training count + 1) ** `sampled_softmax_alpha`. The draws are seeded from `seed`."},
+    )
+    sampled_softmax_alpha: float = field(
+        default=0.75,
+        metadata={"help": "Exponent of the popularity in `sampled_softmax_distribution: popularity` (0: uniform)."},
     )
     text_softmax_excludes_items: bool = field(
         default=False,
@@ -341,7 +373,9 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
                   "sequential task: the loss is (1 - w) * the batch's cross-entropy + w * the mean over its "
                   "sequential prompts of T^2 * KL(teacher || student), both distributions over the catalog's item "
                   "tokens at the first target, the teacher reading the history the prompt lists (T: "
-                  "`recommender_distillation_temperature`). Needs one-token item ids (independent). 0: off."},
+                  "`recommender_distillation_temperature`). With `ranking_softmax: sampled` both distributions are "
+                  "over the step's sampled items plus the row's target only, the teacher renormalised over that "
+                  "subset (no logQ correction). Needs one-token item ids (independent). 0: off."},
     )
     distill_topn: bool = field(
         default=False,
@@ -408,6 +442,11 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"task_mixture_mode=batch_shares fixes every batch's tasks; train_sampling_strategy="
                              f"{self.train_sampling_strategy} would regroup them (use task_mixture_mode=unit_counts)")
         self.ranking_softmax = RankingSoftmax(self.ranking_softmax)
+        self.sampled_softmax_distribution = SampledNegatives(self.sampled_softmax_distribution)
+        if self.sampled_softmax_negatives < 1:
+            raise ValueError(f"sampled_softmax_negatives must be at least 1, got {self.sampled_softmax_negatives}")
+        if self.sampled_softmax_alpha < 0:
+            raise ValueError(f"sampled_softmax_alpha must be non-negative, got {self.sampled_softmax_alpha}")
         if self.distill_topn and self.recommender_distillation_weight == 0:
             raise ValueError("distill_topn needs recommender_distillation_weight > 0")
         if self.text_softmax_excludes_items and self.ranking_softmax is not RankingSoftmax.CATALOG:

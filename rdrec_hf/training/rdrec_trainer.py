@@ -6,6 +6,9 @@ What it adds (everything else is the parent's, reached through ``super()``):
   evaluation as ``eval_loss_<task>`` with their mean ``eval_mean_task_loss`` (the early-stopping metric of
   the paper);
 - ``steps_per_second`` at each logging step: the rate since the previous one (steady, after any compilation);
+- ``ranking_softmax: sampled``: in training, the ranking targets against negatives drawn once per step for the
+  whole batch (seeded from ``args.seed``), logQ-corrected, as the model's ``output_token_log_q``; in evaluation,
+  the catalog softmax;
 - ranking metrics of validation users (HR@k, NDCG@k of sequential and top-N) at each evaluation when
   ``args.rank_eval`` and a project dataset are given;
 - a model card (``hub_cards/model_card.md``) and the item catalog written beside every saved model.
@@ -26,9 +29,10 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data import MixtureMode, RDRecDataCollator, TrainingMixture
+from ..models.modeling_rdrec import draw_shared_negatives
 from ..models.tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
-from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments
+from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments, SampledNegatives
 from .callbacks import CumulativeEarlyStoppingCallback, SetEpochCallback, TimeBudgetCallback
 from .resampling import EpochLengthGroupedSampler
 
@@ -78,17 +82,33 @@ def task_loss_totals(
     return torch.stack([sums, counts])
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """Knowledge-distillation loss of each example: ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
 
     Args:
         student_logits / teacher_logits: ``[B, N]`` scores of the same N classes.
+        mask: ``[B, N]`` bool, the classes of each row's distributions (both renormalised over them; at least one
+            per row); None: all.
     Returns:
         ``[B]`` float32 (the ``T^2`` keeps its gradient on the scale of a cross-entropy's).
     """
-    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    return (teacher.exp() * (teacher - student)).sum(dim=-1) * temperature**2
+    student_logits, teacher_logits = student_logits.float() / temperature, teacher_logits.float() / temperature
+    if mask is not None:
+        student_logits = student_logits.masked_fill(~mask, float("-inf"))
+        teacher_logits = teacher_logits.masked_fill(~mask, float("-inf"))
+    student = F.log_softmax(student_logits, dim=-1)
+    teacher = F.log_softmax(teacher_logits, dim=-1)
+    terms = teacher.exp() * (teacher - student)
+    if mask is not None:  # 0 * (-inf - -inf) is NaN outside the mask
+        terms = terms.masked_fill(~mask, 0.0)
+    return terms.sum(dim=-1) * temperature**2
+
+
+def popularity_distribution(counts: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``[N]`` float64 sampling distribution proportional to ``(counts + 1) ** alpha`` (alpha 0: uniform)."""
+    weights = (counts.double() + 1.0) ** alpha
+    return weights / weights.sum()
 
 
 def mean_task_losses(totals: torch.Tensor) -> dict[Task, float]:
@@ -181,7 +201,14 @@ class RDRecTrainer(Seq2SeqTrainer):
         self.tasks = [Task.parse(task) for task in tasks] if tasks is not None else None
         self._task_loss_totals = {mode: torch.zeros(2, NUM_TASKS, dtype=torch.float64) for mode in (TRAIN, EVAL)}
         self._rate_mark: tuple[int, float] | None = None  # (global step, perf_counter) of the last periodic log
-        self._catalog_token_ids = self._catalog_softmax_tokens() if args.ranking_softmax is RankingSoftmax.CATALOG else None
+        sampled = args.ranking_softmax is RankingSoftmax.SAMPLED
+        self._catalog_token_ids = (self._catalog_softmax_tokens(f"ranking_softmax={args.ranking_softmax.value}")
+                                   if args.ranking_softmax in (RankingSoftmax.CATALOG, RankingSoftmax.SAMPLED) else None)
+        # `sampled`: training steps draw shared negatives (evaluation keeps the catalog softmax above).
+        self._negative_generator = self._negative_probabilities = None
+        if sampled:
+            self._negative_probabilities = self._sampling_distribution(rec_data)
+            self._negative_generator = torch.Generator().manual_seed(args.seed)
         # With text tasks in the mixture each row keeps its own softmax (ranking: the item tokens, text: the
         # vocabulary) and the logits span the vocabulary; decided once, not by parsing the mixture every step.
         self._per_row_softmax = self._catalog_token_ids is not None and args.has_text_tasks
@@ -195,6 +222,44 @@ class RDRecTrainer(Seq2SeqTrainer):
             tokens = torch.tensor([token_ids[0] for token_ids in self._base_model().item_index.token_ids])
             self._teacher_column_of_student = (torch.searchsorted(self._distilled_token_ids, tokens).argsort() + 1).to(device)
             self._distilled_token_ids = self._distilled_token_ids.to(device)
+
+    def _sampling_distribution(self, rec_data: DatasetDict | None) -> torch.Tensor | None:
+        """The distribution of `ranking_softmax: sampled`'s negatives over the token-sorted catalog columns (None:
+        uniform); rejects more negatives than items."""
+        args, catalog = self.args, self._catalog_token_ids
+        if args.sampled_softmax_negatives > catalog.numel():
+            raise ValueError(f"sampled_softmax_negatives={args.sampled_softmax_negatives} exceeds the catalog's "
+                             f"{catalog.numel()} items; use ranking_softmax=catalog for a catalog this small")
+        if args.sampled_softmax_distribution is SampledNegatives.UNIFORM:
+            return None
+        if rec_data is None:
+            raise ValueError("sampled_softmax_distribution=popularity counts the training interactions: pass rec_data")
+        item_index = self.model.item_index
+        counts = torch.zeros(catalog.numel(), dtype=torch.long)
+        positions = [item_index.position[item] for items in rec_data["users"]["items"] for item in items[:-2]
+                     if item in item_index.position]
+        if positions:
+            tokens = torch.tensor([item_index.token_ids[position][0] for position in positions])
+            counts.index_add_(0, torch.searchsorted(catalog, tokens), torch.ones_like(tokens))
+        return popularity_distribution(counts, args.sampled_softmax_alpha)
+
+    def _sampled_softmax_inputs(self, labels: torch.LongTensor, ranking_rows: torch.Tensor | None) -> dict:
+        """One training step's `output_token_ids` (the ranking rows' targets and the shared negatives, ascending)
+        with their logQ corrections as negatives (+inf for a target that was not drawn) and as targets."""
+        catalog = self._catalog_token_ids
+        num_items, num_draws = catalog.numel(), self.args.sampled_softmax_negatives
+        drawn, negative_log_q = draw_shared_negatives(num_items, num_draws, self._negative_generator,
+                                                      self._negative_probabilities)
+        targets = labels if ranking_rows is None else labels[ranking_rows]
+        target_tokens = targets[targets != -100].unique().cpu()
+        columns = torch.cat([drawn, torch.searchsorted(catalog, target_tokens)]).unique()  # catalog columns
+        output_log_q = torch.full((columns.numel(),), float("inf"))
+        output_log_q[torch.searchsorted(columns, drawn)] = negative_log_q
+        q = (torch.full((columns.numel(),), 1.0 / num_items, dtype=torch.float64) if self._negative_probabilities is None
+             else self._negative_probabilities[columns])
+        device = labels.device
+        return {"output_token_ids": catalog[columns].to(device), "output_token_log_q": output_log_q.to(device),
+                "output_token_target_log_q": torch.log(num_draws * q).float().to(device)}
 
     def _catalog_softmax_tokens(self, option: str = "ranking_softmax=catalog") -> torch.LongTensor:
         """The ascending item-token ids the `catalog` softmax keeps (one token per item); errors name ``option``."""
@@ -232,11 +297,16 @@ class RDRecTrainer(Seq2SeqTrainer):
         """The parent's loss; besides, accumulates each task's per-example losses for logging."""
         labels, task_id = inputs["labels"], inputs["task_id"]
         history_items = inputs.pop("history_items", None)  # the teacher's input, not the student's
+        sampling = self._negative_generator is not None and model.training
         if self._catalog_token_ids is not None:  # ranking targets over the item tokens only
             inputs = {**inputs, "output_token_ids": self._catalog_token_ids.to(labels.device)}
+            ranking_rows = None
             if self._per_row_softmax:  # text targets over the vocabulary
-                inputs["output_token_rows"] = torch.isin(task_id, self._ranking_task_ids.to(task_id.device))
+                ranking_rows = torch.isin(task_id, self._ranking_task_ids.to(task_id.device))
+                inputs["output_token_rows"] = ranking_rows
                 inputs["other_rows_exclude_output_tokens"] = self.args.text_softmax_excludes_items
+            if sampling:  # over the targets and the step's shared negatives instead
+                inputs.update(self._sampled_softmax_inputs(labels, ranking_rows))
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -245,10 +315,17 @@ class RDRecTrainer(Seq2SeqTrainer):
             distillation = 0.0  # a batch of text rows alone has no history column (a Python int: no host read)
             if history_items.shape[1] > 0:
                 student_logits = outputs.logits[:, 0]  # the first target token
-                if self._per_row_softmax or self._catalog_token_ids is None:  # vocabulary logits
-                    student_logits = student_logits[:, self._distilled_token_ids]
                 distilled = torch.isin(task_id, self._distilled_task_ids.to(task_id.device))
-                distillation = self._distillation_loss(student_logits, history_items, distilled)
+                if sampling:  # over the step's negatives and each row's target
+                    tokens = inputs["output_token_ids"]
+                    if self._per_row_softmax:  # vocabulary logits
+                        student_logits = student_logits[:, tokens]
+                    subset = inputs["output_token_log_q"].isfinite()[None, :] | (tokens[None, :] == labels[:, :1])
+                    distillation = self._distillation_loss(student_logits, history_items, distilled, tokens, subset)
+                else:
+                    if self._per_row_softmax or self._catalog_token_ids is None:  # vocabulary logits
+                        student_logits = student_logits[:, self._distilled_token_ids]
+                    distillation = self._distillation_loss(student_logits, history_items, distilled)
             loss = (1 - weight) * loss + weight * distillation
         with torch.no_grad():  # the catalog forward returns its token losses: no second softmax over the logits
             token_losses = getattr(outputs, "token_losses", None)
@@ -260,11 +337,14 @@ class RDRecTrainer(Seq2SeqTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def _distillation_loss(self, student_logits: torch.Tensor, history_items: torch.Tensor,
-                           distilled: torch.Tensor | None = None) -> torch.Tensor:
+                           distilled: torch.Tensor | None = None, token_ids: torch.Tensor | None = None,
+                           subset: torch.Tensor | None = None) -> torch.Tensor:
         """Mean `distillation_loss` over the ``distilled`` examples with a history, 0 without any.
 
         Args:
-            student_logits: ``[B, N]`` catalog logits of the first target token.
+            student_logits: ``[B, N]`` catalog logits of the first target token (with ``token_ids``: the logits of
+                those ``[N]`` ascending item tokens, the teacher then scoring only them; ``subset`` ``[B, N]`` bool:
+                the columns of each row's distributions).
             history_items: ``[B, H]`` catalog positions + 1, left-padded with 0 (all 0: no history): a sequential
                 prompt's listed history, a top-N prompt's user's training items.
             distilled: ``[B]`` bool, the rows of the distilled tasks (sequential; top-N with ``distill_topn``);
@@ -272,11 +352,17 @@ class RDRecTrainer(Seq2SeqTrainer):
         """
         with torch.no_grad():
             hidden = self.recommender_teacher(history_items)[:, -1]
-            teacher_logits = self.recommender_teacher.item_scores(hidden)[:, self._teacher_column_of_student]
+            if token_ids is None:
+                teacher_logits = self.recommender_teacher.item_scores(hidden)[:, self._teacher_column_of_student]
+            else:  # only the scored items' columns: no [B, catalog] scores
+                student_columns = torch.searchsorted(self._distilled_token_ids, token_ids)
+                weights = self.recommender_teacher.item_embeddings.weight[self._teacher_column_of_student[student_columns]]
+                teacher_logits = hidden @ weights.T
         has_history = history_items[:, -1] > 0  # left-padded: a history ends in the last column
         if distilled is not None:
             has_history = has_history & distilled
-        per_example = distillation_loss(student_logits, teacher_logits, self.args.recommender_distillation_temperature)
+        per_example = distillation_loss(student_logits, teacher_logits, self.args.recommender_distillation_temperature,
+                                        subset)
         return (per_example * has_history).sum() / has_history.sum().clamp(min=1)  # no host read of the count
 
     def _pop_task_losses(self, mode: str) -> dict[Task, float]:

@@ -18,9 +18,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from ..item_decoding import running_top_k
+from ..modeling_rdrec import draw_shared_negatives, sampled_softmax_loss
 from .configuration_sasrec import SASRecConfig
 
 PADDING_INDEX = 0
+DEFAULT_ITEM_CHUNK = 65536  # items scored at once by `top_k`: [users, chunk] scores, never [users, catalog]
 
 
 def left_pad(sequences: Sequence[Sequence[int]], max_length: int) -> torch.Tensor:
@@ -114,11 +117,15 @@ class SASRecModel(PreTrainedModel):
         return self(left_pad(histories, self.config.max_history_length).to(self.device))[:, -1]
 
     # ----------------------------------------------------------------------------- RecBole's protocol
-    def calculate_loss(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+    def calculate_loss(self, sequences: Sequence[Sequence[int]], num_negatives: int | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean full-softmax cross-entropy of predicting every item of each sequence from its prefix.
 
         Each sequence ``s`` (length >= 2) gives inputs ``s[:-1]`` and targets ``s[1:]`` (its last
         ``max_history_length + 1`` items). Scores are computed only at real (non-padding) positions.
+        With ``num_negatives``, a sampled softmax instead: ``num_negatives`` items drawn uniformly (with
+        replacement, from ``generator``) are the negatives of every position, with the logQ correction and a draw
+        of a position's own target left out (`sampled_softmax_loss`); no [positions, catalog] scores.
         """
         max_length = self.config.max_history_length
         window = max_length + 1
@@ -126,8 +133,24 @@ class SASRecModel(PreTrainedModel):
         targets = left_pad([s[-window:][1:] for s in sequences], max_length).to(self.device)
         hidden = self(inputs)
         is_target = targets != PADDING_INDEX
+        if num_negatives is not None:
+            return self._sampled_loss(hidden[is_target], targets[is_target], num_negatives, generator)
         scores = self.item_scores(hidden[is_target])  # [N, num_items + 1]
         return nn.functional.cross_entropy(scores, targets[is_target])
+
+    def _sampled_loss(self, hidden: torch.Tensor, targets: torch.Tensor, num_negatives: int,
+                      generator: torch.Generator | None) -> torch.Tensor:
+        """Mean `sampled_softmax_loss` of [N, H] hidden states for [N] target items, uniform shared negatives."""
+        num_items = self.config.num_items
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        drawn, log_q = draw_shared_negatives(num_items, num_negatives, generator)
+        negatives = (drawn + 1).to(self.device)  # items are 1..num_items
+        negative_logits = hidden @ self.item_embeddings(negatives).T  # [N, U]
+        positive_logits = (hidden * self.item_embeddings(targets)).sum(-1)
+        positive_log_q = torch.full_like(positive_logits, math.log(num_negatives / num_items))
+        hits = negatives[None, :] == targets[:, None]
+        return sampled_softmax_loss(positive_logits, negative_logits, positive_log_q, log_q.to(self.device), hits).mean()
 
     @torch.no_grad()
     def predict(self, histories: Sequence[Sequence[int]], candidates: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -151,11 +174,15 @@ class SASRecModel(PreTrainedModel):
         scores[rows, columns] = float("-inf")
         return scores
 
-    def top_k(self, histories: Sequence[Sequence[int]], k: int, batch_size: int = 512) -> torch.Tensor:
+    @torch.no_grad()
+    def top_k(self, histories: Sequence[Sequence[int]], k: int, batch_size: int = 512,
+              item_chunk: int | None = DEFAULT_ITEM_CHUNK) -> torch.Tensor:
         """Full-catalog ranking with every item of the history excluded, in batches of ``batch_size`` users.
 
         Args:
             histories: one non-empty item list per user (all of it is masked; the last items are read).
+            item_chunk: items scored at once, a running top-k keeping the best (memory [batch, chunk] instead of
+                [batch, catalog]; the same items as one pass); None: the whole catalog at once.
         Returns:
             [U, k] item indices on the CPU, best first.
         Raises:
@@ -164,5 +191,25 @@ class SASRecModel(PreTrainedModel):
         longest = max(len(set(history)) for history in histories)
         if self.config.num_items - longest < k:
             raise ValueError(f"a history of {longest} items leaves fewer than k={k} of {self.config.num_items} to rank")
-        return torch.cat([self.full_sort_predict(histories[start : start + batch_size]).topk(k, dim=-1).indices.cpu()
+        if item_chunk is None or item_chunk >= self.config.num_items + 1:
+            return torch.cat([self.full_sort_predict(histories[start : start + batch_size]).topk(k, dim=-1).indices.cpu()
+                              for start in range(0, len(histories), batch_size)])
+        self.eval()
+        return torch.cat([self._chunked_top_k(histories[start : start + batch_size], k, item_chunk)
                           for start in range(0, len(histories), batch_size)])
+
+    def _chunked_top_k(self, histories: Sequence[Sequence[int]], k: int, item_chunk: int) -> torch.Tensor:
+        """`top_k` of one batch of users over chunks of ``item_chunk`` items (index 0, the padding, never)."""
+        hidden = self._last_hidden(histories)  # [b, H]
+        rows = torch.tensor([row for row, history in enumerate(histories) for _ in history], device=self.device)
+        items = torch.tensor([item for history in histories for item in history], device=self.device)
+        weights = self.item_embeddings.weight
+        best_scores = hidden.new_full((len(histories), 0), float("-inf"))
+        best_items = torch.zeros((len(histories), 0), dtype=torch.long, device=self.device)
+        for start in range(1, self.config.num_items + 1, item_chunk):
+            end = min(start + item_chunk, self.config.num_items + 1)
+            scores = hidden @ weights[start:end].T  # [b, chunk]
+            inside = (items >= start) & (items < end)
+            scores[rows[inside], items[inside] - start] = float("-inf")
+            best_scores, best_items = running_top_k(best_scores, best_items, scores, start, k)
+        return best_items.cpu()

@@ -44,12 +44,20 @@ class SASRecTrainingConfig:
                   "training (the same config then trains differently on other machines; fits for users bound "
                   "the epochs instead)."},
     )
-    seed: int = field(default=0, metadata={"help": "Seed of batch shuffling and dropout."})
+    seed: int = field(default=0, metadata={"help": "Seed of batch shuffling, dropout and sampled negatives."})
     eval_batch_size: int = field(default=512, metadata={"help": "Users per step when ranking the catalog."})
+    num_negatives: int | None = field(
+        default=None,
+        metadata={"help": "Sampled softmax: this many items drawn uniformly per step (with replacement, seeded from "
+                  "`seed`) are the shared negatives of every position, with the logQ correction (for catalogs of "
+                  "100,000+ items). None: the full softmax over the catalog."},
+    )
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be positive")
+        if self.num_negatives is not None and self.num_negatives < 1:
+            raise ValueError(f"num_negatives must be at least 1 (or None: the full softmax), got {self.num_negatives}")
 
 
 @dataclass
@@ -112,7 +120,11 @@ def train_sasrec(
     """
     if any(len(sequence) < 2 for sequence in train_sequences):
         raise ValueError("every training sequence needs at least 2 items")
+    if config.num_negatives is not None and config.num_negatives > model.config.num_items:
+        raise ValueError(f"num_negatives={config.num_negatives} exceeds the catalog's {model.config.num_items} items; "
+                         "use the full softmax (num_negatives=None)")
     shuffler = random.Random(config.seed)
+    negatives = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     best_ndcg, best_epoch, best_state = -1.0, 0, None
     valid_history, loss_history = [], []
@@ -127,7 +139,7 @@ def train_sasrec(
             model.train()
             epoch_losses = []
             for indices in length_bucketed_batches(lengths, config.batch_size, shuffler):
-                loss = model.calculate_loss([train_sequences[i] for i in indices])
+                loss = model.calculate_loss([train_sequences[i] for i in indices], config.num_negatives, negatives)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -169,7 +181,10 @@ def leave_one_out_parts(sequences: Sequence[Sequence[int]]) -> tuple[list[list[i
 
 def _fingerprint(parts, model_config: SASRecConfig, training_config: SASRecTrainingConfig) -> str:
     """What a cached model was trained from and how: the weights are reused only when this is the same."""
-    recipe = {"model": model_config.architecture(), "training": asdict(training_config), "data": parts}
+    training = asdict(training_config)
+    if training["num_negatives"] is None:  # the full softmax: the fingerprint of caches written before the option
+        del training["num_negatives"]
+    recipe = {"model": model_config.architecture(), "training": training, "data": parts}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
