@@ -126,7 +126,8 @@ def build_trainer(
         recommender = init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
                              training_args.seed, scale=model_args.item_embedding_init_scale,
                              sasrec_max_epochs=model_args.item_embedding_init_max_epochs,
-                             sasrec_patience=model_args.item_embedding_init_patience, device=training_args.device)
+                             sasrec_patience=model_args.item_embedding_init_patience,
+                             sasrec_negatives=model_args.item_embedding_init_negatives, device=training_args.device)
     start_seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     base_model.set_item_index(item_index)
     base_model.config.trained_tasks = [task.name.lower() for task in tasks]  # saved: what the student can answer

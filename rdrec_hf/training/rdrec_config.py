@@ -180,6 +180,12 @@ class ModelArguments:
         metadata={"help": "With `item_embedding_init: sasrec`: stop SASRec after this many epochs without a better "
                   "validation NDCG@10."},
     )
+    item_embedding_init_negatives: int | None = field(
+        default=None,
+        metadata={"help": "With `item_embedding_init: sasrec`: train SASRec with a sampled softmax over this many "
+                  "uniform negatives shared by the batch (logQ-corrected), so that its epoch's cost stops growing "
+                  "with the catalog; None: the full softmax over every item."},
+    )
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead of all weights."})
     lora_r: int | None = field(
         default=None, metadata={"help": f"LoRA rank (needs `use_peft`; default {DEFAULT_LORA_R})."}
@@ -217,6 +223,9 @@ class ModelArguments:
         self.item_embedding_init = ItemEmbeddingInit(self.item_embedding_init)
         if self.item_embedding_init_scale <= 0:
             raise ValueError(f"item_embedding_init_scale must be positive, got {self.item_embedding_init_scale}")
+        if self.item_embedding_init_negatives is not None and self.item_embedding_init_negatives < 1:
+            raise ValueError(f"item_embedding_init_negatives must be at least 1 (or unset), got "
+                             f"{self.item_embedding_init_negatives}")
         if self.item_embedding_init_max_epochs < 1 or self.item_embedding_init_patience < 1:
             raise ValueError("item_embedding_init_max_epochs and item_embedding_init_patience must be positive, got "
                              f"{self.item_embedding_init_max_epochs} and {self.item_embedding_init_patience}")

@@ -104,7 +104,7 @@ def new_item_token_ids(item_index, tokenizer) -> list[int]:
 def init_item_embeddings(
     model, data, tokenizer, item_index, method: ItemEmbeddingInit | str, seed: int, scale: float = 1.0,
     sasrec_max_epochs: int = SASRecTrainingConfig.max_epochs, sasrec_patience: int = SASRecTrainingConfig.patience,
-    device: torch.device | str = "cpu",
+    sasrec_negatives: int | None = None, device: torch.device | str = "cpu",
 ):
     """Set the input (and tied output) embedding rows of each item's own token (``<item_N>``) to the item's
     factors from the training interactions, rescaled to ``scale`` times the embedding table's std.
@@ -114,7 +114,7 @@ def init_item_embeddings(
     items bought within a few positions of each other (`transition_graph`, `spectral_item_embeddings`);
     ``sasrec``, the item embeddings of a SASRec of width ``d_model`` trained on the training sequences on ``device``
     for at most ``sasrec_max_epochs``, stopping after ``sasrec_patience`` epochs without a better validation
-    NDCG@10 (its best epoch's weights), seeded by ``seed``
+    NDCG@10 (its best epoch's weights), with a sampled softmax of ``sasrec_negatives`` when given, seeded by ``seed``
     (`rdrec_hf.models.sasrec`). Keeps ``min(d_model, catalog size - 1, users - 1)`` factors (SASRec: all
     ``d_model``); a small catalog's remaining columns are zero.
     Measured on beauty: the SVD took a from-scratch one-token-per-item T5 from .0094 to .0239 test NDCG@10 in
@@ -138,7 +138,8 @@ def init_item_embeddings(
     recommender = None
     if method is ItemEmbeddingInit.SASREC:
         width = embeddings.shape[1]
-        recommender = train_start_sasrec(data, item_index, width, seed, sasrec_max_epochs, sasrec_patience, device)
+        recommender = train_start_sasrec(data, item_index, width, seed, sasrec_max_epochs, sasrec_patience, device,
+                                         sasrec_negatives)
         factors = recommender.item_embeddings.weight.detach()[1:].cpu().numpy()
     else:
         histories = [item_index.positions(training_history(items)) for items in data["users"]["items"]]
@@ -156,14 +157,16 @@ def init_item_embeddings(
 
 
 def train_start_sasrec(data, item_index, width: int, seed: int, max_epochs: int, patience: int,
-                       device: torch.device | str = "cpu"):
+                       device: torch.device | str = "cpu", negatives: int | None = None):
     """A SASRec of width ``width`` over ``item_index``'s positions (+ 1) trained on the training parts of the
     users' sequences for at most ``max_epochs``, early stopping on their validation items after ``patience``
-    epochs without progress, the best epoch's weights kept; eval mode."""
+    epochs without progress, the best epoch's weights kept (a sampled softmax of ``negatives`` when given);
+    eval mode."""
     sequences = [[position + 1 for position in item_index.positions(items)] for items in data["users"]["items"]]
     model, info = fit_sasrec(
         sequences, SASRecConfig(num_items=len(item_index), hidden_size=width, init_seed=seed),
-        SASRecTrainingConfig(max_epochs=max_epochs, patience=patience, seed=seed), device=device,
+        SASRecTrainingConfig(max_epochs=max_epochs, patience=patience, seed=seed, num_negatives=negatives),
+        device=device,
     )
     logger.info("SASRec start: %d epochs (best %d, validation NDCG@10 %.4f, %s) in %.1f minutes", info["epochs"],
                 info["best_epoch"], info["best_valid_ndcg_at_10"], info["stop_reason"], info["train_seconds"] / 60)

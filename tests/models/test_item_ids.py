@@ -314,3 +314,22 @@ def test_lora_trains_and_saves_the_new_item_token_rows(independent_tokenizer, tm
     model.save_pretrained(tmp_path / "adapter")
     saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     assert any("trainable_tokens" in key for key in saved)
+
+
+def test_the_sasrec_start_trains_with_a_sampled_softmax_when_asked(prepared, t5_tokenizer):
+    """`item_embedding_init_negatives`: the start's SASRec draws shared negatives instead of scoring the catalog;
+    a different loss, so different weights from the same seed; more negatives than items is refused."""
+    import numpy as np
+
+    from rdrec_hf.training import ModelArguments
+    from rdrec_hf.training.student import train_start_sasrec
+
+    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
+    width = model.config.d_model
+    full = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1)
+    sampled = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1, negatives=5)
+    assert not np.allclose(full.item_embeddings.weight.detach().numpy(), sampled.item_embeddings.weight.detach().numpy())
+    with pytest.raises(ValueError, match="exceeds the catalog"):
+        train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1, negatives=len(items) + 1)
+    with pytest.raises(ValueError, match="item_embedding_init_negatives must be at least 1"):
+        ModelArguments(model_preset="tiny", item_embedding_init="sasrec", item_embedding_init_negatives=0)
