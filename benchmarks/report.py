@@ -717,6 +717,54 @@ def gpu_check(results: Results) -> str:
     return markdown_table(["field", "value"], flatten(results["gpu_check.json"]), 'll')
 
 
+@table("catalog_scaling", "catalog_scaling.json", optional=True)
+def catalog_scaling(results: Results) -> str:
+    """``bench_catalog_scaling.py``: the d_model-64 student's step, recommendation and load at each catalog size,
+    catalog against sampled softmax; then exact top-10 alone, whole-catalog against chunked."""
+    run = results["catalog_scaling.json"]
+
+    def per_user(point: dict) -> str:
+        return " / ".join(f"{point['recommend_ms_per_user'][batch]:.1f}" for batch in ("1", "64")
+                          if batch in point["recommend_ms_per_user"])
+
+    rows = [[f"{point['catalog']:,}", point["softmax"], f"{point['step_s']:.3f}", f"{point['peak_rss_mib']:.0f}",
+             per_user(point), f"{point['recommend_peak_rss_mib']:.0f}", f"{point['load_s']:.2f}",
+             f"{point['checkpoint_mib']:.0f}"] for point in run["points"]]
+    header = ["catalog", "softmax", "step s", "train peak MiB", "top-10 ms/user (batch 1 / 64)",
+              "recommend peak MiB", "load s", "checkpoint MiB"]
+    commands = "; ".join(f"`{command}`" for command in run.get("commands", [run["command"]]))
+    text = markdown_table(header, rows, "llrrrrrr") + f"\n\n{commands}. {run['machine']}, {run['date']}."
+    topk = run.get("topk_points") or []
+    if topk:
+        top_rows = [[f"{point['catalog']:,}", str(point["batch"]),
+                     "whole catalog" if point["chunk_size"] is None else f"chunks of {point['chunk_size']:,}",
+                     f"{point['ms_per_user']:.1f}", f"{point['peak_rss_mib']:.0f}"] for point in topk]
+        text += ("\n\nExact top-10 alone, the whole-catalog path against chunks with a running top-k:\n\n"
+                 + markdown_table(["catalog", "batch", "path", "ms/user", "peak MiB"], top_rows, "lrlrr")
+                 + f"\n\n`{run['topk_command']}`")
+    return text
+
+
+@table("serving", "serving.json", optional=True)
+def serving(results: Results) -> str:
+    """``bench_serving.py``: requests/s and latency of `rdrec-hf serve`, batched against unbatched, per concurrency."""
+    run = results["serving.json"]
+    rows = []
+    for clients, modes in run["concurrency"].items():
+        batched, unbatched = modes["batched"], modes["unbatched"]
+        rows.append([clients, f"{batched['req_per_s']:.1f}", f"{unbatched['req_per_s']:.1f}",
+                     ratio(batched["req_per_s"], unbatched["req_per_s"]),
+                     f"{batched['p50_ms']:.0f} / {batched['p95_ms']:.0f} / {batched['p99_ms']:.0f}",
+                     f"{unbatched['p50_ms']:.0f} / {unbatched['p95_ms']:.0f} / {unbatched['p99_ms']:.0f}",
+                     f"{batched['errors']} / {unbatched['errors']}"])
+    header = ["clients", "batched req/s", "unbatched req/s", "batched / unbatched", "batched p50 / p95 / p99 ms",
+              "unbatched p50 / p95 / p99 ms", "errors"]
+    same = run["identical_to_handler"]
+    return (markdown_table(header, rows, "lrrrrrr") + f"\n\nModel `{run['model']}`, {run['requests']} requests per "
+            f"level and mode, k={run['k']}, `--max_batch_size {run['max_batch_size']}`; the served top-k equal to the "
+            f"in-process handler's for {same['equal']} of {same['checked']} requests. `{run.get('command', '')}`")
+
+
 # -------------------------------------------------------------------------------------------- documents
 
 
