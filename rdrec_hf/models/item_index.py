@@ -111,6 +111,30 @@ class ItemIndex:
         return sorted({token for tokens in self.token_ids for token in tokens} - {self.eos_token_id})
 
     def _build_trie(self) -> None:
+        if not self._build_single_token_trie():
+            self._build_trie_item_by_item()
+        self._index_trie()
+
+    def _build_single_token_trie(self) -> bool:
+        """The trie of one-token ids without EOS (independent ids) with tensor operations, as
+        `_build_trie_item_by_item` numbers it (item i's leaf is node i + 1): a million items in a second instead
+        of a Python loop over them. False, building nothing, when an id breaks the rule (the loop names it)."""
+        if self.scheme.ends_with_eos or any(len(tokens) != 1 for tokens in self.token_ids):
+            return False
+        tokens = torch.tensor([tokens[0] for tokens in self.token_ids], dtype=torch.long)
+        bad = (tokens < 0) | (tokens >= self.vocab_size) | (tokens == self.eos_token_id)
+        if bad.any() or tokens.unique().numel() != len(tokens):
+            return False
+        count = len(tokens)
+        self.num_nodes, self.max_length = count + 1, 1
+        order = tokens.argsort()
+        self.edge_keys = tokens[order]  # the root's edges: key = 0 * vocab_size + token
+        self.edge_child = order + 1
+        self.item_leaf = torch.arange(1, count + 1)
+        self.item_paths = torch.stack([torch.zeros(count, dtype=torch.long), self.item_leaf], dim=1)
+        return True
+
+    def _build_trie_item_by_item(self) -> None:
         children: dict[tuple[int, int], int] = {}
         item_of_leaf: dict[int, str] = {}
         leaf_of_item = []
@@ -151,14 +175,18 @@ class ItemIndex:
         edges = sorted((parent * self.vocab_size + token, child) for (parent, token), child in children.items())
         self.edge_keys = torch.tensor([key for key, _ in edges], dtype=torch.long)
         self.edge_child = torch.tensor([child for _, child in edges], dtype=torch.long)
-        self.edge_token = self.edge_keys % self.vocab_size
-        self.node_edge_start = torch.searchsorted(
-            self.edge_keys, torch.arange(num_nodes + 1, dtype=torch.long) * self.vocab_size
-        )
         self.item_paths = torch.full((len(self.item_ids), self.max_length + 1), num_nodes, dtype=torch.long)
         for position, path in enumerate(paths):
             self.item_paths[position, : len(path)] = torch.tensor(path)
         self.item_leaf = torch.tensor(leaf_of_item, dtype=torch.long)
+
+    def _index_trie(self) -> None:
+        """What decoding reads besides the edges: each node's first edge, leaves, subtree sizes, fan-outs."""
+        num_nodes = self.num_nodes
+        self.edge_token = self.edge_keys % self.vocab_size
+        self.node_edge_start = torch.searchsorted(
+            self.edge_keys, torch.arange(num_nodes + 1, dtype=torch.long) * self.vocab_size
+        )
         self.leaf_item = torch.full((num_nodes,), -1, dtype=torch.long)
         self.leaf_item[self.item_leaf] = torch.arange(len(self.item_ids))
         # Items below each node (+1 sink column that absorbs path padding).

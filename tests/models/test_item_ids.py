@@ -333,3 +333,23 @@ def test_the_sasrec_start_trains_with_a_sampled_softmax_when_asked(prepared, t5_
         train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1, negatives=len(items) + 1)
     with pytest.raises(ValueError, match="item_embedding_init_negatives must be at least 1"):
         ModelArguments(model_preset="tiny", item_embedding_init="sasrec", item_embedding_init_negatives=0)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_one_token_trie_built_with_tensors_equals_the_item_by_item_build(shuffled):
+    """Independent ids skip the per-item Python loop; every tensor decoding reads is the loop's, node ids included."""
+    tokens = list(range(32100, 32100 + 50))
+    if shuffled:
+        tokens = [tokens[(7 * position) % 50] for position in range(50)]  # 7 is coprime to 50: a permutation
+    index = ItemIndex([str(n) for n in range(1, 51)], [[token] for token in tokens], 32150, eos_token_id=1,
+                      scheme="independent")
+    fast = {name: getattr(index, name) for name in ("edge_keys", "edge_child", "edge_token", "node_edge_start",
+                                                    "item_paths", "item_leaf", "leaf_item", "subtree_counts")}
+    fast_sizes = (index.num_nodes, index.max_length, index.max_children)
+    index._build_trie_item_by_item()
+    index._index_trie()
+    assert fast_sizes == (index.num_nodes, index.max_length, index.max_children)
+    for name, tensor in fast.items():
+        assert torch.equal(tensor, getattr(index, name)), name
+    with pytest.raises(ValueError, match="same target tokens"):  # a repeated token falls back to the loop's message
+        ItemIndex(["1", "2"], [[32100], [32100]], 32150, eos_token_id=1, scheme="independent")
