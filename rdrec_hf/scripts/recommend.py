@@ -21,7 +21,8 @@ class RecommendConfig:
         None, help="Project user id (its history is read from --dataset unless --history is given)."
     )
     history: list[str] | None = option(None, help="Item ids, oldest first.")
-    dataset: str | None = option(None, help="Project dataset holding the users' histories.")
+    dataset: str | None = option(None, help="The users' histories: a shared dataset by name (beauty, sports, "
+                                 "all_beauty; numbered as train's default), a project dataset folder or a Hub id.")
     k: int = option(DEFAULT_TOP_K, aliases=("-k",), help="How many items.")
     num_beams: int = option(DEFAULT_NUM_BEAMS, help="Beams of the item search (raised to k when smaller).")
     explain: bool = option(False, help="Generate an explanation for every item.")
@@ -78,10 +79,14 @@ def load_student(path: str, device: str | None = None, dtype: str | None = None)
 
 
 def load_dataset_for(model, config: RecommendConfig):
-    """``--dataset``, refused when its numbering is not the model's (ids would name other items)."""
+    """``--dataset``, refused when its numbering is not the model's (ids would name other items): a shared
+    dataset by name is built as `train` and `evaluate` build it (`DataArguments`' defaults), anything else is a
+    project dataset folder or Hub id."""
     from ..data import check_numbering, load_rec_dataset
+    from ..data.loading import SHARED_DATASETS, DataArguments, load_training_data
 
-    data = load_rec_dataset(config.dataset)
+    data = (load_training_data(DataArguments(dataset=config.dataset)) if config.dataset in SHARED_DATASETS
+            else load_rec_dataset(config.dataset))
     check_numbering(getattr(model, "item_index", None), data, f"model {config.model_name_or_path}",
                     f"dataset {config.dataset}")  # fmt: skip
     return data

@@ -209,6 +209,7 @@ def write_recommendations_sharded(
         path.parent.mkdir(parents=True, exist_ok=True)
         _, dropped = _read_finished(path, k)  # truncates an interrupted last line before any process reads the file
     state.wait_for_everyone()
+    started = time.perf_counter()  # every process ready: the summary's seconds run from here to the merged file
     finished, _ = _read_finished(path, k)
     todo = [(str(user), history) for user, history in users if str(user) not in finished]
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
@@ -219,10 +220,8 @@ def write_recommendations_sharded(
                                     batch_size=batch_size, progress=progress, **options)  # fmt: skip
     state.wait_for_everyone()
     if state.is_main_process:
-        started = time.perf_counter()
-        seconds = summary.seconds
         summary = _merge_shards(path, [user for user, _ in todo], state.num_processes, k)
-        summary.seconds, summary.dropped_partial_line = seconds + time.perf_counter() - started, dropped
+        summary.seconds, summary.dropped_partial_line = time.perf_counter() - started, dropped
         logger.info("recommendations of %d processes merged into %s: %s", state.num_processes, path, summary)
     state.wait_for_everyone()
     return summary
