@@ -42,26 +42,24 @@ def train_and_evaluate(
     return evaluation_script.main(*eval_arguments)
 
 
+def train_results(folder: Path, seeds: Sequence[int]) -> list[dict]:
+    """Each seed's train_results.json."""
+    return [json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8")) for seed in seeds]
+
+
 def training_minutes(folder: Path, seeds: Sequence[int]) -> list[float]:
     """Wall minutes of each seed's training, its item start included (``train_runtime`` + ``item_start_runtime``
     of its train_results.json; runs from before the start was recorded have ``train_runtime`` alone)."""
-    minutes = []
-    for seed in seeds:
-        results = json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))
-        minutes.append((results["train_runtime"] + results.get("item_start_runtime", 0.0)) / 60)
-    return minutes
+    return [(results["train_runtime"] + results.get("item_start_runtime", 0.0)) / 60
+            for results in train_results(folder, seeds)]
 
 
 def training_cpu_minutes(folder: Path, seeds: Sequence[int]) -> list[float | None]:
     """CPU minutes of each seed's training process, its item start included (``train_cpu_runtime`` of its
     train_results.json; None for runs from before it was recorded). Other jobs on the machine do not inflate
     them, as they do wall minutes."""
-    minutes = []
-    for seed in seeds:
-        results = json.loads((seed_run_dir(folder, seed) / "train_results.json").read_text(encoding="utf-8"))
-        cpu = results.get("train_cpu_runtime")
-        minutes.append(None if cpu is None else cpu / 60)
-    return minutes
+    return [None if results.get("train_cpu_runtime") is None else results["train_cpu_runtime"] / 60
+            for results in train_results(folder, seeds)]
 
 
 def metric_cell(results: dict, task: str, metric: str, system: str = "model") -> str:
