@@ -120,6 +120,14 @@ def load_training_data(
     return data
 
 
+def load_named_or_saved(dataset: str) -> DatasetDict:
+    """A dataset a trained model's users come from: a shared dataset by name, built as `train` and `evaluate`
+    build it (`DataArguments`' defaults), else a project dataset folder or Hub id (`load_rec_dataset`)."""
+    from .storage import load_rec_dataset
+
+    return load_training_data(DataArguments(dataset=dataset)) if dataset in SHARED_DATASETS else load_rec_dataset(dataset)
+
+
 def first_users(data: DatasetDict, max_users: int) -> DatasetDict:
     """The first ``max_users`` users and their reviews; items (the catalog) and metadata unchanged."""
     users = data["users"].select(range(min(max_users, data["users"].num_rows)))

@@ -183,14 +183,8 @@ def recommend(
         raise ValueError(f"k must be at least 1, got {k}")
     check_items(item_index, history)
     output = rank_next_items(model, tokenizer, [history], [user_id], k, num_beams, exclude_history, decoding)
-    items, scores = output.item_ids[0], output.scores[0]
-    explanations: list[str | None] = [None] * len(items)
-    if explain and items:
-        explanations = explanations_for(model, tokenizer, user_id, items, max_new_tokens=max_explanation_tokens)
-    return [
-        Recommendation(item, item_index.original_id(item), float(score), explanation)
-        for item, score, explanation in zip(items, scores, explanations)
-    ]
+    return recommendations_of(model, tokenizer, user_id, output.item_ids[0], output.scores[0], explain,
+                              max_explanation_tokens)
 
 
 @torch.no_grad()
@@ -221,17 +215,25 @@ def rank_candidates(
     scores = model.score_candidates(**model.prepare_prompts(tokenizer, [prompt], Task.TOPN),
                                     candidate_items=[list(candidates)])[0].tolist()  # fmt: skip
     ranked = sorted(zip(candidates, scores), key=lambda pair: -pair[1])[:k]
-    explanations: list[str | None] = [None] * len(ranked)
-    if explain:
-        explanations = explanations_for(model, tokenizer, user_id, [item for item, _ in ranked],
-                                        max_new_tokens=max_explanation_tokens)  # fmt: skip
-    return [
-        Recommendation(item, item_index.original_id(item), float(score), explanation)
-        for (item, score), explanation in zip(ranked, explanations)
-    ]
+    return recommendations_of(model, tokenizer, user_id, [item for item, _ in ranked], [score for _, score in ranked],
+                              explain, max_explanation_tokens)
+
+
+def recommendations_of(
+    model, tokenizer, user_id: str | None, items: Sequence[str], scores: Sequence[float], explain: bool = False,
+    max_explanation_tokens: int = MAX_EXPLANATION_TOKENS,
+) -> list[Recommendation]:
+    """Ranked ``items`` (best first) with their ``scores`` as `Recommendation`s, explained when ``explain``."""
+    explanations: list[str | None] = [None] * len(items)
+    if explain and items:
+        explanations = explanations_for(model, tokenizer, user_id, list(items), max_new_tokens=max_explanation_tokens)
+    item_index = catalog_of(model)
+    return [Recommendation(item, item_index.original_id(item), float(score), explanation)
+            for item, score, explanation in zip(items, scores, explanations)]  # fmt: skip
 
 
 __all__ = [
+    "recommendations_of",
     "ANONYMOUS_USER",
     "Recommendation",
     "catalog_of",

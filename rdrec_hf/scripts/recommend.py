@@ -79,14 +79,12 @@ def load_student(path: str, device: str | None = None, dtype: str | None = None)
 
 
 def load_dataset_for(model, config: RecommendConfig):
-    """``--dataset``, refused when its numbering is not the model's (ids would name other items): a shared
-    dataset by name is built as `train` and `evaluate` build it (`DataArguments`' defaults), anything else is a
-    project dataset folder or Hub id."""
-    from ..data import check_numbering, load_rec_dataset
-    from ..data.loading import SHARED_DATASETS, DataArguments, load_training_data
+    """``--dataset`` (`load_named_or_saved`), refused when its numbering is not the model's (ids would name other
+    items)."""
+    from ..data import check_numbering
+    from ..data.loading import load_named_or_saved
 
-    data = (load_training_data(DataArguments(dataset=config.dataset)) if config.dataset in SHARED_DATASETS
-            else load_rec_dataset(config.dataset))
+    data = load_named_or_saved(config.dataset)
     check_numbering(getattr(model, "item_index", None), data, f"model {config.model_name_or_path}",
                     f"dataset {config.dataset}")  # fmt: skip
     return data

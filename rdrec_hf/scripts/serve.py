@@ -21,7 +21,8 @@ class ServeConfig:
 
     model_name_or_path: str = option(..., aliases=("--model",), help="A trained student folder or Hub model id.")
     dataset: str | None = option(
-        None, help="Project dataset whose users a request may name by user_id alone (default: the model folder's "
+        None, help="Dataset whose users a request may name by user_id alone: a shared dataset by name, a project "
+        "dataset folder or a Hub id (default: the model folder's "
         "user_histories.json, written by `rdrec-hf export model --dataset`).",
     )  # fmt: skip
     host: str = option("127.0.0.1", help="Address to serve on (0.0.0.0 to share on a network).",

@@ -43,6 +43,12 @@ def _item_list(value, name: str) -> list[str]:
     return [str(item) for item in value]
 
 
+def read_user_histories(folder: str | Path) -> dict[str, list[str]] | None:
+    """``{user_id: items}`` of an exported folder's ``user_histories.json``; None when it has none."""
+    histories_file = Path(folder) / USER_HISTORIES_FILE
+    return json.loads(histories_file.read_text(encoding="utf-8"))["users"] if histories_file.is_file() else None
+
+
 def parse_request(data, item_index, user_histories: dict[str, list[str]] | None) -> dict:
     """The one reading of a request (see the module docstring), shared by `EndpointHandler` and the LitServe
     server (`rdrec_hf.serving.server`): ``{"user_id", "history", "k", "explain", "candidates"}``, the history
@@ -102,10 +108,7 @@ class EndpointHandler:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-        histories_file = Path(path) / USER_HISTORIES_FILE
-        self.user_histories: dict[str, list[str]] | None = (
-            json.loads(histories_file.read_text(encoding="utf-8"))["users"] if histories_file.is_file() else None
-        )
+        self.user_histories = read_user_histories(path)
 
     def __call__(self, data: dict) -> dict:
         try:

@@ -42,11 +42,11 @@ from starlette.requests import Request
 
 from ..checkpoints import load_trained_student
 from ..devices import resolve_device
-from ..models.recommending import (Recommendation, check_items, check_trained, explanations_for, rank_candidates,
-                                   rank_next_items)  # fmt: skip
+from ..models.recommending import (check_items, check_trained, rank_candidates, rank_next_items,
+                                   recommendations_of)  # fmt: skip
 from ..models.item_decoding import DEFAULT_NUM_BEAMS
 from ..models.tasks import Task
-from .handler import USER_HISTORIES_FILE, parse_request, response_for
+from .handler import parse_request, read_user_histories, response_for
 
 logger = logging.getLogger(__name__)
 
@@ -229,13 +229,9 @@ class RecommenderAPI(ls.LitAPI):
                                                   user_id=request["user_id"], k=request["k"],
                                                   explain=request["explain"])  # fmt: skip
             else:
-                explanations = [None] * len(ranked)
-                if request["explain"] and ranked:
-                    explanations = explanations_for(self.model, self.tokenizer, request["user_id"],
-                                                    [item for item, _ in ranked])  # fmt: skip
-                catalog = self.model.item_index
-                recommendations = [Recommendation(item, catalog.original_id(item), score, explanation)
-                                   for (item, score), explanation in zip(ranked, explanations)]  # fmt: skip
+                recommendations = recommendations_of(self.model, self.tokenizer, request["user_id"],
+                                                     [item for item, _ in ranked], [score for _, score in ranked],
+                                                     request["explain"])  # fmt: skip
         except ValueError as error:
             return RequestFailure(str(error))
         return response_for(request, recommendations)
@@ -245,15 +241,13 @@ def load_user_histories(model, model_name_or_path: str, dataset: str | None) -> 
     """The users a request may name by ``user_id`` alone: the users of ``dataset`` (its numbering checked
     against the model's), else the model folder's ``user_histories.json`` (an exported folder), else None."""
     if dataset is not None:
-        from ..data import check_numbering, load_rec_dataset
+        from ..data import check_numbering
+        from ..data.loading import load_named_or_saved
 
-        data = load_rec_dataset(dataset)
+        data = load_named_or_saved(dataset)
         check_numbering(model.item_index, data, f"model {model_name_or_path}", f"dataset {dataset}")
         return dict(zip(data["users"]["user_id"], data["users"]["items"]))
-    histories_file = Path(model_name_or_path) / USER_HISTORIES_FILE
-    if histories_file.is_file():
-        return json.loads(histories_file.read_text(encoding="utf-8"))["users"]
-    return None
+    return read_user_histories(model_name_or_path)
 
 
 def build_server(model_name_or_path: str, dataset: str | None = None, device: str | None = None,
