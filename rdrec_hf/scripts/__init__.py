@@ -30,20 +30,42 @@ class UserError(ValueError):
     """A problem with what the user asked for, reported without a traceback (``run_recipe``)."""
 
 
+class StandardStreamHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` or ``sys.stderr`` as it is when a record is emitted, not as it was when the
+    handler was made: a caller that replaces the stream later (a notebook, pytest's capture, ``redirect_stdout``)
+    gets the lines, and a replaced stream that was closed since is never written to."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name_of_stream = name
+
+    @property
+    def stream(self):
+        return getattr(sys, self.name_of_stream)
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns one; the property always reads sys
+        pass
+
+
 def configure_logging(level: int = logging.INFO, *, results_on_stdout: bool = False) -> None:
     """Timestamped log lines for the project at ``level``: the one logging setup of every command.
 
     The training programs log to stdout, with datasets and transformers at ``level`` too. A command whose
     stdout carries its results (``results_on_stdout``: ``recommend --json`` prints JSON only) logs to stderr,
-    leaves the libraries' verbosity alone and keeps handlers already installed (a caller's log capture).
+    leaves the libraries' verbosity alone and keeps handlers already installed (a caller's log capture); an
+    earlier command's handler in the same process is replaced, so ``--json`` output stays JSON.
     """
     import datasets
     import transformers
 
-    stream = sys.stderr if results_on_stdout else sys.stdout
+    root = logging.getLogger()
+    for handler in [handler for handler in root.handlers if isinstance(handler, StandardStreamHandler)]:
+        root.removeHandler(handler)  # an earlier command's, in this process: this command picks the stream
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(stream)], level=level, force=not results_on_stdout,
+        handlers=[StandardStreamHandler("stderr" if results_on_stdout else "stdout")], level=level,
+        force=not results_on_stdout,
     )  # fmt: skip
     logging.getLogger("rdrec_hf").setLevel(level)
     if not results_on_stdout:
