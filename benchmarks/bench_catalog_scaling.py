@@ -59,6 +59,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=6, help="timed training steps (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     parser.add_argument("--negatives", type=int, default=1024, help="sampled_softmax_negatives")
+    parser.add_argument("--sparse-embedding-gradients", action="store_true",
+                        help="the sampled points with `sparse_embedding_gradients` (row-sparse gradients, lazy AdamW)")
     parser.add_argument("--recommend-batches", type=int, nargs="+", default=[1, 64], help="users per top-10 call")
     parser.add_argument("--recommend-repeats", type=int, default=3, help="timed calls per batch size")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steady timings on shared cores)")
@@ -95,6 +97,16 @@ def write_synthetic_p5(folder: Path, num_items: int, num_users: int, zipf_per_us
     return folder
 
 
+def sparse_rows(softmax: str, options: argparse.Namespace) -> bool:
+    """Whether a point trains with `sparse_embedding_gradients` (the sampled softmax's option)."""
+    return softmax == "sampled" and options.sparse_embedding_gradients
+
+
+def point_key(point: dict) -> tuple:
+    """What tells two training points apart (a rerun replaces the point of the same key)."""
+    return point["catalog"], point["softmax"], point.get("sparse_embedding_gradients", False)
+
+
 def train_point(folder: str, softmax: str, options: argparse.Namespace, output_dir: str) -> dict:
     """Prepare + build + a few training steps of one (catalog, softmax) point; saves the checkpoint."""
     from rdrec_hf.data import load_tokenizer
@@ -120,6 +132,7 @@ def train_point(folder: str, softmax: str, options: argparse.Namespace, output_d
         learning_rate=1e-3, logging_steps=10_000, save_strategy="no", do_eval=False, rank_eval=False, use_cpu=True,
         report_to="none", seed=options.seed, task_mixture="0:1:0:0", ranking_softmax=softmax,
         sampled_softmax_negatives=min(options.negatives, num_items), disable_tqdm=True,
+        sparse_embedding_gradients=sparse_rows(softmax, options),
     )
     model_args = ModelArguments(model_preset=options.model_preset, config_overrides=options.config_overrides)
     started = time.perf_counter()
@@ -245,18 +258,19 @@ def main(args: argparse.Namespace) -> dict:
     for catalog, softmax in tqdm(cases, desc="catalog points", unit="point"):
         folder = write_synthetic_p5(work / f"p5_{catalog}_u{args.users}_z{args.zipf_per_user}_s{args.seed}", catalog,
                                     args.users, args.zipf_per_user, args.seed)
-        checkpoint = work / f"student_{catalog}_{softmax}"
+        checkpoint = work / f"student_{catalog}_{softmax}{'_sparse' if sparse_rows(softmax, args) else ''}"
         trained = run_isolated(train_point, str(folder), softmax, args, str(checkpoint))
         recommended = run_isolated(recommend_point, str(checkpoint), args)
-        point = {"catalog": catalog, "softmax": softmax, "step_s": trained.pop("step_s"),
+        point = {"catalog": catalog, "softmax": softmax, "sparse_embedding_gradients": sparse_rows(softmax, args),
+                 "step_s": trained.pop("step_s"),
                  "peak_rss_mib": trained.pop("peak_rss_mib"),
                  "recommend_ms_per_user": recommended.pop("recommend_ms_per_user"),
                  "recommend_peak_rss_mib": recommended.pop("peak_rss_mib"), "load_s": recommended.pop("load_s"),
                  **trained, **recommended}
         tqdm.write(json.dumps(point))
         points.append(point)
-    measured = {(point["catalog"], point["softmax"]) for point in points}
-    kept = [point for point in previous if (point["catalog"], point["softmax"]) not in measured]
+    measured = {point_key(point) for point in points}
+    kept = [point for point in previous if point_key(point) not in measured]
     result = json.loads(output.read_text(encoding="utf-8")) if output.is_file() else {}
     command = "benchmarks/bench_catalog_scaling.py " + " ".join(
         f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
@@ -269,7 +283,7 @@ def main(args: argparse.Namespace) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {"student": f"{args.model_preset} + {args.config_overrides}", "task": "sequential",
                      "batch_size": args.batch_size, "negatives": args.negatives, "users": args.users},
-        "points": sorted(kept + points, key=lambda point: (point["catalog"], point["softmax"])),
+        "points": sorted(kept + points, key=point_key),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

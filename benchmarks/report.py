@@ -727,7 +727,8 @@ def catalog_scaling(results: Results) -> str:
         return " / ".join(f"{point['recommend_ms_per_user'][batch]:.1f}" for batch in ("1", "64")
                           if batch in point["recommend_ms_per_user"])
 
-    rows = [[f"{point['catalog']:,}", point["softmax"], f"{point['step_s']:.3f}", f"{point['peak_rss_mib']:.0f}",
+    rows = [[f"{point['catalog']:,}", point["softmax"] + (", sparse rows" if point.get("sparse_embedding_gradients") else ""),
+             f"{point['step_s']:.3f}", f"{point['peak_rss_mib']:.0f}",
              per_user(point), f"{point['recommend_peak_rss_mib']:.0f}", f"{point['load_s']:.2f}",
              f"{point['checkpoint_mib']:.0f}"] for point in run["points"]]
     header = ["catalog", "softmax", "step s", "train peak MiB", "top-10 ms/user (batch 1 / 64)",

@@ -325,7 +325,9 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         if self.config.scale_decoder_outputs:
             hidden = hidden * (self.config.d_model**-0.5)
         if output_token_rows is None:
-            logits = hidden @ self.lm_head.weight[output_token_ids].T  # [B, T, K]
+            # The rows as an embedding lookup: with sparse embedding gradients, a [K, D] gradient, not [V, D].
+            rows = nn.functional.embedding(output_token_ids, self.lm_head.weight, sparse=self.shared.sparse)
+            logits = hidden @ rows.T  # [B, T, K]
             restricted_logits = logits
         else:
             logits = self.lm_head(hidden)  # [B, T, V]
@@ -368,6 +370,15 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         return nn.functional.cross_entropy(
             logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
         ).view_as(labels)
+
+    def set_sparse_embedding_gradients(self, enabled: bool = True) -> None:
+        """Row-sparse gradients for the token embedding: the encoder and decoder lookups and the output rows that
+        `output_token_ids` reads give a gradient of the rows used, not a dense `[V, D]` one (for catalogs of
+        100,000+ items). An optimizer must then take sparse gradients (`rdrec_hf.training.LazyRowAdamW`). The
+        whole-vocabulary output layer (`lm_head`, text targets) still gives a dense gradient."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding) and module.weight is self.shared.weight:
+                module.sparse = enabled
 
     # --------------------------------------------------------------------------------------- prompts
     def prepare_prompts(

@@ -16,11 +16,13 @@ from .rdrec_config import (
 from .rdrec_trainer import RDRecTrainer, mean_task_losses, per_example_loss, task_loss_totals
 from .callbacks import SetEpochCallback
 from .lora import rdrec_lora_config
+from .optimization import LazyRowAdamW
 from .student import build_student, load_student_tokenizer
 
 __all__ = [
     "Bnb4bitQuantType",
     "DataArguments",
+    "LazyRowAdamW",
     "ModelArguments",
     "RankingSoftmax",
     "SampledNegatives",

@@ -370,6 +370,14 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
         default=0.75,
         metadata={"help": "Exponent of the popularity in `sampled_softmax_distribution: popularity` (0: uniform)."},
     )
+    sparse_embedding_gradients: bool = field(
+        default=False,
+        metadata={"help": "With `ranking_softmax: sampled` and ranking tasks only: the token embedding gets row-sparse "
+                  "gradients and `LazyRowAdamW` updates only the rows a step read (lazy Adam: the other rows are "
+                  "neither decayed nor moved by their momentum), so a step's cost stops growing with the catalog "
+                  "(for 100,000+ items; BENCHMARKS.md section 5). Needs the `adamw_torch` or `adamw_torch_fused` "
+                  "optimizer and one process."},
+    )
     text_softmax_excludes_items: bool = field(
         default=False,
         metadata={"help": "With `ranking_softmax: catalog`, text targets normalise over the vocabulary without the "
@@ -456,6 +464,9 @@ class RDRecTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"sampled_softmax_negatives must be at least 1, got {self.sampled_softmax_negatives}")
         if self.sampled_softmax_alpha < 0:
             raise ValueError(f"sampled_softmax_alpha must be non-negative, got {self.sampled_softmax_alpha}")
+        if self.sparse_embedding_gradients and self.ranking_softmax is not RankingSoftmax.SAMPLED:
+            raise ValueError("sparse_embedding_gradients needs ranking_softmax=sampled (the catalog and vocabulary "
+                             "softmaxes read every item row each step)")
         if self.distill_topn and self.recommender_distillation_weight == 0:
             raise ValueError("distill_topn needs recommender_distillation_weight > 0")
         if self.text_softmax_excludes_items and self.ranking_softmax is not RankingSoftmax.CATALOG:

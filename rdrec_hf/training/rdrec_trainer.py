@@ -9,6 +9,7 @@ What it adds (everything else is the parent's, reached through ``super()``):
 - ``ranking_softmax: sampled``: in training, the ranking targets against negatives drawn once per step for the
   whole batch (seeded from ``args.seed``), logQ-corrected, as the model's ``output_token_log_q``; in evaluation,
   the catalog softmax;
+- ``sparse_embedding_gradients``: row-sparse embedding gradients, ``LazyRowAdamW`` and a clipping that takes them;
 - ranking metrics of validation users (HR@k, NDCG@k of sequential and top-N) at each evaluation when
   ``args.rank_eval`` and a project dataset are given;
 - a model card (``hub_cards/model_card.md``) and the item catalog written beside every saved model.
@@ -33,6 +34,7 @@ from ..models.modeling_rdrec import draw_shared_negatives
 from ..models.tasks import NUM_TASKS, RANKING_TASKS, Task
 from .model_card import render_model_card
 from .rdrec_config import MEAN_TASK_LOSS, EarlyStoppingCount, RankingSoftmax, RDRecTrainingArguments, SampledNegatives
+from .optimization import LazyRowAdamW, clip_grad_norm_
 from .callbacks import CumulativeEarlyStoppingCallback, SetEpochCallback, TimeBudgetCallback
 from .resampling import EpochLengthGroupedSampler
 
@@ -212,6 +214,8 @@ class RDRecTrainer(Seq2SeqTrainer):
         # With text tasks in the mixture each row keeps its own softmax (ranking: the item tokens, text: the
         # vocabulary) and the logits span the vocabulary; decided once, not by parsing the mixture every step.
         self._per_row_softmax = self._catalog_token_ids is not None and args.has_text_tasks
+        if args.sparse_embedding_gradients:
+            self._use_sparse_embedding_gradients()
         self._ranking_task_ids = torch.tensor([int(task) for task in RANKING_TASKS])
         self._distilled_task_ids = torch.tensor([int(Task.SEQUENTIAL)] + ([int(Task.TOPN)] if args.distill_topn else []))
         self.recommender_teacher = None
@@ -222,6 +226,31 @@ class RDRecTrainer(Seq2SeqTrainer):
             tokens = torch.tensor([token_ids[0] for token_ids in self._base_model().item_index.token_ids])
             self._teacher_column_of_student = (torch.searchsorted(self._distilled_token_ids, tokens).argsort() + 1).to(device)
             self._distilled_token_ids = self._distilled_token_ids.to(device)
+
+    def _use_sparse_embedding_gradients(self) -> None:
+        """`sparse_embedding_gradients`: refuses what would make the gradient dense or cannot take a sparse one."""
+        if self._per_row_softmax:
+            raise ValueError("sparse_embedding_gradients needs a mixture of ranking tasks only: the text targets' "
+                             "softmax over the vocabulary reads every embedding row")
+        if self.accelerator.num_processes > 1:
+            raise ValueError("sparse_embedding_gradients runs in one process (DDP reduces dense gradients)")
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        if optimizer_cls is not torch.optim.AdamW:
+            raise ValueError(f"sparse_embedding_gradients needs optim adamw_torch or adamw_torch_fused, got "
+                             f"{self.args.optim}")
+        self.optimizer_cls_and_kwargs = (LazyRowAdamW, optimizer_kwargs)
+        self.model.set_sparse_embedding_gradients(True)
+
+    def _clip_grad_norm(self, model):
+        """The parent's clipping, or with sparse embedding gradients one that takes them (the parent's cannot)."""
+        if not self.args.sparse_embedding_gradients:
+            return super()._clip_grad_norm(model)
+        return clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        if grad_norm is None and self.args.sparse_embedding_gradients:  # max_grad_norm 0: measured, not clipped
+            grad_norm = clip_grad_norm_(model.parameters(), float("inf"))
+        return super()._get_grad_norm(model, grad_norm)
 
     def _sampling_distribution(self, rec_data: DatasetDict | None) -> torch.Tensor | None:
         """The distribution of `ranking_softmax: sampled`'s negatives over the token-sorted catalog columns (None:
