@@ -23,11 +23,13 @@ from ..data import (
     numbering_of,
 )
 from ..models import ItemIndex
+from ..models.sasrec import SASRecConfig, SASRecTrainingConfig
 from ..models.tasks import Task, TaskKind
 from ..paths import seed_run_dir
 from ..data.collator import MODEL_COLUMNS
 from ..data.loading import DataArguments, load_training_data
-from .rdrec_config import ItemEmbeddingInit, ModelArguments, RDRecTrainingArguments
+from .memory import available_memory_bytes, check_training_memory, sasrec_start_bytes, student_training_bytes
+from .rdrec_config import ItemEmbeddingInit, ModelArguments, RankingSoftmax, RDRecTrainingArguments
 from .checkpoints import resolve_checkpoint
 from .rdrec_trainer import RDRecTrainer
 from .student import build_student, describe_student, init_item_embeddings, load_student_tokenizer
@@ -80,6 +82,32 @@ def check_text_tasks_have_data(training_args: RDRecTrainingArguments, tasks: Seq
                        ", ".join(task.name.lower() for task in wanted))
 
 
+def training_memory_estimate(model, item_index, model_args: ModelArguments,
+                             training_args: RDRecTrainingArguments) -> dict[str, int]:
+    """The dominant memory of a training step (`rdrec_hf.training.memory`) for this student, catalog and softmax,
+    and of the SASRec start when there is one: checked before the start and the training run."""
+    ranking_only = not training_args.has_text_tasks
+    one_token_targets = ranking_only and item_index.is_single_token
+    width = model.get_input_embeddings().num_embeddings  # the vocabulary softmax; text rows always have it
+    if ranking_only and training_args.ranking_softmax is RankingSoftmax.CATALOG:
+        width = len(item_index)
+    elif ranking_only and training_args.ranking_softmax is RankingSoftmax.SAMPLED:
+        width = min(training_args.sampled_softmax_negatives + training_args.per_device_train_batch_size, len(item_index))
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    embedding = model.get_input_embeddings().weight
+    parts = student_training_bytes(
+        sum(parameter.numel() for parameter in trainable),
+        embedding.numel() if any(parameter is embedding for parameter in trainable) else 0,
+        training_args.per_device_train_batch_size, 1 if one_token_targets else training_args.max_target_length,
+        width, training_args.sparse_embedding_gradients,
+    )
+    if model_args.item_embedding_init is ItemEmbeddingInit.SASREC:
+        config = SASRecConfig(num_items=len(item_index), hidden_size=embedding.shape[1])
+        parts |= sasrec_start_bytes(len(item_index), config.hidden_size, SASRecTrainingConfig.batch_size,
+                                    config.max_history_length, model_args.item_embedding_init_negatives)
+    return parts
+
+
 def build_trainer(
     model_args: ModelArguments, data_args: DataArguments, training_args: RDRecTrainingArguments
 ) -> RDRecTrainer:
@@ -119,6 +147,8 @@ def build_trainer(
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
     check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
                     f"dataset {data_args.dataset}")  # fmt: skip
+    check_training_memory(training_memory_estimate(base_model, item_index, model_args, training_args),
+                          available_memory_bytes(training_args.device), training_args.device)
     # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: a benchmark's budget counts it.
     wall, cpu = time.perf_counter(), time.process_time()
     recommender = None
