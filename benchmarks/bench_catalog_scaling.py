@@ -273,8 +273,10 @@ def main(args: argparse.Namespace) -> dict:
     kept = [point for point in previous if point_key(point) not in measured]
     result = json.loads(output.read_text(encoding="utf-8")) if output.is_file() else {}
     command = "benchmarks/bench_catalog_scaling.py " + " ".join(
-        f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
-        for key, value in vars(args).items() if key not in ("output", "work_dir", "topk_only", "chunk_size"))
+        f"--{key.replace('_', '-')}" + ("" if value is True else
+                                        f" {' '.join(map(str, value)) if isinstance(value, list) else value}")
+        for key, value in vars(args).items()
+        if key not in ("output", "work_dir", "topk_only", "chunk_size") and value is not False)
     result |= {
         "command": command,
         # The points of one file may come from several runs (one catalog at a time): every run's command, in order.
