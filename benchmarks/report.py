@@ -746,6 +746,26 @@ def catalog_scaling(results: Results) -> str:
     return text
 
 
+@table("catalog_quality", "item_ids_catalog_recipe.json", "item_ids_sampled_recipe.json",
+       "item_ids_sampled_sparse_recipe.json", optional=True)
+def catalog_quality(results: Results) -> str:
+    """``bench_item_ids.py --variant ...``: beauty's catalog recipe with its softmax, the sampled softmax, and the
+    sampled softmax with sparse embedding gradients; the same seeds and 5,000 test users."""
+    catalog = results["item_ids_catalog_recipe.json"]["results"]["independent"]["sequential"]["model"]["ndcg@10"]
+    rows = []
+    for name in ("item_ids_catalog_recipe.json", "item_ids_sampled_recipe.json", "item_ids_sampled_sparse_recipe.json"):
+        run = results[name]
+        ndcg = run["results"]["independent"]["sequential"]["model"]["ndcg@10"]
+        cpu = run["training_cpu_minutes"]["independent"]
+        rows.append([run["variant"], " ".join(run["train_args"]) or "(the recipe)",
+                     ", ".join(map(str, run["seeds_of"]["independent"])),
+                     ", ".join(metric(value) for value in ndcg["values"]), seeded(ndcg), f"{ndcg['mean'] / catalog['mean']:.3f}x",
+                     f"{sum(cpu) / len(cpu):.1f}"])
+    header = ["variant", "training options beside the recipe", "seeds", "test NDCG@10 per seed", "mean",
+              "against the catalog softmax", "CPU minutes (mean)"]
+    return markdown_table(header, rows, "lllrrrr")
+
+
 @table("serving", "serving.json", optional=True)
 def serving(results: Results) -> str:
     """``bench_serving.py``: requests/s and latency of `rdrec-hf serve`, batched against unbatched, per concurrency."""
