@@ -124,7 +124,7 @@ class Bench:
             torch.manual_seed(args.seed)
             self.model = RDRecForConditionalGeneration(RDRecConfig.from_preset(args.preset)).eval().to(self.device)
             self.independent_model = RDRecForConditionalGeneration(
-                RDRecConfig.from_preset(args.preset, vocab_size=len(self.independent_tokenizer))
+                RDRecConfig.from_preset(args.preset, vocab_size=self.independent_index.vocab_size)
             ).eval().to(self.device)
         self.users = first_users(dataset_dir, max([args.batch_size, *args.batch_sizes]))
 

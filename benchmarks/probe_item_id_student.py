@@ -64,11 +64,10 @@ if args.mode == "lib":
     scheme.add_tokens(tok, item_ids)
     index = ItemIndex.from_catalog(item_ids, tok, original_ids=data["items"]["original_id"], scheme=scheme)
     model = build_student(margs, tok, args.seed, False, index)
-    init_item_embeddings(model, data, tok, index, "svd", args.seed)
+    init_item_embeddings(model, data, index, "svd", args.seed)
+    item_token_ids = torch.tensor(index.item_token_ids)
     with torch.no_grad():
-        rows = torch.tensor(tok.convert_tokens_to_ids(scheme.new_tokens(item_ids)))
-        model.get_input_embeddings().weight[rows] *= args.svd_scale
-    item_token_ids = torch.tensor(tok.convert_tokens_to_ids(scheme.new_tokens(item_ids)))
+        model.get_input_embeddings().weight[item_token_ids] *= args.svd_scale
     def source(user_id, history, rng=None):
         if args.prompt == "history":
             return mention_list(history[-20:], scheme)

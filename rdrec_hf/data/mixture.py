@@ -7,8 +7,9 @@ entries), so a prompt's tokens are its words' tokens laid end to end, then EOS
 
 - at build (:class:`PromptWords`), every word a prompt can hold is tokenised once: each template's fixed
   words, each user's mention as the templates write it (``user_12``, ``user_12:``), each item's mention, and
-  the text targets; whole-word ids come from the same character offsets as
-  :func:`rdrec_hf.models.prompting.encode_prompts`. The words are then composed once into the pieces prompts
+  the text targets; item mentions become ids and whole-word ids come from character offsets as in
+  :func:`rdrec_hf.models.prompting.encode_prompts` (both through
+  :func:`rdrec_hf.models.item_ids.tokenize_with_item_ids`). The words are then composed once into the pieces prompts
   are laid from (:class:`TokenPieces`): per ranking template the text before its list for every user and the
   text after it, per text template every review prompt, every item's mention;
 - an epoch's draw (:meth:`TrainingMixture.set_epoch`) draws segments, positives, negatives and templates as
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
-from ..models.item_ids import ItemIdScheme
+from ..models.item_ids import ItemIdScheme, as_list, tokenize_with_item_ids
 from ..models.prompting import MAX_HISTORY_ITEMS, whole_word_ids
 from ..models.tasks import TASK_SPECS, Task, TaskKind
 from .ragged import (
@@ -130,7 +131,7 @@ class PromptWords:
     filled as rows of word indices.
 
     Args:
-        tokenizer: a fast tokenizer holding the scheme's new tokens.
+        tokenizer: a fast tokenizer holding the scheme's new tokens (`ItemIdScheme.add_tokens`).
         scheme: the catalog's item-id scheme. user_ids / item_ids: the dataset's users and catalog, in order.
         tasks: the tasks whose templates are needed.
     """
@@ -150,7 +151,7 @@ class PromptWords:
             words.extend(pattern.format(user=user_id) for user_id in user_ids)
         self.item_word = np.arange(len(words), len(words) + len(item_ids))
         words.extend(scheme.mention(item_id) for item_id in item_ids)
-        encoded = tokenizer(words, add_special_tokens=False, return_offsets_mapping=True)
+        encoded = tokenize_with_item_ids(tokenizer, words, add_special_tokens=False)
         ordinals = [whole_word_ids(word, offsets) for word, offsets in zip(words, encoded["offset_mapping"])]
         self.eos_word = len(words)  # EOS closes every prompt; it has no text
         words.append("")
@@ -263,7 +264,7 @@ class TrainingMixture(torch.utils.data.Dataset):
         self.seed_of_epoch = seed_of_epoch
         scheme = item_id_scheme(data)
         users, items = data[USERS], data[ITEMS]
-        self.user_ids, self.item_ids = list(users["user_id"]), list(items["item_id"])
+        self.user_ids, self.item_ids = as_list(users["user_id"]), as_list(items["item_id"])
         user_index = {user_id: index for index, user_id in enumerate(self.user_ids)}
         item_index = {item_id: index for index, item_id in enumerate(self.item_ids)}
         # Negatives are drawn as catalog numbers 1..N (the schema's integer ids): each row's number and back.

@@ -4,8 +4,9 @@ Hub custom code: this file imports only ``torch`` and ``transformers`` (it is co
 
 The decoder target of an item comes from its [`ItemIdScheme`] (``"1234"`` with the text schemes:
 ``["▁12", "34", "</s>"]`` with the T5 vocabulary; ``["<item_1234>"]`` with independent ids). Targets either
-all end with EOS or all have the same length, so the trie's leaves are exactly the catalog items. The trie is stored as tensors so a whole batch of beams is masked
-with a few vectorised gathers per decoding step.
+all end with EOS or all have the same length, so the trie's leaves are exactly the catalog items. The trie is
+stored as tensors so a whole batch of beams is masked with a few vectorised gathers per decoding step.
+Arithmetic independent ids ([`item_ids.item_token_id`]) are saved as their offset alone, not one list per item.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor
 
-from .item_ids import ItemIdScheme, ItemIndexing
+from .item_ids import ItemIdScheme, ItemIndexing, as_list, item_token_id
 
 ITEM_INDEX_FILE = "item_index.json"
-ITEM_INDEX_FORMAT_VERSION = 2  # 2: the item-id scheme (with collaborative codes) replaces "indexing"
+# 2: the item-id scheme (with collaborative codes) replaces "indexing". 3: columns (item_ids, original_ids, token_ids)
+# instead of one object per item, and arithmetic ids as "item_token_offset" without token_ids (a million items:
+# 74 MB and 6.6 s to load before).
+ITEM_INDEX_FORMAT_VERSION = 3
 
 
 class ItemIndex:
     """A catalog of item ids with their target token sequences and the prefix trie over them.
 
     Build with [`ItemIndex.from_catalog`]; persist with [`save`]/[`load`] (one JSON file, `ITEM_INDEX_FILE`).
+    `token_ids` may be None with `item_token_offset` (arithmetic `independent` ids): item i's target is then
+    `[item_token_id(item_ids[i], item_token_offset)]`.
 
     Trie tensors (N nodes, node 0 the root, E edges sorted by `parent * vocab_size + token`):
         edge_keys `[E]`: `parent * vocab_size + token`; edge_child `[E]`: the child node;
@@ -42,26 +48,35 @@ class ItemIndex:
     def __init__(
         self,
         item_ids: Sequence[str],
-        token_ids: Sequence[Sequence[int]],
+        token_ids: Sequence[Sequence[int]] | None,
         vocab_size: int,
         eos_token_id: int,
         original_ids: Sequence[str] | None = None,
         scheme: ItemIdScheme | ItemIndexing | str = ItemIndexing.SEQUENTIAL,
         numbering: Mapping | None = None,
+        item_token_offset: int | None = None,
     ):
-        item_ids = [str(item_id) for item_id in item_ids]
+        item_ids = [str(item_id) for item_id in as_list(item_ids)]
         if not item_ids:
             raise ValueError("ItemIndex: the catalog is empty; at least one item id is needed")
-        if len(token_ids) != len(item_ids):
+        self.scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
+        if (token_ids is None) == (item_token_offset is None):
+            raise ValueError("ItemIndex: give either token_ids or item_token_offset (arithmetic independent ids)")
+        if item_token_offset is not None and self.scheme.indexing is not ItemIndexing.INDEPENDENT:
+            raise ValueError(f"ItemIndex: item_token_offset is for independent ids, not {self.scheme.indexing.value}")
+        if token_ids is not None and len(token_ids) != len(item_ids):
             raise ValueError(f"ItemIndex: {len(item_ids)} item ids but {len(token_ids)} token sequences")
         if original_ids is not None and len(original_ids) != len(item_ids):
             raise ValueError(f"ItemIndex: {len(item_ids)} item ids but {len(original_ids)} original ids")
         self.item_ids = item_ids
-        self.token_ids = [list(map(int, tokens)) for tokens in token_ids]
-        self.original_ids = [str(o) for o in original_ids] if original_ids is not None else list(item_ids)
+        self.item_token_offset = None if item_token_offset is None else int(item_token_offset)
+        if token_ids is not None:
+            self.token_ids = [list(map(int, tokens)) for tokens in token_ids]
+        else:  # one tensor instead of a million one-token lists (`token_ids` is derived when read)
+            self._arithmetic_tokens = torch.tensor([item_token_id(item, self.item_token_offset) for item in item_ids])
+        self.original_ids = [str(o) for o in as_list(original_ids)] if original_ids is not None else list(item_ids)
         self.vocab_size = int(vocab_size)
         self.eos_token_id = int(eos_token_id)
-        self.scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
         # Where the numbering came from (the dataset's indexing, seed and source), named when a dataset disagrees.
         self.numbering = dict(numbering) if numbering is not None else None
         self.position = {item_id: position for position, item_id in enumerate(item_ids)}
@@ -82,16 +97,21 @@ class ItemIndex:
         """Tokenise each item's target (`scheme.target_token_ids`) and build the trie.
 
         `original_ids[i]` is the source id (e.g. the asin) of `item_ids[i]`; it defaults to the id itself.
-        The tokenizer must already hold the scheme's new tokens (`scheme.add_tokens`).
+        The tokenizer must already hold the scheme's new tokens (`scheme.add_tokens`). With arithmetic item tokens
+        the vocabulary runs past the tokenizer's own tokens to the last item's.
         """
-        item_ids = [str(item_id) for item_id in item_ids]
+        item_ids = [str(item_id) for item_id in as_list(item_ids)]
         if not item_ids:
             raise ValueError("ItemIndex.from_catalog: the catalog is empty; at least one item id is needed")
         if tokenizer.eos_token_id is None:
             raise ValueError("ItemIndex.from_catalog: the tokenizer has no EOS token; item targets must end with one")
         scheme = scheme if isinstance(scheme, ItemIdScheme) else ItemIdScheme(scheme)
-        token_ids = scheme.target_token_ids(item_ids, tokenizer)
-        return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, scheme, numbering)
+        offset = scheme.arithmetic_offset(tokenizer)
+        if offset is None:
+            token_ids = scheme.target_token_ids(item_ids, tokenizer)
+            return cls(item_ids, token_ids, len(tokenizer), tokenizer.eos_token_id, original_ids, scheme, numbering)
+        vocab_size = max(len(tokenizer), 1 + max(item_token_id(item_id, offset) for item_id in item_ids))
+        return cls(item_ids, None, vocab_size, tokenizer.eos_token_id, original_ids, scheme, numbering, offset)
 
     @property
     def indexing(self) -> ItemIndexing:
@@ -101,6 +121,19 @@ class ItemIndex:
     def is_single_token(self) -> bool:
         """Every target is one token (independent ids): one decoder step scores the whole catalog exactly."""
         return not self.scheme.ends_with_eos and self.max_length == 1
+
+    @functools.cached_property
+    def token_ids(self) -> list[list[int]]:
+        """Target token ids of each item, in catalog order (set by `__init__` unless the ids are arithmetic)."""
+        return [[token] for token in self._arithmetic_tokens.tolist()]
+
+    @property
+    def item_token_ids(self) -> list[int]:
+        """The id of each item's own token (``<item_N>``: its last target token before EOS), in catalog order."""
+        if not self.indexing.has_item_token:
+            raise ValueError(f"{self.indexing.value} ids have no token per item")
+        own = -2 if self.scheme.ends_with_eos else -1
+        return [tokens[own] for tokens in self.token_ids]
 
     @functools.cached_property
     def new_token_ids(self) -> list[int]:
@@ -119,9 +152,12 @@ class ItemIndex:
         """The trie of one-token ids without EOS (independent ids) with tensor operations, as
         `_build_trie_item_by_item` numbers it (item i's leaf is node i + 1): a million items in a second instead
         of a Python loop over them. False, building nothing, when an id breaks the rule (the loop names it)."""
-        if self.scheme.ends_with_eos or any(len(tokens) != 1 for tokens in self.token_ids):
+        if self.item_token_offset is not None:
+            tokens = self._arithmetic_tokens
+        elif self.scheme.ends_with_eos or any(len(tokens) != 1 for tokens in self.token_ids):
             return False
-        tokens = torch.tensor([tokens[0] for tokens in self.token_ids], dtype=torch.long)
+        else:
+            tokens = torch.tensor([tokens[0] for tokens in self.token_ids], dtype=torch.long)
         bad = (tokens < 0) | (tokens >= self.vocab_size) | (tokens == self.eos_token_id)
         if bad.any() or tokens.unique().numel() != len(tokens):
             return False
@@ -306,7 +342,8 @@ class ItemIndex:
         return counts
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the catalog (ids, original ids, item-id scheme, target tokens) to `directory/ITEM_INDEX_FILE`."""
+        """Write the catalog (ids, original ids, item-id scheme, target tokens or their arithmetic offset) to
+        `directory/ITEM_INDEX_FILE`."""
         path = Path(directory) / ITEM_INDEX_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -316,17 +353,18 @@ class ItemIndex:
             "vocab_size": self.vocab_size,
             "eos_token_id": self.eos_token_id,
             "numbering": self.numbering,
-            "items": [
-                {"item_id": i, "original_id": o, "token_ids": t}
-                for i, o, t in zip(self.item_ids, self.original_ids, self.token_ids)
-            ],
+            "item_token_offset": self.item_token_offset,
+            "item_ids": self.item_ids,
+            "original_ids": self.original_ids,
+            **({"token_ids": self.token_ids} if self.item_token_offset is None else {}),
         }
         path.write_text(json.dumps(payload, ensure_ascii=False, indent=0), encoding="utf-8")
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ItemIndex":
-        """Read a catalog written by [`save`]; `path` is the file or the folder holding `ITEM_INDEX_FILE`."""
+        """Read a catalog written by [`save`] (or by earlier versions: one object per item); `path` is the file or
+        the folder holding `ITEM_INDEX_FILE`."""
         path = Path(path)
         if path.is_dir():
             path = path / ITEM_INDEX_FILE
@@ -335,31 +373,46 @@ class ItemIndex:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
         if not isinstance(payload, dict):
-            raise ValueError(f"{path}: an item index is a JSON object with an \"items\" list, not a {type(payload).__name__}")
+            raise ValueError(f"{path}: an item index is a JSON object with the catalog's item ids, not a "
+                             f"{type(payload).__name__}")
         version = payload.get("format_version")
-        if version not in (1, ITEM_INDEX_FORMAT_VERSION):
+        if version not in (1, 2, ITEM_INDEX_FORMAT_VERSION):
             raise ValueError(f"{path}: item index format_version {version!r}, expected {ITEM_INDEX_FORMAT_VERSION}")
         for key in ("vocab_size", "eos_token_id", "scheme" if version > 1 else "indexing"):
             if key not in payload:
                 raise ValueError(f"{path}: no {key!r}; the file is not an item index written by ItemIndex.save")
         # Version 1 catalogs hold text ids only: their "indexing" is the whole scheme.
         scheme = ItemIdScheme.from_dict(payload["scheme"]) if version > 1 else ItemIdScheme(payload["indexing"])
-        items = payload.get("items")
-        if not isinstance(items, list):
-            raise ValueError(f"{path}: no \"items\" list")
-        for number, entry in enumerate(items):
-            missing = [key for key in ("item_id", "original_id", "token_ids") if not isinstance(entry, dict) or key not in entry]
-            if missing:
-                raise ValueError(f"{path}: items[{number}] lacks {missing}; every entry needs item_id, original_id and token_ids")
-        return cls(
-            [entry["item_id"] for entry in items],
-            [entry["token_ids"] for entry in items],
-            payload["vocab_size"],
-            payload["eos_token_id"],
-            [entry["original_id"] for entry in items],
-            scheme,
-            payload.get("numbering"),
-        )
+        columns = _catalog_columns(payload, path) if version > 2 else _item_columns(payload, path)
+        return cls(columns["item_ids"], columns.get("token_ids"), payload["vocab_size"], payload["eos_token_id"],
+                   columns["original_ids"], scheme, payload.get("numbering"), payload.get("item_token_offset"))
+
+
+def _catalog_columns(payload: dict, path: Path) -> dict[str, list]:
+    """The catalog's columns of a version 3 file (`token_ids` only without an arithmetic `item_token_offset`)."""
+    names = ["item_ids", "original_ids"] + (["token_ids"] if payload.get("item_token_offset") is None else [])
+    columns = {name: payload.get(name) for name in names}
+    wrong = [name for name, column in columns.items() if not isinstance(column, list)]
+    if wrong:
+        raise ValueError(f"{path}: no {wrong[0]!r} list; the file is not an item index written by ItemIndex.save")
+    lengths = {name: len(column) for name, column in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{path}: the catalog's columns differ in length: {lengths}")
+    return columns
+
+
+def _item_columns(payload: dict, path: Path) -> dict[str, list]:
+    """The catalog's columns of a version 1 or 2 file (an "items" list of one object per item)."""
+    items = payload.get("items")
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: no \"items\" list")
+    keys = {"item_ids": "item_id", "original_ids": "original_id", "token_ids": "token_ids"}
+    for number, entry in enumerate(items):
+        missing = [key for key in keys.values() if not isinstance(entry, dict) or key not in entry]
+        if missing:
+            raise ValueError(f"{path}: items[{number}] lacks {missing}; every entry needs item_id, original_id and "
+                             "token_ids")
+    return {column: [entry[key] for entry in items] for column, key in keys.items()}
 
 
 class ItemTrieLogitsProcessor(LogitsProcessor):

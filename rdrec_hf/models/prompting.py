@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing
+from .item_ids import MENTION_PATTERN, ItemIdScheme, ItemIndexing, tokenize_with_item_ids
 from .tasks import RationaleKind, Task
 
 MAX_HISTORY_ITEMS = 20  # the paper's sequential window
@@ -114,13 +114,14 @@ def whole_word_ids(text: str, offsets: Sequence[Sequence[int]]) -> list[int]:
 
 
 def encode_prompts(tokenizer, texts: Sequence[str], max_length: int, return_tensors: str | None = None) -> dict:
-    """Tokenise prompts with truncation to ``max_length`` tokens.
+    """Tokenise prompts with truncation to ``max_length`` tokens, item mentions by the tokenizer's item-token rule
+    (:func:`rdrec_hf.models.item_ids.tokenize_with_item_ids`).
 
     Returns ``input_ids``, ``attention_mask`` and ``whole_word_ids``: lists of per-text lists, or with
     ``return_tensors="pt"`` right-padded ``LongTensor``s of shape ``[len(texts), longest]`` (whole-word ids
     padded with 0).
     """
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    encoded = tokenize_with_item_ids(tokenizer, texts, truncation=True, max_length=max_length)
     batch = {
         "input_ids": encoded["input_ids"],
         "attention_mask": encoded["attention_mask"],

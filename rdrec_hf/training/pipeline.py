@@ -88,21 +88,20 @@ def training_memory_estimate(model, item_index, model_args: ModelArguments,
     and of the SASRec start when there is one: checked before the start and the training run."""
     ranking_only = not training_args.has_text_tasks
     one_token_targets = ranking_only and item_index.is_single_token
-    width = model.get_input_embeddings().num_embeddings  # the vocabulary softmax; text rows always have it
+    width = model.config.vocab_size  # the vocabulary softmax; text rows always have it
     if ranking_only and training_args.ranking_softmax is RankingSoftmax.CATALOG:
         width = len(item_index)
     elif ranking_only and training_args.ranking_softmax is RankingSoftmax.SAMPLED:
         width = min(training_args.sampled_softmax_negatives + training_args.per_device_train_batch_size, len(item_index))
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    embedding = model.get_input_embeddings().weight
+    trainable = {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
     parts = student_training_bytes(
-        sum(parameter.numel() for parameter in trainable),
-        embedding.numel() if any(parameter is embedding for parameter in trainable) else 0,
+        sum(parameter.numel() for parameter in trainable.values()),
+        sum(parameter.numel() for name, parameter in trainable.items() if name.endswith("shared.weight")),
         training_args.per_device_train_batch_size, 1 if one_token_targets else training_args.max_target_length,
         width, training_args.sparse_embedding_gradients,
     )
     if model_args.item_embedding_init is ItemEmbeddingInit.SASREC:
-        config = SASRecConfig(num_items=len(item_index), hidden_size=embedding.shape[1])
+        config = SASRecConfig(num_items=len(item_index), hidden_size=model.config.d_model)
         parts |= sasrec_start_bytes(len(item_index), config.hidden_size, SASRecTrainingConfig.batch_size,
                                     config.max_history_length, model_args.item_embedding_init_negatives)
     return parts
@@ -115,9 +114,15 @@ def build_trainer(
     data = load_training_data(data_args)
     tokenizer = load_student_tokenizer(model_args)
     scheme = item_id_scheme(data)
-    added = scheme.add_tokens(tokenizer, data["items"]["item_id"])
+    items = data["items"]
+    added = scheme.add_tokens(tokenizer, items["item_id"])
+    # The catalog sizes the student's vocabulary: the tokenizer's tokens, then the item tokens (arithmetic
+    # independent ids run past the tokenizer, which holds their placeholder alone).
+    item_index = ItemIndex.from_catalog(items["item_id"], tokenizer, original_ids=items["original_id"], scheme=scheme,
+                                        numbering=numbering_of(data))  # fmt: skip
     if added:
-        logger.info("%s item ids: added %d tokens to the vocabulary (%d in all)", scheme.indexing.value, added, len(tokenizer))
+        logger.info("%s item ids: %d tokens added to the tokenizer (%d in all), a vocabulary of %d",
+                    scheme.indexing.value, added, len(tokenizer), item_index.vocab_size)
 
     train_dataset, tasks = build_training_dataset(
         data, tokenizer, training_args.task_weights,
@@ -139,9 +144,6 @@ def build_trainer(
         "training on %d examples per epoch (%s)%s", len(train_dataset), ", ".join(t.name.lower() for t in tasks),
         f", validating on {eval_dataset.num_rows}" if eval_dataset is not None else "",
     )
-    items = data["items"]
-    item_index = ItemIndex.from_catalog(items["item_id"], tokenizer, original_ids=items["original_id"], scheme=scheme,
-                                        numbering=numbering_of(data))  # fmt: skip
     model = build_student(model_args, tokenizer, training_args.seed, training_args.gradient_checkpointing, item_index)
     base_model = model.get_base_model() if model_args.use_peft else model
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
@@ -153,7 +155,7 @@ def build_trainer(
     wall, cpu = time.perf_counter(), time.process_time()
     recommender = None
     if model_args.item_embedding_init is not ItemEmbeddingInit.DEFAULT:
-        recommender = init_item_embeddings(base_model, data, tokenizer, item_index, model_args.item_embedding_init,
+        recommender = init_item_embeddings(base_model, data, item_index, model_args.item_embedding_init,
                              training_args.seed, scale=model_args.item_embedding_init_scale,
                              sasrec_max_epochs=model_args.item_embedding_init_max_epochs,
                              sasrec_patience=model_args.item_embedding_init_patience,

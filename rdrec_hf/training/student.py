@@ -54,18 +54,20 @@ def build_student(
     """The model to train.
 
     New weights (a preset model, or the whole-word / soft-prompt embeddings added to a plain T5) are drawn
-    from ``seed`` in a forked RNG, so the global RNG is neither used nor changed. A tokenizer larger than
-    the checkpoint's vocabulary (new item tokens) resizes the embeddings: transformers draws the new rows
-    from a normal with the old rows' mean and covariance. Quantised checkpoints are prepared for k-bit
-    training; with ``use_peft`` the result is a ``PeftModel`` whose soft prompts and whole-word embeddings
-    train fully and whose new item-token rows (those of ``item_index``'s scheme) train through PEFT's
-    ``trainable_token_indices`` (``rdrec_lora_config``).
+    from ``seed`` in a forked RNG, so the global RNG is neither used nor changed. The vocabulary is
+    ``item_index.vocab_size`` (the tokenizer's tokens and the catalog's item tokens, which run past the tokenizer
+    with arithmetic ids), else ``len(tokenizer)``; one larger than the checkpoint's (new item tokens) resizes the
+    embeddings: transformers draws the new rows from a normal with the old rows' mean and covariance.
+    Quantised checkpoints are prepared for k-bit training; with ``use_peft`` the result is a ``PeftModel``
+    whose soft prompts and whole-word embeddings train fully and whose new item-token rows (those of
+    ``item_index``'s scheme) train through PEFT's ``trainable_token_indices`` (``rdrec_lora_config``).
     """
     overrides = parse_config_overrides(model_args.config_overrides)
+    vocab_size = item_index.vocab_size if item_index is not None else len(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if model_args.model_preset is not None:
-            overrides.setdefault("vocab_size", max(T5_VOCAB_SIZE, len(tokenizer)))
+            overrides.setdefault("vocab_size", max(T5_VOCAB_SIZE, vocab_size))
             config = RDRecConfig.from_preset(model_args.model_preset, **overrides)
             model = RDRecForConditionalGeneration(config)
         else:
@@ -77,9 +79,9 @@ def build_student(
                 load_options["quantization_config"] = _quantization_config(model_args)
                 load_options["device_map"] = {"": PartialState().device}
             model = RDRecForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **load_options)
-            if len(tokenizer) > model.config.vocab_size:
-                logger.info("resizing the embeddings from %d to %d tokens", model.config.vocab_size, len(tokenizer))
-                model.resize_token_embeddings(len(tokenizer))
+            if vocab_size > model.config.vocab_size:
+                logger.info("resizing the embeddings from %d to %d tokens", model.config.vocab_size, vocab_size)
+                model.resize_token_embeddings(vocab_size)
     if not model_args.use_peft:
         return model
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -91,18 +93,13 @@ def build_student(
         alpha=model_args.lora_alpha,
         dropout=model_args.lora_dropout,
         target_modules=model_args.lora_target_modules,
-        new_token_ids=new_item_token_ids(item_index, tokenizer) if item_index is not None else (),
+        new_token_ids=item_index.new_token_ids if item_index is not None else (),
     )
     return get_peft_model(model, lora_config)
 
 
-def new_item_token_ids(item_index, tokenizer) -> list[int]:
-    """Vocabulary ids of the catalog scheme's new tokens (empty for numbers as text)."""
-    return tokenizer.convert_tokens_to_ids(item_index.scheme.new_tokens(item_index.item_ids))
-
-
 def init_item_embeddings(
-    model, data, tokenizer, item_index, method: ItemEmbeddingInit | str, seed: int, scale: float = 1.0,
+    model, data, item_index, method: ItemEmbeddingInit | str, seed: int, scale: float = 1.0,
     sasrec_max_epochs: int = SASRecTrainingConfig.max_epochs, sasrec_patience: int = SASRecTrainingConfig.patience,
     sasrec_negatives: int | None = None, device: torch.device | str = "cpu",
 ):
@@ -126,7 +123,6 @@ def init_item_embeddings(
     """
     from ..data import training_history
     from ..data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
-    from ..models.item_ids import item_token
 
     method = ItemEmbeddingInit(method)
     if method is ItemEmbeddingInit.DEFAULT:
@@ -148,7 +144,7 @@ def init_item_embeddings(
                    else spectral_item_embeddings(transition_graph(histories, len(item_index)), width, seed))
     factors = torch.from_numpy(factors)
     factors = factors * (scale * embeddings.detach().std() / factors.std().clamp(min=1e-12))
-    rows = torch.tensor(tokenizer.convert_tokens_to_ids([item_token(item) for item in item_index.item_ids]))
+    rows = torch.tensor(item_index.item_token_ids)
     with torch.no_grad():
         embeddings[rows] = 0.0
         embeddings[rows, :width] = factors.to(embeddings.dtype)

@@ -190,7 +190,7 @@ def test_sequential_targets_are_the_training_items_after_the_segment(t5_tokenize
         history = training_history(sequences[user])
         ends = [i + len(segment) for i in range(len(history)) if history[i : i + len(segment)] == segment]
         assert any(history[end : end + 3] == targets for end in ends), (segment, targets, history)
-        assert row["labels"] == tokenizer.convert_tokens_to_ids([f"<item_{item}>" for item in targets])
+        assert row["labels"] == [token for (token,) in scheme.target_token_ids(targets, tokenizer)]
         lengths.add(len(targets))
     assert lengths == {1, 2, 3}  # segments near the end of a history have fewer items after them
     with pytest.raises(ValueError, match="needs one-token item ids"):
@@ -234,6 +234,40 @@ def test_assembled_prompts_are_what_the_tokenizer_gives(indexing, t5_tokenizer):
             assert rows["whole_word_ids"] == expected["whole_word_ids"]
         templates = {" ".join(re.sub(r"user_\d+|item_\d+|<[^>]+>", "", source).split()) for source in rows["source_text"]}
         assert len(templates) == sum(len(prompt.templates) for spec in TASK_SPECS.values() for prompt in spec.prompts)
+
+
+def test_arithmetic_item_tokens_give_every_task_the_ids_of_a_token_per_item(t5_tokenizer):
+    """Independent ids on real All_Beauty prompts of every task (training mixture: every template, two epochs;
+    evaluation sets of both splits; cut and uncut): a tokenizer holding the placeholder alone gives exactly the
+    input ids, whole-word ids and labels of one holding a token per item (how earlier versions encoded), and the
+    same catalog."""
+    from rdrec_hf.models import ItemIndex
+    from rdrec_hf.models.item_ids import item_token
+
+    data = _with_rationales(load_amazon_reviews(all_beauty_reviews(), indexing="independent"))
+    items = data["items"]["item_id"]
+    scheme = item_id_scheme(data)
+    per_item, arithmetic = copy.deepcopy(t5_tokenizer), copy.deepcopy(t5_tokenizer)
+    per_item.add_tokens([item_token(item) for item in items])
+    assert scheme.add_tokens(arithmetic, items) == 1 and len(per_item) == len(arithmetic) - 1 + len(items)
+    columns = ["input_ids", "attention_mask", "whole_word_ids", "labels", "task_id"]
+    for max_length in (512, 24):
+        mixtures = [build_training_dataset(data, tokenizer, {task: 1.0 for task in Task}, seed=0,
+                                           max_source_length=max_length)[0] for tokenizer in (per_item, arithmetic)]
+        for epoch in (0, 1):
+            rows = []
+            for mixture in mixtures:
+                mixture.set_epoch(epoch)
+                rows.append([mixture[index] for index in range(len(mixture))])
+            assert rows[0] == rows[1]
+            assert {Task(row["task_id"]) for row in rows[0]} == set(Task)
+        for task in Task:
+            for split in ("validation", "test"):
+                old, new = (build_eval_dataset(data, task, split, tokenizer, max_source_length=max_length)
+                            for tokenizer in (per_item, arithmetic))
+                assert old.num_rows > 0 and old.select_columns(columns).to_dict() == new.select_columns(columns).to_dict()
+    old_index, new_index = (ItemIndex.from_catalog(items, tokenizer, scheme=scheme) for tokenizer in (per_item, arithmetic))
+    assert (old_index.token_ids, old_index.vocab_size) == (new_index.token_ids, new_index.vocab_size)
 
 
 def test_each_epoch_draws_afresh_from_the_same_tokens(beauty, t5_tokenizer):

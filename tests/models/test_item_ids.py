@@ -14,6 +14,7 @@ from helpers import fit, prompt_batch, run_as_remote_code, seeded_model
 from rdrec_hf import Task
 from rdrec_hf.data import load_amazon_reviews, load_rec_dataset, save_rec_dataset, training_history
 from rdrec_hf.data.schema import item_id_scheme
+from rdrec_hf.models.item_ids import item_token, item_token_offset, tokenize_with_item_ids
 from rdrec_hf.models.prompting import encode_prompts, prompt_for
 from rdrec_hf.models import ItemIdScheme, ItemIndex, ItemIndexing, RDRecForConditionalGeneration
 from rdrec_hf.paths import all_beauty_reviews
@@ -99,14 +100,17 @@ def independent_tokenizer(t5_tokenizer):
 def test_independent_catalog_is_one_token_without_eos(independent_tokenizer):
     index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
     assert index.is_single_token and index.max_length == 1
-    assert index.token_ids[16] == independent_tokenizer.convert_tokens_to_ids(["<item_17>"])
+    # Arithmetic ids: the tokenizer's placeholder <item> has id 32100, item N id 32100 + N - 1.
+    assert independent_tokenizer.convert_tokens_to_ids("<item>") == 32100 and len(independent_tokenizer) == 32101
+    assert index.token_ids[16] == [32116] and index.vocab_size == 32140 and index.item_token_offset == 32100
     sequences = torch.tensor([index.token_ids[16] + [0], index.token_ids[2] + [5]])
     assert index.items_of_sequences(sequences).tolist() == [16, 2]
 
 
 def trained_independent_model(tokenizer, targets: list[str], steps: int = 40):
     """A tiny student trained (seeded, no dropout) to map user_i -> <item_targets[i]> (one-token targets)."""
-    model = seeded_model(seed=11, vocab_size=len(tokenizer), dropout_rate=0.0).train()
+    vocab_size = ItemIndex.from_catalog(CATALOG, tokenizer, scheme="independent").vocab_size
+    model = seeded_model(seed=11, vocab_size=vocab_size, dropout_rate=0.0).train()
     scheme = ItemIdScheme("independent")
     prompts = [prompt_for(Task.SEQUENTIAL, user_id=str(user), history=[CATALOG[user]], scheme=scheme)
                for user in range(len(targets))]
@@ -136,12 +140,114 @@ def test_exact_ranking_equals_beam_search_on_a_trained_model(independent_tokeniz
 
 
 def test_exact_ranking_counts_a_shortfall(independent_tokenizer):
-    model = seeded_model(seed=2, vocab_size=len(independent_tokenizer))
     index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    model = seeded_model(seed=2, vocab_size=index.vocab_size)
     batch = prompt_batch(independent_tokenizer, ["user_1 history <item_3>"], [Task.SEQUENTIAL])
     output = model.generate(**batch, item_index=index, num_return_sequences=10, candidate_items=[["1", "2", "3"]],
                             exclude_items=[["3"]])  # fmt: skip
     assert sorted(output.item_ids[0]) == ["1", "2"] and output.num_missing == [8]
+
+
+# ------------------------------------------------------------------------------ arithmetic item tokens
+def per_item_tokenizer(t5_tokenizer, items):
+    """The tokenizer earlier versions built for independent ids: one added token per item, in catalog order."""
+    tokenizer = copy.deepcopy(t5_tokenizer)
+    tokenizer.add_tokens([item_token(item) for item in items])
+    return tokenizer
+
+
+EDGE_TEXTS = [
+    "user_12 history <item_3> <item_17> <item_40>",
+    "<item_40>",
+    "no item at all",
+    "a<item_1><item_2>b, <item_39>: done.",
+    "  spaced   <item_5>  out  ",
+    "user_7 rates item_5 <item_5> and <item_05>",  # a text id and a zero-padded number beside a token
+]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_arithmetic_item_tokens_encode_as_a_token_per_item(t5_tokenizer, independent_tokenizer, side):
+    """The placeholder tokenizer gives the ids, offsets and whole-word ids of one token per item, cut alike."""
+    old, new = per_item_tokenizer(t5_tokenizer, CATALOG), copy.deepcopy(independent_tokenizer)
+    old.truncation_side = new.truncation_side = side
+    for max_length in (64, 6, 2):
+        assert encode_prompts(new, EDGE_TEXTS, max_length) == encode_prompts(old, EDGE_TEXTS, max_length)
+    expected = old(EDGE_TEXTS, return_offsets_mapping=True)
+    encoded = tokenize_with_item_ids(new, EDGE_TEXTS)
+    assert encoded["input_ids"] == expected["input_ids"] and encoded["offset_mapping"] == expected["offset_mapping"]
+    assert len(new) == 32101 and len(old) == 32140
+    for tokenizer in (old, new):  # targets and the catalog, from the same rule
+        assert ItemIdScheme("independent").target_token_ids(["1", "17", "40"], tokenizer) == [[32100], [32116], [32139]]
+    old_index, new_index = (ItemIndex.from_catalog(CATALOG, tokenizer, scheme="independent") for tokenizer in (old, new))
+    assert (old_index.token_ids, old_index.vocab_size) == (new_index.token_ids, new_index.vocab_size)
+    assert (old_index.item_token_offset, new_index.item_token_offset) == (None, 32100)
+
+
+def test_add_tokens_numbers_items_arithmetically_only_where_that_keeps_the_ids(t5_tokenizer):
+    """The placeholder for a fresh tokenizer and a catalog numbered 1..N in order; one token per item for a tokenizer
+    that holds them already (a checkpoint of earlier versions), for another numbering and for the collaborative
+    schemes, whose ids are those of earlier versions."""
+    scheme = ItemIdScheme("independent")
+    fresh = copy.deepcopy(t5_tokenizer)
+    assert scheme.add_tokens(fresh, CATALOG) == 1 and scheme.add_tokens(fresh, CATALOG + ["41"]) == 0
+    assert item_token_offset(fresh) == 32100 and len(fresh) == 32101
+    resumed = per_item_tokenizer(t5_tokenizer, CATALOG[:30])
+    assert scheme.add_tokens(resumed, CATALOG) == 10 and item_token_offset(resumed) is None
+    assert resumed.convert_tokens_to_ids("<item_40>") == 32139
+    reordered = copy.deepcopy(t5_tokenizer)
+    assert scheme.add_tokens(reordered, ["3", "1", "2"]) == 3 and reordered.convert_tokens_to_ids("<item_3>") == 32100
+    both = copy.deepcopy(t5_tokenizer)
+    ItemIdScheme("collaborative+independent", CODES).add_tokens(both, list(CODES))
+    assert item_token_offset(both) is None and both.convert_tokens_to_ids("<item_3>") == 32102  # after <c0_0><c1_1>
+    extended = copy.deepcopy(fresh)
+    extended.add_tokens(["<later>"])  # its id is item 2's
+    with pytest.raises(ValueError, match="tokens after <item>"):
+        encode_prompts(extended, ["<item_1>"], 8)
+    with pytest.raises(ValueError, match="holds <item> itself"):
+        encode_prompts(fresh, ["a <item> b"], 8)
+
+
+def test_a_tokenizer_saved_with_a_token_per_item_loads_and_encodes_as_before(t5_tokenizer, independent_tokenizer,
+                                                                            tmp_path):
+    from rdrec_hf.data import load_tokenizer
+
+    per_item_tokenizer(t5_tokenizer, CATALOG).save_pretrained(tmp_path / "earlier")
+    independent_tokenizer.save_pretrained(tmp_path / "arithmetic")
+    scheme = ItemIdScheme("independent")
+    prompts = [prompt_for(Task.SEQUENTIAL, user_id="3", history=CATALOG[::3], scheme=scheme),
+               prompt_for(Task.TOPN, user_id="3", candidates=CATALOG[::-1], scheme=scheme),
+               prompt_for(Task.EXPLANATION, user_id="3", item_id="40", scheme=scheme),
+               prompt_for(Task.RATIONALE, item_id="7", kind="item", scheme=scheme)]
+    earlier, arithmetic = load_tokenizer(tmp_path / "earlier"), load_tokenizer(tmp_path / "arithmetic")
+    assert (len(earlier), len(arithmetic)) == (32140, 32101)
+    for max_length in (128, 20):
+        assert encode_prompts(arithmetic, prompts, max_length) == encode_prompts(earlier, prompts, max_length)
+
+
+def test_item_index_saves_arithmetic_ids_as_their_offset_and_reads_earlier_files(t5_tokenizer, independent_tokenizer,
+                                                                                  tmp_path):
+    original_ids = [f"B{item:0>9}" for item in CATALOG]
+    index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, original_ids=original_ids, scheme="independent")
+    payload = json.loads(index.save(tmp_path / "arithmetic").read_text())
+    assert (payload["format_version"], payload["item_token_offset"]) == (3, 32100) and "token_ids" not in payload
+    per_item = ItemIndex.from_catalog(CATALOG, per_item_tokenizer(t5_tokenizer, CATALOG), original_ids=original_ids,
+                                      scheme="independent")
+    per_item.save(tmp_path / "per_item")
+    earlier = {  # format 2, as earlier versions wrote it: one object per item
+        "format_version": 2, "indexing": "independent", "scheme": per_item.scheme.to_dict(), "numbering": None,
+        "vocab_size": per_item.vocab_size, "eos_token_id": 1,
+        "items": [{"item_id": item, "original_id": original, "token_ids": tokens}
+                  for item, original, tokens in zip(CATALOG, original_ids, per_item.token_ids)],
+    }
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    loaded = [ItemIndex.load(path) for path in (tmp_path / "arithmetic", tmp_path / "per_item", tmp_path / "earlier.json")]
+    for other in [per_item, *loaded]:
+        assert (other.item_ids, other.original_ids, other.token_ids, other.vocab_size) == (
+            index.item_ids, index.original_ids, index.token_ids, index.vocab_size)
+        assert torch.equal(other.edge_keys, index.edge_keys) and torch.equal(other.leaf_item, index.leaf_item)
+    assert [catalog.item_token_offset for catalog in loaded] == [32100, None, None]
+    assert index.item_token_ids == per_item.item_token_ids == list(range(32100, 32140)) == index.new_token_ids
 
 
 # --------------------------------------------------------------------------------- end to end
@@ -173,7 +279,7 @@ def test_collaborative_codes_come_from_training_interactions_only(prepared):
 
 
 def independent_student(prepared, t5_tokenizer):
-    """``(data, item ids, tokenizer with their tokens, ItemIndex, a tiny fresh student)`` of All_Beauty, independent ids."""
+    """``(data, item ids, ItemIndex, a tiny fresh student)`` of All_Beauty, independent ids."""
     from rdrec_hf.models import RDRecConfig
 
     data = load_rec_dataset(prepared[ItemIndexing.INDEPENDENT])
@@ -181,7 +287,7 @@ def independent_student(prepared, t5_tokenizer):
     tokenizer = copy.deepcopy(t5_tokenizer)
     item_id_scheme(data).add_tokens(tokenizer, items)
     index = ItemIndex.from_catalog(items, tokenizer, scheme="independent")
-    return data, items, tokenizer, index, RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", vocab_size=len(tokenizer)))
+    return data, items, index, RDRecForConditionalGeneration(RDRecConfig.from_preset("tiny", vocab_size=index.vocab_size))
 
 
 @pytest.mark.parametrize("method", ["svd", "transitions"])
@@ -192,8 +298,8 @@ def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5
     from rdrec_hf.data.item_graph import spectral_item_embeddings, svd_item_embeddings, transition_graph
     from rdrec_hf.training.student import init_item_embeddings
 
-    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
-    init_item_embeddings(model, data, tokenizer, index, method, seed=0)
+    data, items, index, model = independent_student(prepared, t5_tokenizer)
+    init_item_embeddings(model, data, index, method, seed=0)
     rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
     position = {item: p for p, item in enumerate(items)}
 
@@ -210,9 +316,9 @@ def test_item_embedding_starts_come_from_training_interactions_only(prepared, t5
     assert not np.allclose(rows, np.abs(rows).sum() / np.abs(whole).sum() * whole, atol=1e-3)
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     random_data = load_rec_dataset(prepared[ItemIndexing.RANDOM])
-    random_index = ItemIndex.from_catalog(random_data["items"]["item_id"], tokenizer, scheme="random")
+    random_index = ItemIndex.from_catalog(random_data["items"]["item_id"], t5_tokenizer, scheme="random")
     with pytest.raises(ValueError, match="needs an item token per item"):
-        init_item_embeddings(model, random_data, tokenizer, random_index, method, seed=0)
+        init_item_embeddings(model, random_data, random_index, method, seed=0)
 
 
 def test_sasrec_start_is_a_trained_sasrecs_item_embeddings(prepared, t5_tokenizer):
@@ -222,9 +328,9 @@ def test_sasrec_start_is_a_trained_sasrecs_item_embeddings(prepared, t5_tokenize
 
     from rdrec_hf.training.student import init_item_embeddings, train_start_sasrec
 
-    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
+    data, items, index, model = independent_student(prepared, t5_tokenizer)
     width = model.config.d_model
-    teacher = init_item_embeddings(model, data, tokenizer, index, "sasrec", seed=0, sasrec_max_epochs=1)
+    teacher = init_item_embeddings(model, data, index, "sasrec", seed=0, sasrec_max_epochs=1)
     rows = model.get_input_embeddings().weight.detach()[[ids[0] for ids in index.token_ids]].numpy()
     trained = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1).item_embeddings.weight.detach()[1:].numpy()
     assert trained.shape == (len(items), width)
@@ -263,10 +369,12 @@ def test_every_scheme_round_trips_through_training_and_loading(prepared, indexin
     scheme = item_id_scheme(data)
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     new_tokens = scheme.new_tokens(data["items"]["item_id"])
-    assert all(token in tokenizer.get_vocab() for token in new_tokens)
+    # Independent ids: the tokenizer holds their placeholder alone; the catalog's vocabulary runs past it.
+    added = ["<item>"] if indexing is ItemIndexing.INDEPENDENT else new_tokens
+    assert all(token in tokenizer.get_vocab() for token in added) and len(tokenizer) == 32100 + len(added)
     model = RDRecForConditionalGeneration.from_pretrained(output_dir)
     assert model.item_index.scheme == scheme
-    assert model.config.vocab_size >= len(tokenizer) == 32100 + len(new_tokens)
+    assert model.config.vocab_size >= model.item_index.vocab_size == 32100 + len(new_tokens)
     history = data["users"]["items"][0][:3]
     prompt = prompt_for(Task.SEQUENTIAL, user_id="1", history=history, scheme=model.item_index.scheme)
     batch = prompt_batch(tokenizer, [prompt], [Task.SEQUENTIAL])
@@ -293,15 +401,15 @@ def test_lora_trains_and_saves_the_new_item_token_rows(independent_tokenizer, tm
 
     from rdrec_hf.training import build_student
 
-    base = seeded_model(seed=4, vocab_size=len(independent_tokenizer))
     index = ItemIndex.from_catalog(CATALOG, independent_tokenizer, scheme="independent")
+    base = seeded_model(seed=4, vocab_size=index.vocab_size)
     base.set_item_index(index)
     base.save_pretrained(tmp_path / "base")
     model_args = ModelArguments(model_name_or_path=str(tmp_path / "base"), use_peft=True)
     model = build_student(model_args, independent_tokenizer, seed=0, item_index=index)
     trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert any("trainable_tokens" in name for name in trained)
-    new_rows = torch.tensor(independent_tokenizer.convert_tokens_to_ids([f"<item_{item}>" for item in CATALOG]))
+    new_rows = torch.tensor(index.item_token_ids)
     before = model.get_input_embeddings()(new_rows).detach().clone()
     old_rows = torch.tensor([5, 100])
     old_before = model.get_input_embeddings()(old_rows).detach().clone()
@@ -324,7 +432,7 @@ def test_the_sasrec_start_trains_with_a_sampled_softmax_when_asked(prepared, t5_
     from rdrec_hf.training import ModelArguments
     from rdrec_hf.training.student import train_start_sasrec
 
-    data, items, tokenizer, index, model = independent_student(prepared, t5_tokenizer)
+    data, items, index, model = independent_student(prepared, t5_tokenizer)
     width = model.config.d_model
     full = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1)
     sampled = train_start_sasrec(data, index, width, seed=0, max_epochs=1, patience=1, negatives=5)

@@ -178,7 +178,9 @@ def test_broken_catalog_and_cut_weights_name_the_file(trained_student, tmp_path,
     payload = json.loads(original)
     for broken, message in [
         ([1, 2], "an item index is a JSON object"),
-        ({**payload, "items": [{"item_id": "1", "original_id": "B1"}]}, "items[0] lacks ['token_ids']"),
+        ({**payload, "original_ids": payload["original_ids"][:1]}, "the catalog's columns differ in length"),
+        ({**payload, "format_version": 2, "items": [{"item_id": "1", "original_id": "B1"}]},  # an earlier format
+         "items[0] lacks ['token_ids']"),
     ]:
         catalog.write_text(json.dumps(broken))
         assert main(["recommend", "--model_name_or_path", str(model), "--history", "3"]) == EXIT_USER_ERROR

@@ -57,7 +57,8 @@ def full_run(tmp_path_factory, shared):
 
 def test_training_moves_the_trained_tasks_weights_only(full_run):
     model_args, trainer, _, _ = full_run
-    initial = build_student(model_args, trainer.processing_class, seed=3).state_dict()  # the vocabulary with the item tokens
+    # The vocabulary with the item tokens: the catalog's (the tokenizer holds their placeholder alone).
+    initial = build_student(model_args, trainer.processing_class, seed=3, item_index=trainer.model.item_index).state_dict()
     trained = trainer.model.state_dict()
     changed = [name for name, tensor in trained.items() if not torch.equal(tensor, initial[name])]
     assert {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight", "lm_head.weight"} <= set(changed)
