@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, Sequence as SequenceFeature, Value
 
-from ..models.item_ids import ItemIdScheme, ItemIndexing
+from ..models.item_ids import ItemIdScheme, ItemIndexing, as_list
 from .ragged import Ragged, empty_rows, row_of_values
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def check_numbering(item_index, data: DatasetDict, model_name: str = "the model"
     if item_index is None:
         return
     items = data[ITEMS]
-    in_data = dict(zip(items["item_id"], items["original_id"]))
+    in_data = dict(zip(as_list(items["item_id"]), as_list(items["original_id"])))  # one read per column: 16 s at 1M
     in_model = dict(zip(item_index.item_ids, item_index.original_ids))
     if in_data == in_model:
         return
