@@ -747,7 +747,8 @@ def catalog_scaling(results: Results) -> str:
 
 
 CATALOG_QUALITY_RUNS = ("item_ids_catalog_recipe.json", "item_ids_sampled_recipe.json",
-                        "item_ids_sampled_sparse_recipe.json", "item_ids_sampled_pop_sparse_recipe.json")
+                        "item_ids_sampled_sparse_recipe.json", "item_ids_sampled_pop_sparse_recipe.json",
+                        "item_ids_sampled_fullsasrec_recipe.json")
 
 
 @table("catalog_quality", *CATALOG_QUALITY_RUNS, optional=True)
