@@ -9,6 +9,8 @@ it is a lower bound: a run it refuses cannot fit; one it lets through may still 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 FLOAT_BYTES = 4
@@ -35,13 +37,21 @@ def student_training_bytes(num_parameters: int, embedding_parameters: int, batch
     return {"parameters": parameters * FLOAT_BYTES, "logits": logits * FLOAT_BYTES}
 
 
-def sasrec_start_bytes(num_items: int, hidden_size: int, batch_size: int, max_history_length: int,
+def largest_batch_positions(training_lengths: Sequence[int], batch_size: int, max_history_length: int) -> int:
+    """The target positions of SASRec's largest batch: batches group sequences of similar length, so the largest
+    holds the ``batch_size`` longest training sequences, each predicting ``min(length - 1, max_history_length)``."""
+    positions = sorted((min(length - 1, max_history_length) for length in training_lengths if length >= 2), reverse=True)
+    return sum(positions[:batch_size])
+
+
+def sasrec_start_bytes(num_items: int, hidden_size: int, batch_positions: int,
                        num_negatives: int | None) -> dict[str, int]:
     """The dominant memory of the SASRec start's training step: its item table with Adam's state and the scores
-    of every position of a batch (over the catalog, or the ``num_negatives`` shared negatives)."""
+    of the ``batch_positions`` target positions of its largest batch (`largest_batch_positions`) over the catalog,
+    or over the ``num_negatives`` shared negatives."""
     width = num_items + 1 if num_negatives is None else num_negatives + 1
     return {"sasrec_items": (num_items + 1) * hidden_size * OPTIMIZER_COPIES * FLOAT_BYTES,
-            "sasrec_scores": batch_size * max_history_length * width * SOFTMAX_COPIES * FLOAT_BYTES}
+            "sasrec_scores": batch_positions * width * SOFTMAX_COPIES * FLOAT_BYTES}
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -66,4 +76,4 @@ def check_training_memory(parts: dict[str, int], available: int, device: torch.d
     )
 
 
-__all__ = ["available_memory_bytes", "check_training_memory", "sasrec_start_bytes", "student_training_bytes"]
+__all__ = ["available_memory_bytes", "check_training_memory", "largest_batch_positions", "sasrec_start_bytes", "student_training_bytes"]

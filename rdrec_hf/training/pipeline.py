@@ -21,6 +21,7 @@ from ..data import (
     check_numbering,
     item_id_scheme,
     numbering_of,
+    training_history,
 )
 from ..models import ItemIndex
 from ..models.sasrec import SASRecConfig, SASRecTrainingConfig
@@ -28,7 +29,9 @@ from ..models.tasks import Task, TaskKind
 from ..paths import seed_run_dir
 from ..data.collator import MODEL_COLUMNS
 from ..data.loading import DataArguments, load_training_data
-from .memory import available_memory_bytes, check_training_memory, sasrec_start_bytes, student_training_bytes
+from .memory import (
+    available_memory_bytes, check_training_memory, largest_batch_positions, sasrec_start_bytes, student_training_bytes,
+)
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, RankingSoftmax, RDRecTrainingArguments
 from .checkpoints import resolve_checkpoint
 from .rdrec_trainer import RDRecTrainer
@@ -82,7 +85,7 @@ def check_text_tasks_have_data(training_args: RDRecTrainingArguments, tasks: Seq
                        ", ".join(task.name.lower() for task in wanted))
 
 
-def training_memory_estimate(model, item_index, model_args: ModelArguments,
+def training_memory_estimate(model, item_index, data: DatasetDict, model_args: ModelArguments,
                              training_args: RDRecTrainingArguments) -> dict[str, int]:
     """The dominant memory of a training step (`rdrec_hf.training.memory`) for this student, catalog and softmax,
     and of the SASRec start when there is one: checked before the start and the training run."""
@@ -101,9 +104,11 @@ def training_memory_estimate(model, item_index, model_args: ModelArguments,
         width, training_args.sparse_embedding_gradients,
     )
     if model_args.item_embedding_init is ItemEmbeddingInit.SASREC:
-        config = SASRecConfig(num_items=len(item_index), hidden_size=model.config.d_model)
-        parts |= sasrec_start_bytes(len(item_index), config.hidden_size, SASRecTrainingConfig.batch_size,
-                                    config.max_history_length, model_args.item_embedding_init_negatives)
+        training_lengths = [len(training_history(items)) for items in data["users"]["items"]]
+        positions = largest_batch_positions(training_lengths, SASRecTrainingConfig.batch_size,
+                                            SASRecConfig().max_history_length)
+        parts |= sasrec_start_bytes(len(item_index), model.config.d_model, positions,
+                                    model_args.item_embedding_init_negatives)
     return parts
 
 
@@ -149,7 +154,7 @@ def build_trainer(
     # A trained student goes on training: its ids must mean the same items (a fresh model has no catalog yet).
     check_numbering(base_model.item_index, data, f"checkpoint {model_args.model_name_or_path}",
                     f"dataset {data_args.dataset}")  # fmt: skip
-    check_training_memory(training_memory_estimate(base_model, item_index, model_args, training_args),
+    check_training_memory(training_memory_estimate(base_model, item_index, data, model_args, training_args),
                           available_memory_bytes(training_args.device), training_args.device)
     # The item start (a graph, a factorisation, a trained SASRec) is part of the recipe: a benchmark's budget counts it.
     wall, cpu = time.perf_counter(), time.process_time()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from rdrec_hf.training import DataArguments, ModelArguments, RDRecTrainingArguments, build_trainer
-from rdrec_hf.training.memory import GIB, check_training_memory, sasrec_start_bytes, student_training_bytes
+from rdrec_hf.training.memory import (
+    GIB, check_training_memory, largest_batch_positions, sasrec_start_bytes, student_training_bytes,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,10 +22,13 @@ def test_the_catalog_softmax_at_a_million_items_is_a_gib_of_logits_per_copy():
     assert sparse["parameters"] == (4_000_000 * 4 + 66_000_000 * 3) * 4 and sparse["logits"] < parts["logits"] / 400
 
 
-def test_the_sasrec_start_with_the_full_softmax_scores_every_position_against_the_catalog():
-    full = sasrec_start_bytes(1_000_000, 64, 128, 50, None)
-    sampled = sasrec_start_bytes(1_000_000, 64, 128, 50, 1024)
-    assert full["sasrec_scores"] / GIB > 70 and sampled["sasrec_scores"] / GIB < 0.1
+def test_the_sasrec_start_with_the_full_softmax_scores_every_position_of_its_largest_batch_against_the_catalog():
+    lengths = [9] * 200 + [60] * 3 + [1, 0]  # three users past the 50-item window; two too short to train on
+    positions = largest_batch_positions(lengths, batch_size=128, max_history_length=50)
+    assert positions == 3 * 50 + 125 * 8
+    full = sasrec_start_bytes(1_000_000, 64, positions, None)
+    sampled = sasrec_start_bytes(1_000_000, 64, positions, 1024)
+    assert full["sasrec_scores"] == positions * 1_000_001 * 4 * 3 and sampled["sasrec_scores"] / GIB < 0.02
     assert full["sasrec_items"] == sampled["sasrec_items"]
 
 
