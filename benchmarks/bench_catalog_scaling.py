@@ -20,7 +20,8 @@ Each point (catalog, softmax) runs in fresh processes (``isolation.run_isolated`
 tokenizer), chunked (``--chunk-size``) against the whole catalog's scores at once, each in a fresh process:
 ``topk_points`` of the JSON (milliseconds per user and peak memory of the process).
 
-Writes benchmarks/results/catalog_scaling.json (points of other catalogs already there are kept). Random weights:
+Writes benchmarks/results/catalog_scaling.json (points of other catalogs already there are kept) and its plot,
+catalog_scaling.png (``--plot-only`` redraws it from the JSON). Random weights:
 times and memory do not depend on them.
 """
 
@@ -68,6 +69,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default="/tmp/rdrec_catalog_scaling", help="synthetic folders and checkpoints")
     parser.add_argument("--topk-only", action="store_true", help="only the chunked vs whole-catalog top-10 points")
     parser.add_argument("--chunk-size", type=int, default=65536, help="items per chunk of the exact top-10")
+    parser.add_argument("--plot-only", action="store_true", help="only redraw the plot from the results file")
     parser.add_argument("--output", default=str(RESULTS_FILE))
     return parser
 
@@ -247,11 +249,43 @@ def topk_main(args: argparse.Namespace, output: Path) -> dict:
     return result
 
 
+def series_label(point: dict) -> str:
+    return point["softmax"] + (", sparse rows" if point.get("sparse_embedding_gradients") else "")
+
+
+def plot_points(points: list[dict], path: Path) -> None:
+    """Training step and fresh-process load time against the catalog size, one line per softmax (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label in dict.fromkeys(series_label(point) for point in points):
+        series = sorted((point for point in points if series_label(point) == label), key=lambda point: point["catalog"])
+        catalogs = [point["catalog"] for point in series]
+        axes[0].plot(catalogs, [point["step_s"] for point in series], marker="o", label=label)
+        axes[1].plot(catalogs, [point["load_s"] for point in series], marker="o", label=label)
+    titles = ("training step (s, batch 32, one thread)", "fresh process: load model + tokenizer (s)\n"
+              "(catalog, sampled: a tokenizer token per item)")
+    for axis, title in zip(axes, titles):
+        axis.set(xscale="log", yscale="log", xlabel="catalog (items)", title=title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main(args: argparse.Namespace) -> dict:
     work = Path(args.work_dir)
     output = Path(args.output)
     if args.topk_only:
         return topk_main(args, output)
+    if args.plot_only:
+        result = json.loads(output.read_text(encoding="utf-8"))
+        plot_points(result["points"], output.with_suffix(".png"))
+        return result
     previous = json.loads(output.read_text(encoding="utf-8"))["points"] if output.is_file() else []
     points = []
     cases = [(catalog, softmax) for catalog in args.catalogs for softmax in args.softmaxes]
@@ -276,7 +310,7 @@ def main(args: argparse.Namespace) -> dict:
         f"--{key.replace('_', '-')}" + ("" if value is True else
                                         f" {' '.join(map(str, value)) if isinstance(value, list) else value}")
         for key, value in vars(args).items()
-        if key not in ("output", "work_dir", "topk_only", "chunk_size") and value is not False)
+        if key not in ("output", "work_dir", "topk_only", "plot_only", "chunk_size") and value is not False)
     result |= {
         "command": command,
         # The points of one file may come from several runs (one catalog at a time): every run's command, in order.
@@ -289,6 +323,7 @@ def main(args: argparse.Namespace) -> dict:
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plot_points(result["points"], output.with_suffix(".png"))
     print(f"{'catalog':>9} {'softmax':>8} {'step s':>7} {'RSS MiB':>8} {'ms/user (1, 64)':>16} {'rec MiB':>8} {'load s':>7}")
     for point in result["points"]:
         ms = point["recommend_ms_per_user"]
