@@ -16,6 +16,10 @@ Each point (catalog, softmax) runs in fresh processes (``isolation.run_isolated`
     .venv/bin/python benchmarks/bench_catalog_scaling.py --catalogs 1000000   # merged into the same JSON
     .venv/bin/python benchmarks/bench_catalog_scaling.py --topk-only --catalogs 100000 1000000
 
+``--sasrec-epoch`` measures the SASRec start's first epoch (its validation ranking included) per catalog, with the
+full softmax where its memory estimate fits in half the machine's memory and with ``--negatives`` sampled negatives:
+``sasrec_points`` of the JSON.
+
 ``--topk-only`` measures the exact top-10 alone on a random student and catalog built in memory (no data, no
 tokenizer), chunked (``--chunk-size``) against the whole catalog's scores at once, each in a fresh process:
 ``topk_points`` of the JSON (milliseconds per user and peak memory of the process).
@@ -70,6 +74,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk-only", action="store_true", help="only the chunked vs whole-catalog top-10 points")
     parser.add_argument("--chunk-size", type=int, default=65536, help="items per chunk of the exact top-10")
     parser.add_argument("--plot-only", action="store_true", help="only redraw the plot from the results file")
+    parser.add_argument("--sasrec-epoch", action="store_true",
+                        help="only the SASRec start's first epoch (training and its validation ranking) per catalog, "
+                        "with the full softmax where its memory estimate fits and with --negatives sampled negatives")
     parser.add_argument("--output", default=str(RESULTS_FILE))
     return parser
 
@@ -249,6 +256,57 @@ def topk_main(args: argparse.Namespace, output: Path) -> dict:
     return result
 
 
+def sasrec_epoch_point(folder: str, negatives: int | None, options: argparse.Namespace) -> dict:
+    """One epoch of the SASRec start (width 64, its recipe's training config) on a synthetic folder, in this fresh
+    process: the epoch's seconds with its validation ranking of every user, and (by ``run_isolated``) peak RSS."""
+    from rdrec_hf.data.loading import DataArguments, load_training_data
+    from rdrec_hf.models.item_ids import as_list
+    from rdrec_hf.models.sasrec import SASRecConfig, SASRecTrainingConfig, fit_sasrec
+
+    torch.set_num_threads(options.threads)
+    data = load_training_data(DataArguments(dataset=folder))
+    position = {item: index + 1 for index, item in enumerate(as_list(data["items"]["item_id"]))}
+    sequences = [[position[item] for item in items] for items in as_list(data["users"]["items"])]
+    _, info = fit_sasrec(sequences, SASRecConfig(num_items=len(position), hidden_size=64, init_seed=options.seed),
+                         SASRecTrainingConfig(max_epochs=1, patience=1, seed=options.seed, num_negatives=negatives))
+    return {"epoch_s": info["train_seconds"]}
+
+
+def sasrec_main(args: argparse.Namespace, output: Path) -> dict:
+    """``sasrec_points`` of the results file: the SASRec start's epoch per catalog, full and sampled softmax."""
+    from rdrec_hf.models.sasrec import SASRecTrainingConfig
+    from rdrec_hf.training.memory import available_memory_bytes, largest_batch_positions, sasrec_start_bytes
+
+    result = json.loads(output.read_text(encoding="utf-8")) if output.is_file() else {"points": []}
+    points = []
+    for catalog in tqdm(args.catalogs, desc="SASRec epochs", unit="catalog"):
+        folder = write_synthetic_p5(work_folder(args, catalog), catalog, args.users, args.zipf_per_user, args.seed)
+        lengths = [len(line.split()) - 3 for line in (folder / "sequential.txt").read_text().splitlines()]
+        full = sasrec_start_bytes(catalog, 64, largest_batch_positions(lengths, SASRecTrainingConfig.batch_size, 50),
+                                  None)
+        for negatives in (None, args.negatives):
+            if negatives is None and sum(full.values()) > available_memory_bytes(torch.device("cpu")) / 2:
+                tqdm.write(f"{catalog}: the full softmax's estimate {sum(full.values()) / 2**30:.1f} GiB: not run")
+                continue
+            point = {"catalog": catalog, "negatives": negatives,
+                     **run_isolated(sasrec_epoch_point, str(folder), negatives, args)}
+            tqdm.write(json.dumps(point))
+            points.append(point)
+    measured = {(point["catalog"], point["negatives"]) for point in points}
+    kept = [point for point in result.get("sasrec_points", []) if (point["catalog"], point["negatives"]) not in measured]
+    result["sasrec_points"] = sorted(kept + points, key=lambda point: (point["catalog"], point["negatives"] or 0))
+    result["sasrec_command"] = ("benchmarks/bench_catalog_scaling.py --sasrec-epoch --catalogs "
+                                + " ".join(map(str, args.catalogs)) + f" --negatives {args.negatives} --threads "
+                                f"{args.threads} --users {args.users}")
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def work_folder(args: argparse.Namespace, catalog: int) -> Path:
+    """The synthetic P5 folder of ``catalog`` items under ``--work-dir`` (written once, reused by every mode)."""
+    return Path(args.work_dir) / f"p5_{catalog}_u{args.users}_z{args.zipf_per_user}_s{args.seed}"
+
+
 def series_label(point: dict) -> str:
     return point["softmax"] + (", sparse rows" if point.get("sparse_embedding_gradients") else "")
 
@@ -282,6 +340,8 @@ def main(args: argparse.Namespace) -> dict:
     output = Path(args.output)
     if args.topk_only:
         return topk_main(args, output)
+    if args.sasrec_epoch:
+        return sasrec_main(args, output)
     if args.plot_only:
         result = json.loads(output.read_text(encoding="utf-8"))
         plot_points(result["points"], output.with_suffix(".png"))
@@ -290,8 +350,7 @@ def main(args: argparse.Namespace) -> dict:
     points = []
     cases = [(catalog, softmax) for catalog in args.catalogs for softmax in args.softmaxes]
     for catalog, softmax in tqdm(cases, desc="catalog points", unit="point"):
-        folder = write_synthetic_p5(work / f"p5_{catalog}_u{args.users}_z{args.zipf_per_user}_s{args.seed}", catalog,
-                                    args.users, args.zipf_per_user, args.seed)
+        folder = write_synthetic_p5(work_folder(args, catalog), catalog, args.users, args.zipf_per_user, args.seed)
         checkpoint = work / f"student_{catalog}_{softmax}{'_sparse' if sparse_rows(softmax, args) else ''}"
         trained = run_isolated(train_point, str(folder), softmax, args, str(checkpoint))
         recommended = run_isolated(recommend_point, str(checkpoint), args)
@@ -310,7 +369,7 @@ def main(args: argparse.Namespace) -> dict:
         f"--{key.replace('_', '-')}" + ("" if value is True else
                                         f" {' '.join(map(str, value)) if isinstance(value, list) else value}")
         for key, value in vars(args).items()
-        if key not in ("output", "work_dir", "topk_only", "plot_only", "chunk_size") and value is not False)
+        if key not in ("output", "work_dir", "topk_only", "plot_only", "sasrec_epoch", "chunk_size") and value is not False)
     result |= {
         "command": command,
         # The points of one file may come from several runs (one catalog at a time): every run's command, in order.

@@ -743,6 +743,13 @@ def catalog_scaling(results: Results) -> str:
         text += ("\n\nExact top-10 alone, the whole-catalog path against chunks with a running top-k:\n\n"
                  + markdown_table(["catalog", "batch", "path", "ms/user", "peak MiB"], top_rows, "lrlrr")
                  + f"\n\n`{run['topk_command']}`")
+    sasrec = run.get("sasrec_points") or []
+    if sasrec:
+        sasrec_rows = [[f"{point['catalog']:,}", "full" if point["negatives"] is None else f"{point['negatives']:,} sampled",
+                        f"{point['epoch_s']:.1f}", f"{point['peak_rss_mib']:.0f}"] for point in sasrec]
+        text += ("\n\nThe SASRec start's first epoch (width 64, batch 128; its validation ranking of every user "
+                 "included):\n\n" + markdown_table(["catalog", "softmax", "epoch s", "peak MiB"], sasrec_rows, "lrrr")
+                 + f"\n\n`{run['sasrec_command']}`")
     return text
 
 
