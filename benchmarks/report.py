@@ -468,8 +468,8 @@ def catalog_finding(results: Results) -> str:
     run = results["catalog_scaling.json"]
     sparse = {point["catalog"]: point for point in run["points"] if point.get("sparse_embedding_gradients")}
     small, large = sparse[min(sparse)], sparse[max(sparse)]
-    catalog = results["item_ids_catalog_recipe.json"]["results"]["independent"]["sequential"]["model"]["ndcg@10"]
-    sampled = results["item_ids_sampled_fullsasrec_recipe.json"]["results"]["independent"]["sequential"]["model"]["ndcg@10"]
+    catalog = sequential_results(results["item_ids_catalog_recipe.json"], "independent")["model"]["ndcg@10"]
+    sampled = sequential_results(results["item_ids_sampled_fullsasrec_recipe.json"], "independent")["model"]["ndcg@10"]
     return (
         f"- **Large catalogs** (independent ids, the d_model-64 student, one thread): with the sampled softmax and sparse "
         f"embedding gradients a training step at {large['catalog']:,} items takes {large['step_s']:.4f} s, "
@@ -779,11 +779,11 @@ CATALOG_QUALITY_RUNS = ("item_ids_catalog_recipe.json", "item_ids_sampled_recipe
 def catalog_quality(results: Results) -> str:
     """``bench_item_ids.py --variant ...``: beauty's catalog recipe with its softmax against sampled-softmax
     variants of it; the same 5,000 test users."""
-    catalog = results["item_ids_catalog_recipe.json"]["results"]["independent"]["sequential"]["model"]["ndcg@10"]
+    catalog = sequential_results(results["item_ids_catalog_recipe.json"], "independent")["model"]["ndcg@10"]
     rows = []
     for name in CATALOG_QUALITY_RUNS:
         run = results[name]
-        ndcg = run["results"]["independent"]["sequential"]["model"]["ndcg@10"]
+        ndcg = sequential_results(run, "independent")["model"]["ndcg@10"]
         cpu = run["training_cpu_minutes"]["independent"]
         rows.append([run["variant"], " ".join(run["train_args"]) or "(the recipe)",
                      ", ".join(map(str, run["seeds_of"]["independent"])),

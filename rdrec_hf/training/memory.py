@@ -1,8 +1,8 @@
 """Before training starts: does the catalog fit the chosen softmax in the memory the device has?
 
 At a million items the catalog softmax's logits are ``batch x catalog`` floats per target position (1 GiB at
-batch 256) and a SASRec start with the full softmax scores every position of a batch against the catalog (25 GiB
-at batch 128, histories of 50). Such a run used to be killed by the kernel an hour in; `check_training_memory`
+batch 256) and a SASRec start with the full softmax scores every target position of a batch against the catalog
+(12 GiB for a batch of 128 histories of 8 items). Such a run used to be killed by the kernel an hour in; `check_training_memory`
 refuses it at the start with the estimate and what to change. The estimate counts the dominant terms only, so
 it is a lower bound: a run it refuses cannot fit; one it lets through may still not.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from ..models.sasrec import SASRecConfig, SASRecTrainingConfig
 
 FLOAT_BYTES = 4
 GIB = 2**30
@@ -44,14 +46,17 @@ def largest_batch_positions(training_lengths: Sequence[int], batch_size: int, ma
     return sum(positions[:batch_size])
 
 
-def sasrec_start_bytes(num_items: int, hidden_size: int, batch_positions: int,
+def sasrec_start_bytes(num_items: int, hidden_size: int, training_lengths: Sequence[int],
                        num_negatives: int | None) -> dict[str, int]:
-    """The dominant memory of the SASRec start's training step: its item table with Adam's state and the scores
-    of the ``batch_positions`` target positions of its largest batch (`largest_batch_positions`) over the catalog,
-    or over the ``num_negatives`` shared negatives."""
+    """The dominant memory of the SASRec start's training step (its batch and window as the start trains it): its
+    item table with Adam's state and the scores of the target positions of its largest batch
+    (`largest_batch_positions` of the users' ``training_lengths``) over the catalog, or over the ``num_negatives``
+    shared negatives."""
+    positions = largest_batch_positions(training_lengths, SASRecTrainingConfig.batch_size,
+                                        SASRecConfig().max_history_length)
     width = num_items + 1 if num_negatives is None else num_negatives + 1
     return {"sasrec_items": (num_items + 1) * hidden_size * OPTIMIZER_COPIES * FLOAT_BYTES,
-            "sasrec_scores": batch_positions * width * SOFTMAX_COPIES * FLOAT_BYTES}
+            "sasrec_scores": positions * width * SOFTMAX_COPIES * FLOAT_BYTES}
 
 
 def available_memory_bytes(device: torch.device) -> int:

@@ -24,14 +24,11 @@ from ..data import (
     training_history,
 )
 from ..models import ItemIndex
-from ..models.sasrec import SASRecConfig, SASRecTrainingConfig
 from ..models.tasks import Task, TaskKind
 from ..paths import seed_run_dir
 from ..data.collator import MODEL_COLUMNS
 from ..data.loading import DataArguments, load_training_data
-from .memory import (
-    available_memory_bytes, check_training_memory, largest_batch_positions, sasrec_start_bytes, student_training_bytes,
-)
+from .memory import available_memory_bytes, check_training_memory, sasrec_start_bytes, student_training_bytes
 from .rdrec_config import ItemEmbeddingInit, ModelArguments, RankingSoftmax, RDRecTrainingArguments
 from .checkpoints import resolve_checkpoint
 from .rdrec_trainer import RDRecTrainer
@@ -105,9 +102,7 @@ def training_memory_estimate(model, item_index, data: DatasetDict, model_args: M
     )
     if model_args.item_embedding_init is ItemEmbeddingInit.SASREC:
         training_lengths = [len(training_history(items)) for items in data["users"]["items"]]
-        positions = largest_batch_positions(training_lengths, SASRecTrainingConfig.batch_size,
-                                            SASRecConfig().max_history_length)
-        parts |= sasrec_start_bytes(len(item_index), model.config.d_model, positions,
+        parts |= sasrec_start_bytes(len(item_index), model.config.d_model, training_lengths,
                                     model_args.item_embedding_init_negatives)
     return parts
 

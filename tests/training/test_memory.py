@@ -26,8 +26,8 @@ def test_the_sasrec_start_with_the_full_softmax_scores_every_position_of_its_lar
     lengths = [9] * 200 + [60] * 3 + [1, 0]  # three users past the 50-item window; two too short to train on
     positions = largest_batch_positions(lengths, batch_size=128, max_history_length=50)
     assert positions == 3 * 50 + 125 * 8
-    full = sasrec_start_bytes(1_000_000, 64, positions, None)
-    sampled = sasrec_start_bytes(1_000_000, 64, positions, 1024)
+    full = sasrec_start_bytes(1_000_000, 64, lengths, None)
+    sampled = sasrec_start_bytes(1_000_000, 64, lengths, 1024)
     assert full["sasrec_scores"] == positions * 1_000_001 * 4 * 3 and sampled["sasrec_scores"] / GIB < 0.02
     assert full["sasrec_items"] == sampled["sasrec_items"]
 
