@@ -60,6 +60,21 @@ def trained_student(tmp_path_factory, shared):
     return root / "model", root / "data"
 
 
+@pytest.fixture(autouse=True)
+def no_command_log_handler_outlives_its_test():
+    """A command run in-process (``main(["train", ...])``) installs its log handler on the root logger; removed
+    after each test so that a later test's library calls do not log into its captured stdout (with ``CI`` set,
+    transformers propagates its records to the root logger: the CI failure of stop 41)."""
+    import logging
+
+    from rdrec_hf.scripts import StandardStreamHandler
+
+    yield
+    root = logging.getLogger()
+    for handler in [handler for handler in root.handlers if isinstance(handler, StandardStreamHandler)]:
+        root.removeHandler(handler)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models are faster on one thread, and the machine's cores are shared (`usefixtures` in a module)."""
