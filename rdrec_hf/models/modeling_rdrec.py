@@ -268,7 +268,9 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
             output_token_rows: `[B]` bool, with `output_token_ids`: only these rows normalise over
                 `output_token_ids` (e.g. the ranking examples of a mixture); the others normalise over the whole
                 vocabulary (text targets), without `output_token_ids` when `other_rows_exclude_output_tokens`.
-                `logits` are then over the vocabulary, `[B, T, vocab_size]`. None: every row is restricted.
+                With `labels`, `logits` stay `[B, T, K]` (the text rows' vocabulary logits are computed at their
+                targets only, for the loss); without, they are over the vocabulary, `[B, T, vocab_size]`.
+                None: every row is restricted.
             output_token_log_q: `[K]`, with `output_token_ids` and `labels`: the loss of the restricted rows is a
                 sampled softmax (`sampled_softmax_loss`): column k is a shared negative with logit `z_k -
                 output_token_log_q[k]` (+inf: no negative, only the target of its own positions), a position's
@@ -324,29 +326,26 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         ).last_hidden_state
         if self.config.scale_decoder_outputs:
             hidden = hidden * (self.config.d_model**-0.5)
-        if output_token_rows is None:
-            # The rows as an embedding lookup: with sparse embedding gradients, a [K, D] gradient, not [V, D].
-            rows = nn.functional.embedding(output_token_ids, self.lm_head.weight, sparse=self.shared.sparse)
-            logits = hidden @ rows.T  # [B, T, K]
-            restricted_logits = logits
+        if output_token_rows is not None and labels is None:
+            logits = self.lm_head(hidden)  # [B, T, V]; with labels, the text rows' at their targets only (below)
         else:
-            logits = self.lm_head(hidden)  # [B, T, V]
-            restricted_logits = logits[..., output_token_ids]  # [B, T, K]
+            # The rows as an embedding lookup: with sparse embedding gradients, a [K, D] gradient, not [V, D].
+            output_rows = nn.functional.embedding(output_token_ids, self.lm_head.weight, sparse=self.shared.sparse)
+            logits = hidden @ output_rows.T  # [B, T, K]
         loss = token_losses = None
         if labels is not None:
-            rows = output_token_rows[:, None] if output_token_rows is not None else None
-            restricted = labels if rows is None else labels.masked_fill(~rows, -100)
+            ranking_rows = output_token_rows[:, None] if output_token_rows is not None else None
+            restricted = labels if ranking_rows is None else labels.masked_fill(~ranking_rows, -100)
             columns = restrict_labels(restricted, output_token_ids)
             if output_token_log_q is None:
-                token_losses = self._token_losses(restricted_logits, columns)
+                token_losses = self._token_losses(logits, columns)
             else:
-                token_losses = self._sampled_token_losses(restricted_logits, columns, output_token_log_q,
+                token_losses = self._sampled_token_losses(logits, columns, output_token_log_q,
                                                           output_token_target_log_q)
-            if rows is not None:  # the other rows: the vocabulary's softmax
-                other_logits = logits
-                if other_rows_exclude_output_tokens:
-                    other_logits = logits.index_fill(-1, output_token_ids, torch.finfo(logits.dtype).min)
-                token_losses = token_losses + self._token_losses(other_logits, labels.masked_fill(rows, -100))
+            if ranking_rows is not None:  # the other rows: the vocabulary's softmax
+                text_labels = labels.masked_fill(ranking_rows, -100)
+                token_losses = token_losses + self._vocabulary_token_losses(
+                    hidden, text_labels, output_token_ids if other_rows_exclude_output_tokens else None)
             loss = token_losses.sum() / (labels != -100).sum()  # the mean over the targets, as reduction="mean"
         return RDRecSeq2SeqLMOutput(
             loss=loss, logits=logits, encoder_last_hidden_state=encoder_outputs[0], token_losses=token_losses
@@ -363,6 +362,19 @@ class RDRecForConditionalGeneration(T5ForConditionalGeneration):
         losses = sampled_softmax_loss(positive, logits, target_log_q.to(logits.device)[safe],
                                       negative_log_q.to(logits.device), hits)
         return losses.masked_fill(ignored, 0.0)
+
+    def _vocabulary_token_losses(self, hidden: torch.Tensor, labels: torch.LongTensor,
+                                 excluded_token_ids: torch.LongTensor | None = None) -> torch.FloatTensor:
+        """`[B, T]` cross-entropy over the vocabulary (without `excluded_token_ids`) of each target of `labels`
+        (0 where it is -100), from the decoder states `hidden` `[B, T, D]`. The output layer runs at the targets
+        only: in a mixture most positions are padding or ranking rows, and the `[V]`-wide layer is most of a
+        step's work."""
+        targets = labels != -100  # [B, T]
+        logits = self.lm_head(hidden[targets])  # [N, V]
+        if excluded_token_ids is not None:
+            logits = logits.index_fill(-1, excluded_token_ids, torch.finfo(logits.dtype).min)
+        losses = nn.functional.cross_entropy(logits, labels[targets], reduction="none")
+        return torch.zeros(labels.shape, dtype=losses.dtype, device=losses.device).masked_scatter(targets, losses)
 
     @staticmethod
     def _token_losses(logits: torch.Tensor, labels: torch.LongTensor) -> torch.FloatTensor:

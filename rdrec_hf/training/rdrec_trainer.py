@@ -212,7 +212,7 @@ class RDRecTrainer(Seq2SeqTrainer):
             self._negative_probabilities = self._sampling_distribution(rec_data)
             self._negative_generator = torch.Generator().manual_seed(args.seed)
         # With text tasks in the mixture each row keeps its own softmax (ranking: the item tokens, text: the
-        # vocabulary) and the logits span the vocabulary; decided once, not by parsing the mixture every step.
+        # vocabulary); decided once, not by parsing the mixture every step.
         self._per_row_softmax = self._catalog_token_ids is not None and args.has_text_tasks
         if args.sparse_embedding_gradients:
             self._use_sparse_embedding_gradients()
@@ -347,12 +347,10 @@ class RDRecTrainer(Seq2SeqTrainer):
                 distilled = torch.isin(task_id, self._distilled_task_ids.to(task_id.device))
                 if sampling:  # over the step's negatives and each row's target
                     tokens = inputs["output_token_ids"]
-                    if self._per_row_softmax:  # vocabulary logits
-                        student_logits = student_logits[:, tokens]
                     subset = inputs["output_token_log_q"].isfinite()[None, :] | (tokens[None, :] == labels[:, :1])
                     distillation = self._distillation_loss(student_logits, history_items, distilled, tokens, subset)
                 else:
-                    if self._per_row_softmax or self._catalog_token_ids is None:  # vocabulary logits
+                    if self._catalog_token_ids is None:  # vocabulary logits
                         student_logits = student_logits[:, self._distilled_token_ids]
                     distillation = self._distillation_loss(student_logits, history_items, distilled)
             loss = (1 - weight) * loss + weight * distillation
