@@ -52,7 +52,9 @@ def probe(options: argparse.Namespace) -> dict:
     figures = summary(json.loads((root / "eval" / "metrics.json").read_text(encoding="utf-8")))
     ranking = {task: entry["model"] for task, entry in figures["ranking"].items()}
     return {"change": options.change, "train_overrides": options.train_overrides,
-            "distill_overrides": options.distill_overrides, **ranking, **figures["text"],
+            "distill_overrides": options.distill_overrides, "users": figures["ranking"]["sequential"]["users"],
+            "threads": os.environ.get("OMP_NUM_THREADS", "one per core"), "load": options.load,
+            **ranking, **figures["text"],
             "baselines": {name: values["ndcg@10"] for name, values in figures["ranking"]["sequential"].items()
                           if name not in ("users", "model")}}  # fmt: skip
 
@@ -61,8 +63,7 @@ def main(options: argparse.Namespace) -> None:
     row = probe(options)
     path = RESULTS_DIR / options.results
     results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"probes": []}
-    results.update(measured=f"{datetime.now(timezone.utc):%Y-%m-%d} UTC", load=options.load,
-                   threads=os.environ.get("OMP_NUM_THREADS", "one per core"))  # fmt: skip
+    results["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d} UTC"
     results["probes"] = [probe for probe in results["probes"] if probe["change"] != row["change"]] + [row]
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(row, indent=2))
@@ -76,7 +77,7 @@ def parse_args() -> argparse.Namespace:
                         help="options after `distill --config config_demo.yaml`: distil a dataset of the probe's own")
     parser.add_argument("--run-dir", required=True, help="the probe's folder (resumed when it exists)")
     parser.add_argument("--results", default="demo_text_probes.json", help="file under benchmarks/results/")
-    parser.add_argument("--load", default="two 1-thread jobs side by side", help="what else ran (recorded)")
+    parser.add_argument("--load", default="two 1-thread jobs side by side", help="what else ran while it trained")
     return parser.parse_args()
 
 

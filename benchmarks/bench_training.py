@@ -7,6 +7,8 @@ resident memory of the run (each preset in its own process, ``isolation.run_isol
 
     .venv/bin/python benchmarks/bench_training.py                         # tiny, mini, small; 2 threads
     .venv/bin/python benchmarks/bench_training.py --presets small t5-small --steps 6 --batch-size 32
+    .venv/bin/python benchmarks/bench_training.py --presets mini --task-mixture 1:1:1:1 --ranking-softmax catalog \
+        --dataset runs/demo/rationales                                   # the demo's mixture (after `make demo`)
 
 Weights are random (no pretrained T5 is reachable offline); step time does not depend on them.
 """
@@ -46,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--presets", nargs="+", default=["tiny", "mini", "small"], help="RDRecConfig size presets")
     parser.add_argument("--dataset", default="all_beauty", help="all_beauty, beauty, sports or a dataset folder")
     parser.add_argument("--task-mixture", default="1:1:0:1", help="explanation:sequential:rationale:top-N")
+    parser.add_argument("--ranking-softmax", default="vocabulary", choices=["vocabulary", "catalog"],
+                        help="catalog: ranking rows over the item tokens, text rows over the vocabulary (the demo's)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per preset (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps")
@@ -59,7 +63,7 @@ def time_preset(preset: str, options: argparse.Namespace, output_dir: str) -> di
     training_args = RDRecTrainingArguments(
         output_dir=output_dir, max_steps=options.warmup + options.steps, per_device_train_batch_size=options.batch_size,
         task_mixture=options.task_mixture, save_strategy="no", logging_steps=10**6, report_to="none", use_cpu=True,
-        disable_tqdm=True, seed=0,
+        disable_tqdm=True, seed=0, ranking_softmax=options.ranking_softmax,
     )
     trainer = build_trainer(ModelArguments(model_preset=preset), DataArguments(dataset=options.dataset), training_args)
     timer = StepTimer()
@@ -80,7 +84,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         rows = [run_isolated(time_preset, preset, options, output_dir) for preset in options.presets]
     print(f"machine: {platform.processor() or platform.machine()}, {options.threads} torch threads; "
-          f"dataset {options.dataset}, mixture {options.task_mixture}, batch {options.batch_size}, "
+          f"dataset {options.dataset}, mixture {options.task_mixture}, {options.ranking_softmax} softmax, "
+          f"batch {options.batch_size}, "
           f"median of {options.steps} steps after {options.warmup} warm-up")
     print("| preset | parameters | s / step | examples / s | ratio to first | one epoch | peak memory |")
     print("|---|---|---|---|---|---|---|")

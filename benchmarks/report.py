@@ -574,23 +574,48 @@ def demo(results: Results) -> str:
             f"{run['machine']}; measured {run['measured']}).")
 
 
+def probe_table(run: Mapping[str, Any], first_column: str) -> str:
+    """One trained and evaluated student per row (`bench_demo_probes.py`'s format): ranking and texts."""
+    rows = []
+    for probe in run["probes"]:
+        texts = [f"{probe[task]['bleu-4']:.1f} / {probe[task]['rouge-l']:.1f} / {probe[task]['distinct_share']:.2f}"
+                 if task in probe else "n/a" for task in ("explanation", "rationale")]
+        options = [f"`{probe['train_overrides']}`"] if probe["train_overrides"] else []
+        if probe.get("distill_overrides"):
+            options.append(f"distil with `{probe['distill_overrides']}`")
+        rows.append([probe["change"], "; ".join(options),
+                     metric(probe["sequential"]["hr@1"]), metric(probe["sequential"]["ndcg@10"]),
+                     metric(probe["topn"]["ndcg@10"]), *texts])
+    header = [first_column, "training options beside config_demo.yaml", "sequential HR@1", "sequential NDCG@10",
+              "top-N NDCG@10", "explanation BLEU-4 / ROUGE-L / distinct", "rationale BLEU-4 / ROUGE-L / distinct"]
+    return markdown_table(header, rows, "llrrrrr")
+
+
 @table("demo_probes", "demo_recipe_probes.json")
 def demo_probes(results: Results) -> str:
     """How the demo's recipe was found: one seed each, every test user, each row one change on the one above."""
     run = results["demo_recipe_probes.json"]
-    rows = []
-    for probe in run["probes"]:
-        texts = [f"{probe[task]['bleu-4']:.1f} / {probe[task]['rouge-l']:.1f}" if task in probe else "n/a"
-                 for task in ("explanation", "rationale")]
-        rows.append([probe["change"], f"`{probe['train_overrides']}`" if probe["train_overrides"] else "",
-                     metric(probe["sequential"]["hr@1"]), metric(probe["sequential"]["ndcg@10"]),
-                     metric(probe["topn"]["ndcg@10"]), *texts])
-    header = ["student", "training options beside config_demo.yaml", "sequential HR@1", "sequential NDCG@10",
-              "top-N NDCG@10", "explanation BLEU-4 / ROUGE-L", "rationale BLEU-4 / ROUGE-L"]
     baselines = ", ".join(f"{BASELINE_LABEL[name]} {metric(value)}" for name, value in run["baselines"].items())
-    return (f"{markdown_table(header, rows, 'llrrrrr')}\n\nSeed {run['seed']}, all {run['users']:,} test users, this "
+    return (f"{probe_table(run, 'student')}\n\nSeed {run['seed']}, all {run['users']:,} test users, this "
             f"project's protocol; sequential NDCG@10 of the baselines on the same users: {baselines}. "
             f"{run['measured']}. Each row: `{run['command']}`.")
+
+
+@table("demo_text_probes", "demo_text_probes.json", optional=True)
+def demo_text_probes(results: Results) -> str:
+    """The demo's recipe against its texts' bar: one change to config_demo.yaml per row, the demo's rationales."""
+    run = results["demo_text_probes.json"]
+    first = run["probes"][0]
+    baselines = ", ".join(f"{BASELINE_LABEL[name]} {metric(value)}" for name, value in first["baselines"].items())
+    conditions = sorted({f"torch threads {probe['threads']}, {probe['load']}" for probe in run["probes"]})
+    return (f"{probe_table(run, 'change to config_demo.yaml')}\n\nSeed 42, all {first['users']:,} test users, this "
+            f"project's protocol; sequential NDCG@10 of the baselines on the same users: {baselines}. Texts: nucleus "
+            f"sampling as the demo's report ({first['explanation']['examples']:,} explanations, "
+            f"{first['rationale']['examples']:,} rationales; the rationales of `runs/demo/rationales` unless the "
+            f"row distils its own). Measured "
+            f"{run['measured']}; {'; '.join(conditions)}. "
+            f"Each row: `.venv/bin/python benchmarks/bench_demo_probes.py --change CHANGE --train-overrides "
+            f"OVERRIDES [--distill-overrides OPTIONS] --run-dir DIR`.")
 
 
 RATIONALE_VARIANTS = {"all_tasks": "all four tasks (RDRec)", "no_rationale": "without rationale",

@@ -452,6 +452,8 @@ def test_catalog_softmax_with_text_tasks_normalises_each_row_over_its_own_tokens
         )  # fmt: skip
         torch.testing.assert_close(mixed.token_losses, expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(mixed.loss, expected.sum() / (labels != -100).sum(), atol=1e-5, rtol=1e-5)
+        # The logits are the item tokens' (the teacher's columns); the text rows' vocabulary logits stay internal.
+        torch.testing.assert_close(mixed.logits, full.logits[..., catalog])
     # A batch of text rows alone has no history column: the sequential loss weighting stays, with no teacher term.
     text_rows = [row for row in range(10) if not ranking[row]]
     text_batch = trainer.data_collator(trainer.train_dataset.__getitems__(text_rows))
