@@ -444,7 +444,7 @@ def rationale_finding(results: Results) -> str:
     low, high = difference["ci95"]
     variants = run["variants"]
     return (
-        f"- **Rationales** (All_Beauty, the demo's four-task student, seeds {join(variants['all_tasks']['seeds'])}, "
+        f"- **Rationales** (All_Beauty, the demo's four-task student at 1,000 steps before `distill_topn`, seeds {join(variants['all_tasks']['seeds'])}, "
         f"every test user, this project's protocol): sequential NDCG@10 {seeded(mean_std(variants['all_tasks']['sequential_ndcg@10']))} "
         f"with the rationale task, {seeded(mean_std(variants['no_rationale']['sequential_ndcg@10']))} without; the "
         f"paired difference {difference['mean']:+.4f} (95 % interval {low:+.4f} to {high:+.4f}): no effect at this "
@@ -568,8 +568,9 @@ def demo(results: Results) -> str:
     spread = mean_std(seeds["sequential_ndcg@10"])
     return (f"{markdown_table(header, rows, 'lrrrr')}\n\nAll {sequential['users']:,} test users, this project's "
             f"protocol, seed 42; the student's sequential NDCG@10 is {ratio_to_sasrec:.2f}x SASRec's. Over seeds "
-            f"{join(seeds['seeds'])} (one torch thread each, BENCHMARKS.md section 7) the recipe before `distill_topn` ranks {seeded(spread)} "
-            f"({spread['mean'] / sequential['sasrec']['ndcg@10']:.2f}x SASRec; per seed {per_seed(spread)}). Texts: {texts}. "
+            f"{join(seeds['seeds'])} (one torch thread each, BENCHMARKS.md section 7) the recipe at 1,000 steps, "
+            f"before `distill_topn`, ranks {seeded(spread)} ({spread['mean'] / sequential['sasrec']['ndcg@10']:.2f}x "
+            f"SASRec; per seed {per_seed(spread)}). Texts: {texts}. "
             f"`make demo` took {run['wall_minutes']:.1f} wall minutes ({run['train_minutes']:.1f} of training; "
             f"{run['machine']}; measured {run['measured']}).")
 

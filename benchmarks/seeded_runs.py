@@ -25,8 +25,8 @@ def train_and_evaluate(
     """`train --config train_config --output_dir folder --seeds ...` then `evaluate` of the same runs into
     ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both, ``train_overrides`` to training only.
     Returns the evaluation's mean / std per metric of each protocol the evaluation config runs,
-    ``{protocol: results}``. When the evaluation's metrics files exist the runs are not redone: they are read
-    back (resume)."""
+    ``{protocol: results}``. Resumes: an evaluation on disk of as many seeds is read back, and a seed whose run
+    finished (its ``train_results.json``) is not trained again, so an interrupted variant keeps its whole seeds."""
     seed_options = ["--seeds", *map(str, seeds)]
     eval_options = [
         "--config", eval_config, *overrides, "--model_name_or_path", str(folder), "--output_dir", str(folder / "eval"),
@@ -36,10 +36,21 @@ def train_and_evaluate(
     metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol)[0]
                      for protocol in eval_arguments[-1].protocols}
     if all(path.is_file() for path in metrics_files.values()):
-        return {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
-    train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder), *seed_options]
-    train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
+        found = {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
+        if all(evaluated_runs(results) == len(seeds) for results in found.values()):
+            return found
+    untrained = [seed for seed in seeds if not (seed_run_dir(folder, seed) / "train_results.json").is_file()]
+    if untrained:
+        train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder),
+                         "--seeds", *map(str, untrained)]  # fmt: skip
+        train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
     return evaluation_script.main(*eval_arguments)
+
+
+def evaluated_runs(results: dict) -> int:
+    """How many runs an evaluation's ``{task: {"model": {metric: {"values": [...]}}}}`` summarises."""
+    task = next(entry for entry in results.values() if isinstance(entry, dict) and "model" in entry)
+    return len(next(iter(task["model"].values()))["values"])
 
 
 def train_results(folder: Path, seeds: Sequence[int]) -> list[dict]:
