@@ -28,7 +28,7 @@ Texts are scored with BLEU-1/4, both ROUGE-1/2/L (rouge-score's and the referenc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
