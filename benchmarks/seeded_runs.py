@@ -13,6 +13,8 @@ from rdrec_hf.scripts import evaluation as evaluation_script
 from rdrec_hf.scripts import train as train_script
 from rdrec_hf.paths import seed_run_dir
 
+EVALUATED_SEEDS_FILE = "evaluated_seeds.json"  # beside an evaluation: the seeds it ranked, for a resumed run
+
 
 def train_and_evaluate(
     train_config: str,
@@ -35,22 +37,28 @@ def train_and_evaluate(
     eval_arguments = evaluation_script.make_parser().parse_args_and_config(eval_options)
     metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol)[0]
                      for protocol in eval_arguments[-1].protocols}
+    seeds_file = folder / "eval" / EVALUATED_SEEDS_FILE
     if all(path.is_file() for path in metrics_files.values()):
         found = {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
-        if all(evaluated_runs(results) == len(seeds) for results in found.values()):
+        if (json.loads(seeds_file.read_text(encoding="utf-8")) == list(seeds) if seeds_file.is_file()
+                else all(evaluated_runs(results) == len(seeds) for results in found.values())):  # an older run's
             return found
     untrained = [seed for seed in seeds if not (seed_run_dir(folder, seed) / "train_results.json").is_file()]
     if untrained:
         train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder),
                          "--seeds", *map(str, untrained)]  # fmt: skip
         train_script.main(*train_script.make_parser().parse_args_and_config(train_options))
-    return evaluation_script.main(*eval_arguments)
+    results = evaluation_script.main(*eval_arguments)
+    seeds_file.write_text(json.dumps(list(seeds)) + "\n")
+    return results
 
 
 def evaluated_runs(results: dict) -> int:
-    """How many runs an evaluation's ``{task: {"model": {metric: {"values": [...]}}}}`` summarises."""
+    """How many runs an evaluation summarises: ``{task: {"model": {metric: {"values": [...]}}}}``, or a single
+    run's plain ``{metric: value}``."""
     task = next(entry for entry in results.values() if isinstance(entry, dict) and "model" in entry)
-    return len(next(iter(task["model"].values()))["values"])
+    value = next(iter(task["model"].values()))
+    return len(value["values"]) if isinstance(value, dict) else 1
 
 
 def train_results(folder: Path, seeds: Sequence[int]) -> list[dict]:
