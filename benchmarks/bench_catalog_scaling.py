@@ -274,13 +274,15 @@ def sasrec_epoch_point(folder: str, negatives: int | None, options: argparse.Nam
 
 def sasrec_main(args: argparse.Namespace, output: Path) -> dict:
     """``sasrec_points`` of the results file: the SASRec start's epoch per catalog, full and sampled softmax."""
+    from rdrec_hf.data import training_history
     from rdrec_hf.training.memory import available_memory_bytes, sasrec_start_bytes
 
     result = json.loads(output.read_text(encoding="utf-8")) if output.is_file() else {"points": []}
     points = []
     for catalog in tqdm(args.catalogs, desc="SASRec epochs", unit="catalog"):
         folder = write_synthetic_p5(work_folder(args, catalog), catalog, args.users, args.zipf_per_user, args.seed)
-        lengths = [len(line.split()) - 3 for line in (folder / "sequential.txt").read_text().splitlines()]
+        lengths = [len(training_history(line.split()[1:]))  # a line: the user, then the items
+                   for line in (folder / "sequential.txt").read_text().splitlines()]
         full = sasrec_start_bytes(catalog, 64, lengths, None)
         for negatives in (None, args.negatives):
             if negatives is None and sum(full.values()) > available_memory_bytes(torch.device("cpu")) / 2:

@@ -26,7 +26,7 @@ from bench_demo import summary
 RECIPES = Path("recipes/all_beauty")  # run from the repository root, as `make demo`
 DEMO_DATASET = Path("runs/demo/rationales")
 RESULTS_DIR = Path(__file__).parent / "results"
-RDREC = [str(Path(".venv/bin/rdrec-hf"))]
+RDREC = ".venv/bin/rdrec-hf"
 
 
 def run(arguments: list[str]) -> None:
@@ -41,13 +41,13 @@ def probe(options: argparse.Namespace) -> dict:
     if options.distill_overrides:
         dataset = root / "rationales"
         if not dataset.exists():
-            run([*RDREC, "distill", "--config", str(RECIPES / "distill/config_demo.yaml"), "--save_path", str(dataset),
+            run([RDREC, "distill", "--config", str(RECIPES / "distill/config_demo.yaml"), "--save_path", str(dataset),
                  "--output_dir", str(root / "distill"), *shlex.split(options.distill_overrides)])  # fmt: skip
     if not (root / "model" / "model.safetensors").exists():
-        run([*RDREC, "train", "--config", str(RECIPES / "train/config_demo.yaml"), "--dataset", str(dataset),
+        run([RDREC, "train", "--config", str(RECIPES / "train/config_demo.yaml"), "--dataset", str(dataset),
              "--output_dir", str(root / "model"), *shlex.split(options.train_overrides)])  # fmt: skip
     if not (root / "eval" / "metrics.json").exists():
-        run([*RDREC, "evaluate", "--config", str(RECIPES / "evaluation/config_demo.yaml"), "--dataset", str(dataset),
+        run([RDREC, "evaluate", "--config", str(RECIPES / "evaluation/config_demo.yaml"), "--dataset", str(dataset),
              "--model_name_or_path", str(root / "model"), "--output_dir", str(root / "eval")])  # fmt: skip
     figures = summary(json.loads((root / "eval" / "metrics.json").read_text(encoding="utf-8")))
     ranking = {task: entry["model"] for task, entry in figures["ranking"].items()}

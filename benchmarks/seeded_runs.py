@@ -27,7 +27,7 @@ def train_and_evaluate(
     """`train --config train_config --output_dir folder --seeds ...` then `evaluate` of the same runs into
     ``folder/eval``; ``overrides`` (``--option value`` pairs) go to both, ``train_overrides`` to training only.
     Returns the evaluation's mean / std per metric of each protocol the evaluation config runs,
-    ``{protocol: results}``. Resumes: an evaluation on disk of as many seeds is read back, and a seed whose run
+    ``{protocol: results}``. Resumes: an evaluation on disk of the same seeds is read back, and a seed whose run
     finished (its ``train_results.json``) is not trained again, so an interrupted variant keeps its whole seeds."""
     seed_options = ["--seeds", *map(str, seeds)]
     eval_options = [
@@ -38,11 +38,8 @@ def train_and_evaluate(
     metrics_files = {protocol.value: folder / "eval" / protocol_files(protocol)[0]
                      for protocol in eval_arguments[-1].protocols}
     seeds_file = folder / "eval" / EVALUATED_SEEDS_FILE
-    if all(path.is_file() for path in metrics_files.values()):
-        found = {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
-        if (json.loads(seeds_file.read_text(encoding="utf-8")) == list(seeds) if seeds_file.is_file()
-                else all(evaluated_runs(results) == len(seeds) for results in found.values())):  # an older run's
-            return found
+    if seeds_file.is_file() and json.loads(seeds_file.read_text(encoding="utf-8")) == list(seeds):
+        return {protocol: json.loads(path.read_text(encoding="utf-8")) for protocol, path in metrics_files.items()}
     untrained = [seed for seed in seeds if not (seed_run_dir(folder, seed) / "train_results.json").is_file()]
     if untrained:
         train_options = ["--config", train_config, *overrides, *train_overrides, "--output_dir", str(folder),
@@ -51,14 +48,6 @@ def train_and_evaluate(
     results = evaluation_script.main(*eval_arguments)
     seeds_file.write_text(json.dumps(list(seeds)) + "\n")
     return results
-
-
-def evaluated_runs(results: dict) -> int:
-    """How many runs an evaluation summarises: ``{task: {"model": {metric: {"values": [...]}}}}``, or a single
-    run's plain ``{metric: value}``."""
-    task = next(entry for entry in results.values() if isinstance(entry, dict) and "model" in entry)
-    value = next(iter(task["model"].values()))
-    return len(value["values"]) if isinstance(value, dict) else 1
 
 
 def train_results(folder: Path, seeds: Sequence[int]) -> list[dict]:
